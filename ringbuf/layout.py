@@ -1,0 +1,99 @@
+"""Byte layout of a ring segment.
+
+The header is a run of 128-byte lines. Each line has exactly one writer, so a
+cursor update never shares a cache line (or an adjacent-line prefetch pair) with a
+counter that another process writes:
+
+    line 0  static description, written once at creation (+ crc32 of it)
+    line 1  write cursor                          producer
+    line 2  read cursor (committed)               consumer
+    line 3  producer state: commit slots, drops   producer
+    line 4  consumer sleep epoch (park flag)      consumer
+    line 5  consumer state: owner pid, stats      consumer
+
+Cursors are monotonically increasing byte positions; the index in the data area is
+`cursor & (capacity - 1)`. Records are `[u32 length][u16 type][u16 flags][payload]`
+padded to 8 bytes; type 0xFFFF marks the padding that skips to the start of the
+data area when a record would not fit before its end.
+"""
+
+import struct
+import zlib
+
+from ringbuf._core import (
+    COMMIT_SLOT_0,
+    COMMIT_SLOT_1,
+    CONSUMED,
+    CONSUMER_PID,
+    DROPPED,
+    HEADER_SIZE,
+    LINE,
+    PADDING_TYPE,
+    PRODUCER_PID,
+    READ_CURSOR,
+    RECORD_HEADER,
+    SLEEP_EPOCH,
+    WRITE_CURSOR,
+)
+
+MAGIC = 0x474D52494E470001  # "GMRING" + 0x0001
+LAYOUT_VERSION = 1
+ALIGN = 8
+MAX_TYPE = PADDING_TYPE - 1
+MIN_CAPACITY = 1024
+MAX_CAPACITY = 1 << 31
+
+# Line 0: static description.
+STATIC = struct.Struct("<QIIQIIQQQQ")
+STATIC_FIELDS = (
+    "magic",
+    "version",
+    "header_size",
+    "capacity",
+    "full_policy",
+    "flags",
+    "creator_pid",
+    "creator_start_ticks",
+    "created_ns",
+    "schema",
+)
+CHECKSUM_OFFSET = STATIC.size  # u32 crc32 of the static struct
+FLAG_DOORBELL = 1
+
+# The mutable lines' word offsets are defined once, in _core.c, and imported above.
+__all__ = [
+    "COMMIT_SLOT_0",
+    "COMMIT_SLOT_1",
+    "CONSUMED",
+    "CONSUMER_PID",
+    "DROPPED",
+    "HEADER_SIZE",
+    "LINE",
+    "PADDING_TYPE",
+    "PRODUCER_PID",
+    "READ_CURSOR",
+    "RECORD_HEADER",
+    "SLEEP_EPOCH",
+    "WRITE_CURSOR",
+]
+
+FULL_POLICIES = ("block", "drop")
+
+
+def record_size(payload_len: int) -> int:
+    """Bytes a record occupies in the data area, header and padding included."""
+    return (payload_len + RECORD_HEADER + ALIGN - 1) & ~(ALIGN - 1)
+
+
+def pack_static(fields: dict[str, int]) -> bytes:
+    """Serialize line 0 followed by its crc32."""
+    body = STATIC.pack(*(fields[name] for name in STATIC_FIELDS))
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def unpack_static(raw: bytes) -> tuple[dict[str, int], bool]:
+    """Parse line 0; the flag tells whether its crc32 matches."""
+    body = raw[: STATIC.size]
+    (stored_crc,) = struct.unpack_from("<I", raw, CHECKSUM_OFFSET)
+    values = STATIC.unpack(body)
+    return dict(zip(STATIC_FIELDS, values, strict=True)), stored_crc == zlib.crc32(body)

@@ -1,0 +1,76 @@
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ringbuf import list_segments, unlink_segment
+
+WORKER = Path(__file__).resolve().parent / "ring_worker.py"
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll `condition` until it holds; fail the test naming `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(0.001)
+
+
+@pytest.fixture
+def ring_name(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A unique ring name; any segment left under it is removed after the test."""
+    prefix = f"test-{uuid.uuid4().hex[:10]}"
+    yield prefix
+    for status in list_segments(prefix):
+        unlink_segment(status.name)
+
+
+class Worker:
+    """A ring_worker.py child process."""
+
+    def __init__(self, *args: str, pass_fds: tuple[int, ...] = ()) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(WORKER), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=pass_fds,
+            text=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def report(self, timeout_s: float = 120) -> dict[str, int]:
+        out, err = self.proc.communicate(timeout=timeout_s)
+        assert self.proc.returncode == 0, f"worker failed ({self.proc.returncode}): {err}"
+        return json.loads(out.strip().splitlines()[-1])
+
+    def kill9(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def exit_code(self, timeout_s: float = 60) -> int:
+        self.proc.communicate(timeout=timeout_s)
+        return self.proc.returncode
+
+
+@pytest.fixture
+def workers() -> Iterator[Callable[..., Worker]]:
+    started: list[Worker] = []
+
+    def start(*args: str, pass_fds: tuple[int, ...] = ()) -> Worker:
+        worker = Worker(*args, pass_fds=pass_fds)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        if worker.proc.poll() is None:
+            worker.kill9()
