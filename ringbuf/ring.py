@@ -233,6 +233,11 @@ class RingWriter(_RingEnd):
         return self._core.count
 
     @property
+    def consumer_parked(self) -> bool:
+        """True while the consumer sleeps on its doorbell."""
+        return bool(self._word(layout.SLEEP_EPOCH) & 1)
+
+    @property
     def pending(self) -> bool:
         """True when records were written with publish=False and not yet published."""
         return self._core.pos != self._core.published

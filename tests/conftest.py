@@ -1,7 +1,6 @@
 import json
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,15 +10,6 @@ import pytest
 from ringbuf import list_segments, unlink_segment
 
 WORKER = Path(__file__).resolve().parent / "ring_worker.py"
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Poll `condition` until it holds; fail the test naming `what` after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.001)
 
 
 @pytest.fixture
