@@ -39,6 +39,10 @@ class Codec:
         self._decoders: list[msgspec.msgpack.Decoder[Any] | None] = [None]
         self._decoders += [msgspec.msgpack.Decoder(cls) for cls in self.types]
         self.schema = _fingerprint(self.types)
+        # For RingReader.poll_decode: index = record type id, value = bound decode.
+        self.decode_table: tuple[Callable[[memoryview], Any] | None, ...] = (None,) + tuple(
+            decoder.decode for decoder in self._decoders[1:]  # type: ignore[union-attr]
+        )
 
     @classmethod
     def from_union(cls, union: Any) -> "Codec":

@@ -19,6 +19,7 @@ from ringbuf.errors import (
     RingSchemaMismatch,
     RingSizeMismatch,
     RingVersionMismatch,
+    UnknownRecordType,
 )
 from ringbuf.ring import RingReader, RingWriter, create_ring, destroy_ring
 from ringbuf.segment import RingInfo, Segment, read_info, unlink_segment
@@ -45,6 +46,7 @@ __all__ = [
     "RingWriter",
     "Segment",
     "SpinWait",
+    "UnknownRecordType",
     "WaitStrategy",
     "create_ring",
     "destroy_ring",

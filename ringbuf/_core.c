@@ -19,7 +19,9 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sched.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct {
@@ -223,6 +225,9 @@ static PyTypeObject SharedWordsType = {
 
 static PyObject *RingCorrupted;  /* ringbuf.errors.RingCorrupted */
 static PyObject *RecordTooLarge; /* ringbuf.errors.RecordTooLarge */
+static PyObject *UnknownRecordType; /* ringbuf.errors.UnknownRecordType */
+static PyObject *RingFull;       /* ringbuf.errors.RingFull */
+static PyObject *RingClosed;     /* ringbuf.errors.RingClosed */
 static PyObject *release_name;   /* interned "release" */
 
 #define WORD(base, offset) ((uint64_t *)((char *)(base) + (offset)))
@@ -231,6 +236,24 @@ static inline uint64_t
 record_size(uint64_t length)
 {
     return (length + RECORD_HEADER + 7) & ~(uint64_t)7;
+}
+
+static inline void
+cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static uint64_t
+monotonic_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 }
 
 /* Shared by both cores: hold the whole mapping and check its geometry. */
@@ -270,6 +293,8 @@ typedef struct {
     uint64_t signaled_epoch;
     int next_slot;
     int fence;             /* seq_cst publish + doorbell (rings that can park) */
+    int block_on_full;     /* full policy: 1 = block (backpressure), 0 = drop */
+    int blocked;           /* a write is waiting with the GIL released */
     int doorbell_fd;
 } WriterCore;
 
@@ -277,12 +302,13 @@ static int
 writer_init(WriterCore *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"buffer", "capacity", "pos", "count", "next_slot",
-                             "dropped", "doorbell_fd", NULL};
+                             "dropped", "doorbell_fd", "block_on_full", NULL};
     PyObject *obj;
     unsigned long long capacity, pos, count, dropped;
-    int next_slot, doorbell_fd;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OKKKiKi", kwlist, &obj, &capacity, &pos,
-                                     &count, &next_slot, &dropped, &doorbell_fd))
+    int next_slot, doorbell_fd, block_on_full;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OKKKiKip", kwlist, &obj, &capacity, &pos,
+                                     &count, &next_slot, &dropped, &doorbell_fd,
+                                     &block_on_full))
         return -1;
     if (self->has_view) {
         PyErr_SetString(PyExc_RuntimeError, "WriterCore is already initialised");
@@ -304,6 +330,8 @@ writer_init(WriterCore *self, PyObject *args, PyObject *kwds)
     self->next_slot = next_slot & 1;
     self->doorbell_fd = doorbell_fd;
     self->fence = doorbell_fd >= 0;
+    self->block_on_full = block_on_full;
+    self->blocked = 0;
     return 0;
 }
 
@@ -379,87 +407,194 @@ writer_publish_now(WriterCore *self)
     return 0;
 }
 
+/* A record to append: parsed arguments of try_write/write, payload held. */
+typedef struct {
+    uint64_t type_id;
+    const char *src;
+    uint64_t length;
+    Py_buffer buffer;
+    int has_buffer;
+    int publish;
+    double timeout_s;  /* < 0: wait forever */
+} Record;
+
+static void
+record_release(Record *record)
+{
+    if (record->has_buffer)
+        PyBuffer_Release(&record->buffer);
+}
+
+/* Parse (type_id, payload, publish=True[, timeout_s=None]); -1 with an error set. */
+static int
+parse_record(WriterCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+              int with_timeout, Record *record)
+{
+    static const char *const names[] = {"type_id", "payload", "publish", "timeout_s"};
+    PyObject *values[4] = {NULL, NULL, NULL, NULL};
+    Py_ssize_t max_args = with_timeout ? 4 : 3;
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    if (nargs > max_args)
+        goto usage;
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        values[i] = args[i];
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, k);
+        Py_ssize_t slot = -1;
+        for (Py_ssize_t i = 0; i < max_args; i++) {
+            if (PyUnicode_CompareWithASCIIString(key, names[i]) == 0)
+                slot = i;
+        }
+        if (slot < 0 || values[slot] != NULL)
+            goto usage;
+        values[slot] = args[nargs + k];
+    }
+    if (values[0] == NULL || values[1] == NULL)
+        goto usage;
+    if (!self->has_view) {
+        PyErr_SetString(RingClosed, "ring end is closed");
+        return -1;
+    }
+    long type_id = PyLong_AsLong(values[0]);
+    if (type_id == -1 && PyErr_Occurred())
+        return -1;
+    if (type_id < 0 || type_id >= (long)PADDING_TYPE) {
+        PyErr_Format(PyExc_ValueError, "type id %ld outside 0..%u", type_id, PADDING_TYPE - 1);
+        return -1;
+    }
+    record->type_id = (uint64_t)type_id;
+    record->publish = values[2] == NULL ? 1 : PyObject_IsTrue(values[2]);
+    if (record->publish < 0)
+        return -1;
+    record->timeout_s = -1.0;
+    if (values[3] != NULL && values[3] != Py_None) {
+        record->timeout_s = PyFloat_AsDouble(values[3]);
+        if (record->timeout_s == -1.0 && PyErr_Occurred())
+            return -1;
+    }
+    record->has_buffer = 0;
+    if (PyBytes_CheckExact(values[1])) {
+        record->src = PyBytes_AS_STRING(values[1]);
+        record->length = (uint64_t)PyBytes_GET_SIZE(values[1]);
+    } else {
+        if (PyObject_GetBuffer(values[1], &record->buffer, PyBUF_C_CONTIGUOUS) < 0)
+            return -1;
+        record->has_buffer = 1;
+        record->src = record->buffer.buf;
+        record->length = (uint64_t)record->buffer.len;
+    }
+    if (record->length > self->max_payload) {
+        PyErr_Format(RecordTooLarge,
+                     "record of %llu bytes exceeds the largest payload of %llu bytes "
+                     "a ring of capacity %llu can hold",
+                     (unsigned long long)record->length, (unsigned long long)self->max_payload,
+                     (unsigned long long)self->capacity);
+        record_release(record);
+        return -1;
+    }
+    return 0;
+usage:
+    PyErr_SetString(PyExc_TypeError, with_timeout
+                                         ? "write(type_id, payload, publish=True, timeout_s=None)"
+                                         : "try_write(type_id, payload, publish=True)");
+    return -1;
+}
+
 static PyObject *
 writer_try_write(WriterCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
-    PyObject *publish_obj = nargs == 3 ? args[2] : NULL;
-    if (nkw == 1 && nargs == 2 &&
-        PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "publish") == 0) {
-        publish_obj = args[2];
-    } else if (nkw != 0 || nargs < 2 || nargs > 3) {
-        PyErr_SetString(PyExc_TypeError, "try_write(type_id, payload, publish=True)");
+    Record record;
+    if (parse_record(self, args, nargs, kwnames, 0, &record) < 0)
         return NULL;
-    }
-    if (!self->has_view) {
-        PyErr_SetString(PyExc_ValueError, "ring end is closed");
-        return NULL;
-    }
-    long type_id = PyLong_AsLong(args[0]);
-    if (type_id == -1 && PyErr_Occurred())
-        return NULL;
-    if (type_id < 0 || type_id >= (long)PADDING_TYPE) {
-        PyErr_Format(PyExc_ValueError, "type id %ld outside 0..%u", type_id, PADDING_TYPE - 1);
-        return NULL;
-    }
-    int publish = publish_obj == NULL ? 1 : PyObject_IsTrue(publish_obj);
-    if (publish < 0)
-        return NULL;
-    const char *src;
-    Py_ssize_t length;
-    Py_buffer payload;
-    int has_payload = 0;
-    if (PyBytes_CheckExact(args[1])) {
-        src = PyBytes_AS_STRING(args[1]);
-        length = PyBytes_GET_SIZE(args[1]);
-    } else {
-        if (PyObject_GetBuffer(args[1], &payload, PyBUF_C_CONTIGUOUS) < 0)
-            return NULL;
-        has_payload = 1;
-        src = payload.buf;
-        length = payload.len;
-    }
-    int appended;
-    if ((uint64_t)length > self->max_payload) {
-        PyErr_Format(RecordTooLarge,
-                     "record of %zd bytes exceeds the largest payload of %llu bytes "
-                     "a ring of capacity %llu can hold",
-                     length, (unsigned long long)self->max_payload,
-                     (unsigned long long)self->capacity);
-        appended = -1;
-    } else {
-        appended = writer_append(self, (uint64_t)type_id, src, (uint64_t)length);
-    }
-    if (has_payload)
-        PyBuffer_Release(&payload);
+    int appended = writer_append(self, record.type_id, record.src, record.length);
+    record_release(&record);
     if (appended < 0)
         return NULL;
-    if (appended && publish && writer_publish_now(self) < 0)
+    if (appended && record.publish && writer_publish_now(self) < 0)
         return NULL;
     return PyBool_FromLong(appended);
+}
+
+static double
+monotonic_s(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+}
+
+/* Wait for room under the block policy: spin, then yield, then sleep with the
+ * GIL released, doubling the pause from 20 us to 1 ms. 1 = appended. */
+static int
+writer_wait_for_room(WriterCore *self, Record *record)
+{
+    double deadline = record->timeout_s < 0 ? -1.0 : monotonic_s() + record->timeout_s;
+    long pause_ns = 20000;
+    for (unsigned spins = 0;; spins++) {
+        int appended = writer_append(self, record->type_id, record->src, record->length);
+        if (appended != 0)
+            return appended;
+        if (spins < 200)
+            continue;
+        if (deadline >= 0 && monotonic_s() > deadline) {
+            PyErr_Format(RingFull, "the consumer freed no room for %llu bytes in %.3g s",
+                         (unsigned long long)record->length, record->timeout_s);
+            return -1;
+        }
+        if (spins < 400) {
+            sched_yield();
+            continue;
+        }
+        struct timespec pause = {0, pause_ns};
+        self->blocked = 1;
+        Py_BEGIN_ALLOW_THREADS
+        nanosleep(&pause, NULL);
+        Py_END_ALLOW_THREADS
+        self->blocked = 0;
+        pause_ns = pause_ns * 2 > 1000000 ? 1000000 : pause_ns * 2;
+        if (PyErr_CheckSignals() < 0)
+            return -1;
+    }
+}
+
+static PyObject *
+writer_write(WriterCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    Record record;
+    if (parse_record(self, args, nargs, kwnames, 1, &record) < 0)
+        return NULL;
+    int appended = writer_append(self, record.type_id, record.src, record.length);
+    if (appended == 0 && !self->block_on_full) {
+        self->dropped++;
+        __atomic_store_n(WORD(self->base, DROPPED), self->dropped, __ATOMIC_RELAXED);
+        record_release(&record);
+        Py_RETURN_FALSE;
+    }
+    if (appended == 0) {
+        /* Let the consumer see what is already written, or it may never make room. */
+        if (writer_publish_now(self) < 0) {
+            record_release(&record);
+            return NULL;
+        }
+        appended = writer_wait_for_room(self, &record);
+    }
+    record_release(&record);
+    if (appended < 0)
+        return NULL;
+    if (record.publish && writer_publish_now(self) < 0)
+        return NULL;
+    Py_RETURN_TRUE;
 }
 
 static PyObject *
 writer_publish(WriterCore *self, PyObject *Py_UNUSED(ignored))
 {
     if (!self->has_view) {
-        PyErr_SetString(PyExc_ValueError, "ring end is closed");
+        PyErr_SetString(RingClosed, "ring end is closed");
         return NULL;
     }
     if (writer_publish_now(self) < 0)
         return NULL;
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-writer_count_drop(WriterCore *self, PyObject *Py_UNUSED(ignored))
-{
-    if (!self->has_view) {
-        PyErr_SetString(PyExc_ValueError, "ring end is closed");
-        return NULL;
-    }
-    self->dropped++;
-    __atomic_store_n(WORD(self->base, DROPPED), self->dropped, __ATOMIC_RELAXED);
     Py_RETURN_NONE;
 }
 
@@ -477,6 +612,10 @@ core_release(PyObject *obj, Py_buffer *view, int *has_view)
 static PyObject *
 writer_release(WriterCore *self, PyObject *Py_UNUSED(ignored))
 {
+    if (self->blocked) {
+        PyErr_SetString(PyExc_BufferError, "a write is blocked on this ring end");
+        return NULL;
+    }
     return core_release((PyObject *)self, &self->view, &self->has_view);
 }
 
@@ -491,8 +630,9 @@ static PyMethodDef writer_methods[] = {
      "try_write(type_id, payload, publish=True) -> bool: append a record, False when full."},
     {"publish", (PyCFunction)writer_publish, METH_NOARGS,
      "publish(): make every written record visible and wake a parked consumer."},
-    {"count_drop", (PyCFunction)writer_count_drop, METH_NOARGS,
-     "count_drop(): add one to the ring's dropped-record counter."},
+    {"write", (PyCFunction)(void (*)(void))writer_write, METH_FASTCALL | METH_KEYWORDS,
+     "write(type_id, payload, publish=True, timeout_s=None) -> bool: append under the"
+     " ring's full policy: drop (False, counted) or block (raises RingFull on timeout)."},
     {"release", (PyCFunction)writer_release, METH_NOARGS, "release(): drop the mapping."},
     {NULL, NULL, 0, NULL},
 };
@@ -522,6 +662,66 @@ static PyTypeObject WriterCoreType = {
     .tp_getset = writer_getset,
 };
 
+/* ----------------------------------------------------------- PayloadView -- */
+
+/* A read-only buffer over one record, reused record after record by poll_decode:
+ * it saves allocating and releasing a memoryview per message. It is valid only
+ * while the decoder runs; afterwards any attempt to read it raises. */
+typedef struct {
+    PyObject_HEAD
+    char *buf;
+    Py_ssize_t len;
+    Py_ssize_t exports;
+    int valid;
+} PayloadView;
+
+static int
+payload_getbuffer(PayloadView *self, Py_buffer *view, int flags)
+{
+    if (!self->valid) {
+        view->obj = NULL;
+        PyErr_SetString(PyExc_ValueError,
+                        "ring payload used after its handler returned: decode or copy it "
+                        "inside the call");
+        return -1;
+    }
+    if (PyBuffer_FillInfo(view, (PyObject *)self, self->buf, self->len, 1, flags) < 0)
+        return -1;
+    self->exports++;
+    return 0;
+}
+
+static void
+payload_releasebuffer(PayloadView *self, Py_buffer *Py_UNUSED(view))
+{
+    self->exports--;
+}
+
+static Py_ssize_t
+payload_length(PayloadView *self)
+{
+    return self->valid ? self->len : 0;
+}
+
+static PyBufferProcs payload_as_buffer = {
+    (getbufferproc)payload_getbuffer,
+    (releasebufferproc)payload_releasebuffer,
+};
+
+static PySequenceMethods payload_as_sequence = {
+    .sq_length = (lenfunc)payload_length,
+};
+
+static PyTypeObject PayloadViewType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ringbuf._core.PayloadView",
+    .tp_basicsize = sizeof(PayloadView),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Read-only view of one ring record, valid only while it is being decoded.",
+    .tp_as_buffer = &payload_as_buffer,
+    .tp_as_sequence = &payload_as_sequence,
+};
+
 /* ------------------------------------------------------------ ReaderCore -- */
 
 typedef struct {
@@ -535,6 +735,7 @@ typedef struct {
     uint64_t max_payload;
     uint64_t pos;        /* next record to hand out == committed read cursor */
     uint64_t consumed;   /* records committed since the ring was created */
+    PayloadView *spare;  /* reused by poll_decode while nobody else holds it */
 } ReaderCore;
 
 static int
@@ -560,12 +761,14 @@ reader_init(ReaderCore *self, PyObject *args, PyObject *kwds)
     self->max_payload = capacity / 2 - RECORD_HEADER;
     self->pos = pos;
     self->consumed = consumed;
+    self->spare = NULL;
     return 0;
 }
 
 static void
 reader_dealloc(ReaderCore *self)
 {
+    Py_CLEAR(self->spare);
     if (self->has_view)
         PyBuffer_Release(&self->view);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -617,26 +820,100 @@ deliver(PyObject *handler, uint64_t type_id, char *payload, uint64_t length)
     return result;
 }
 
-static PyObject *
-reader_poll(ReaderCore *self, PyObject *const *args, Py_ssize_t nargs)
+/* Add a PEP 678 note to the pending exception saying which record caused it. */
+static void
+note_record(const char *stage, uint64_t type_id, uint64_t length, uint64_t pos)
 {
-    if (nargs < 1 || nargs > 2) {
-        PyErr_SetString(PyExc_TypeError, "poll(handler, limit=256)");
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value != NULL) {
+        PyObject *note = PyUnicode_FromFormat(
+            "while %s ring record type %llu (%llu bytes) at position %llu", stage,
+            (unsigned long long)type_id, (unsigned long long)length, (unsigned long long)pos);
+        if (note != NULL) {
+            PyObject *added = PyObject_CallMethod(value, "add_note", "O", note);
+            Py_XDECREF(added);
+            Py_DECREF(note);
+            if (added == NULL)
+                PyErr_Clear();
+        }
+    }
+    PyErr_Restore(type, value, tb);
+}
+
+/* Decode with decoders[type_id] (a callable taking the payload buffer), then hand
+ * the message to the handler. */
+static PyObject *
+decode_and_deliver(ReaderCore *self, PyObject *decoders, PyObject *handler, uint64_t type_id,
+                   char *payload, uint64_t length, uint64_t pos)
+{
+    PyObject *decode = (Py_ssize_t)type_id < PyTuple_GET_SIZE(decoders)
+                           ? PyTuple_GET_ITEM(decoders, (Py_ssize_t)type_id)
+                           : Py_None;
+    if (decode == Py_None) {
+        PyErr_Format(UnknownRecordType, "ring record type %llu at position %llu has no decoder",
+                     (unsigned long long)type_id, (unsigned long long)pos);
         return NULL;
     }
-    if (!self->has_view) {
-        PyErr_SetString(PyExc_ValueError, "ring end is closed");
-        return NULL;
-    }
-    Py_ssize_t limit = 256;
-    if (nargs == 2) {
-        limit = PyLong_AsSsize_t(args[1]);
-        if (limit == -1 && PyErr_Occurred())
+    if (self->spare == NULL) {
+        self->spare = PyObject_New(PayloadView, &PayloadViewType);
+        if (self->spare == NULL)
             return NULL;
+        self->spare->exports = 0;
     }
-    PyObject *handler = args[0];
-    uint64_t write = __atomic_load_n(WORD(self->base, WRITE_CURSOR), __ATOMIC_ACQUIRE);
+    PayloadView *view = self->spare;
+    view->buf = payload;
+    view->len = (Py_ssize_t)length;
+    view->valid = 1;
+    PyObject *msg = PyObject_CallOneArg(decode, (PyObject *)view);
+    view->valid = 0;
+    if (view->exports != 0 || Py_REFCNT(view) != 1) {
+        /* The decoder kept the payload (e.g. a msgspec.Raw field): it would read bytes
+         * the producer overwrites. Give the view up and refuse the message. */
+        Py_CLEAR(self->spare);
+        Py_XDECREF(msg);
+        PyErr_SetString(PyExc_BufferError,
+                        "the decoded message keeps a reference to ring memory; decode into "
+                        "types that own their data");
+        note_record("decoding", type_id, length, pos);
+        return NULL;
+    }
+    if (msg == NULL) {
+        note_record("decoding", type_id, length, pos);
+        return NULL;
+    }
+    PyObject *result = PyObject_CallOneArg(handler, msg);
+    Py_DECREF(msg);
+    if (result == NULL)
+        note_record("handling", type_id, length, pos);
+    return result;
+}
+
+/* The consumer's batch loop. With decoders == NULL the handler gets
+ * (type_id, payload view); otherwise it gets the decoded message. */
+static PyObject *
+reader_drain(ReaderCore *self, PyObject *decoders, PyObject *handler, Py_ssize_t limit,
+             long long spin_ns)
+{
+    if (!self->has_view) {
+        PyErr_SetString(RingClosed, "ring end is closed");
+        return NULL;
+    }
+    uint64_t *write_cursor = WORD(self->base, WRITE_CURSOR);
+    uint64_t write = __atomic_load_n(write_cursor, __ATOMIC_ACQUIRE);
     uint64_t pos = self->pos;
+    if (write == pos && spin_ns > 0) {
+        /* Busy-poll here rather than in Python: the record is handled the moment
+         * it lands, without a round trip through the interpreter. */
+        uint64_t deadline = monotonic_ns() + (uint64_t)spin_ns;
+        for (unsigned spins = 1; write == pos; spins++) {
+            cpu_relax();
+            if ((spins & 63) == 0 && monotonic_ns() >= deadline)
+                break;
+            write = __atomic_load_n(write_cursor, __ATOMIC_ACQUIRE);
+        }
+    }
     if (write == pos)
         return PyLong_FromLong(0);
     if (write < pos || write - pos > self->capacity || (write & 7) != 0) {
@@ -670,7 +947,11 @@ reader_poll(ReaderCore *self, PyObject *const *args, Py_ssize_t nargs)
             failed = 1;
             break;
         }
-        PyObject *result = deliver(handler, type_id, self->data + index + RECORD_HEADER, length);
+        char *payload = self->data + index + RECORD_HEADER;
+        PyObject *result = decoders == NULL
+                               ? deliver(handler, type_id, payload, length)
+                               : decode_and_deliver(self, decoders, handler, type_id, payload,
+                                                    length, pos);
         if (result == NULL) {
             failed = 1;
             break;
@@ -685,11 +966,60 @@ reader_poll(ReaderCore *self, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromUnsignedLongLong(handled);
 }
 
+/* Optional trailing (limit=256, spin_ns=0) arguments starting at args[index]. */
+static int
+parse_drain_options(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t index,
+                    Py_ssize_t *limit, long long *spin_ns)
+{
+    *limit = 256;
+    *spin_ns = 0;
+    if (nargs > index) {
+        *limit = PyLong_AsSsize_t(args[index]);
+        if (*limit == -1 && PyErr_Occurred())
+            return -1;
+    }
+    if (nargs > index + 1) {
+        *spin_ns = PyLong_AsLongLong(args[index + 1]);
+        if (*spin_ns == -1 && PyErr_Occurred())
+            return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+reader_poll(ReaderCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t limit;
+    long long spin_ns;
+    if (nargs < 1 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "poll(handler, limit=256, spin_ns=0)");
+        return NULL;
+    }
+    if (parse_drain_options(args, nargs, 1, &limit, &spin_ns) < 0)
+        return NULL;
+    return reader_drain(self, NULL, args[0], limit, spin_ns);
+}
+
+static PyObject *
+reader_poll_decode(ReaderCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t limit;
+    long long spin_ns;
+    if (nargs < 2 || nargs > 4 || !PyTuple_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "poll_decode(decoders: tuple, handler, limit=256, spin_ns=0)");
+        return NULL;
+    }
+    if (parse_drain_options(args, nargs, 2, &limit, &spin_ns) < 0)
+        return NULL;
+    return reader_drain(self, args[0], args[1], limit, spin_ns);
+}
+
 static PyObject *
 reader_available(ReaderCore *self, PyObject *Py_UNUSED(ignored))
 {
     if (!self->has_view) {
-        PyErr_SetString(PyExc_ValueError, "ring end is closed");
+        PyErr_SetString(RingClosed, "ring end is closed");
         return NULL;
     }
     uint64_t write = __atomic_load_n(WORD(self->base, WRITE_CURSOR), __ATOMIC_ACQUIRE);
@@ -710,8 +1040,12 @@ reader_get_u64(ReaderCore *self, void *offset)
 
 static PyMethodDef reader_methods[] = {
     {"poll", (PyCFunction)(void (*)(void))reader_poll, METH_FASTCALL,
-     "poll(handler, limit=256) -> int: hand up to limit records to handler(type_id, view),"
-     " then commit the ones handled."},
+     "poll(handler, limit=256, spin_ns=0) -> int: hand up to limit records to"
+     " handler(type_id, view), then commit the ones handled; with nothing to read, busy-poll"
+     " up to spin_ns first."},
+    {"poll_decode", (PyCFunction)(void (*)(void))reader_poll_decode, METH_FASTCALL,
+     "poll_decode(decoders, handler, limit=256, spin_ns=0) -> int: like poll, but"
+     " decoders[type_id] turns each payload into a message and handler(message) is called."},
     {"available", (PyCFunction)reader_available, METH_NOARGS,
      "available() -> bool: records are published past the read position."},
     {"release", (PyCFunction)reader_release, METH_NOARGS, "release(): drop the mapping."},
@@ -739,11 +1073,66 @@ static PyTypeObject ReaderCoreType = {
     .tp_getset = reader_getset,
 };
 
+/* ------------------------------------------------------------- spinning -- */
+
+#define MAX_SPIN_READERS 64
+
+/* spin_until_available(readers, budget_ns) -> bool: busy-poll the write cursors of
+ * up to 64 ReaderCores in C; True as soon as one has records, False after budget. */
+static PyObject *
+spin_until_available(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyTuple_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "spin_until_available(readers: tuple, budget_ns)");
+        return NULL;
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(args[0]);
+    if (count > MAX_SPIN_READERS) {
+        PyErr_Format(PyExc_ValueError, "at most %d readers", MAX_SPIN_READERS);
+        return NULL;
+    }
+    long long budget_ns = PyLong_AsLongLong(args[1]);
+    if (budget_ns == -1 && PyErr_Occurred())
+        return NULL;
+    uint64_t *cursors[MAX_SPIN_READERS];
+    uint64_t positions[MAX_SPIN_READERS];
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyTuple_GET_ITEM(args[0], i);
+        if (!PyObject_TypeCheck(item, &ReaderCoreType)) {
+            PyErr_SetString(PyExc_TypeError, "spin_until_available takes ReaderCore objects");
+            return NULL;
+        }
+        ReaderCore *reader = (ReaderCore *)item;
+        if (!reader->has_view) {
+            PyErr_SetString(RingClosed, "ring end is closed");
+            return NULL;
+        }
+        cursors[i] = WORD(reader->base, WRITE_CURSOR);
+        positions[i] = reader->pos;
+    }
+    uint64_t deadline = monotonic_ns() + (uint64_t)(budget_ns > 0 ? budget_ns : 0);
+    for (unsigned spins = 0;; spins++) {
+        for (Py_ssize_t i = 0; i < count; i++) {
+            if (__atomic_load_n(cursors[i], __ATOMIC_ACQUIRE) != positions[i])
+                Py_RETURN_TRUE;
+        }
+        if ((spins & 63) == 0 && monotonic_ns() >= deadline)
+            Py_RETURN_FALSE;
+        cpu_relax();
+    }
+}
+
+static PyMethodDef module_functions[] = {
+    {"spin_until_available", (PyCFunction)(void (*)(void))spin_until_available, METH_FASTCALL,
+     "spin_until_available(readers, budget_ns) -> bool"},
+    {NULL, NULL, 0, NULL},
+};
+
 /* ---------------------------------------------------------------- module -- */
 
 static struct PyModuleDef core_module = {
     PyModuleDef_HEAD_INIT, "_core",
-    "The ring buffer's per-record path and shared-memory atomics.", -1, NULL,
+    "The ring buffer's per-record path and shared-memory atomics.", -1, module_functions,
 };
 
 static int
@@ -767,8 +1156,12 @@ PyInit__core(void)
         return NULL;
     RingCorrupted = PyObject_GetAttrString(errors, "RingCorrupted");
     RecordTooLarge = PyObject_GetAttrString(errors, "RecordTooLarge");
+    UnknownRecordType = PyObject_GetAttrString(errors, "UnknownRecordType");
+    RingFull = PyObject_GetAttrString(errors, "RingFull");
+    RingClosed = PyObject_GetAttrString(errors, "RingClosed");
     Py_DECREF(errors);
-    if (RingCorrupted == NULL || RecordTooLarge == NULL)
+    if (RingCorrupted == NULL || RecordTooLarge == NULL || UnknownRecordType == NULL ||
+        RingFull == NULL || RingClosed == NULL)
         return NULL;
     release_name = PyUnicode_InternFromString("release");
     if (release_name == NULL)
@@ -776,6 +1169,8 @@ PyInit__core(void)
     PyObject *m = PyModule_Create(&core_module);
     if (m == NULL)
         return NULL;
+    if (PyType_Ready(&PayloadViewType) < 0)
+        goto fail;
     if (add_type(m, &SharedWordsType, "SharedWords") < 0 ||
         add_type(m, &WriterCoreType, "WriterCore") < 0 ||
         add_type(m, &ReaderCoreType, "ReaderCore") < 0)

@@ -37,6 +37,10 @@ class RecordTooLarge(RingError, ValueError):
     """A record can never fit in the ring, whatever the consumer does."""
 
 
+class UnknownRecordType(RingError, LookupError):
+    """A record's type id has no decoder in the consumer's table."""
+
+
 class RingFull(RingError):
     """A blocking write timed out waiting for the consumer to free space."""
 

@@ -14,7 +14,6 @@ the write cursor; no consumer reads them and the next producer overwrites them.
 """
 
 import os
-import time
 from collections.abc import Callable
 
 from ringbuf import layout
@@ -23,9 +22,7 @@ from ringbuf.doorbell import Doorbell
 from ringbuf.errors import (
     DoorbellMissing,
     RingBusy,
-    RingClosed,
     RingCorrupted,
-    RingFull,
 )
 from ringbuf.procs import holder_alive, identity_word
 from ringbuf.segment import RingInfo, Segment
@@ -190,13 +187,14 @@ class RingWriter(_RingEnd):
                 next_slot,
                 self._word(layout.DROPPED),
                 doorbell.fd if doorbell is not None and self.info.doorbell else -1,
+                self.info.full_policy == "block",
             )
         except BaseException:
             super().close()
             raise
-        self._block_on_full = self.info.full_policy == "block"
         # Bind the C methods over the documented Python ones: saves a frame per record.
         self.try_write = self._core.try_write  # type: ignore[method-assign]
+        self.write = self._core.write  # type: ignore[method-assign]
         self.publish = self._core.publish  # type: ignore[method-assign]
 
     def _recover_count(self, write: int) -> tuple[int, int]:
@@ -254,35 +252,20 @@ class RingWriter(_RingEnd):
         """Make every record written so far visible to the consumer, then wake it."""
         self._core.publish()
 
-    def write(self, type_id: int, payload: Payload, timeout_s: float | None = None) -> bool:
-        """Append and publish under the ring's full policy.
+    def write(
+        self,
+        type_id: int,
+        payload: Payload,
+        publish: bool = True,
+        timeout_s: float | None = None,
+    ) -> bool:
+        """Append (and publish) under the ring's full policy.
 
         `drop`: returns False and counts the drop when the ring is full.
-        `block`: waits for the consumer (spin, then yield, then short sleeps);
-        raises RingFull if `timeout_s` passes first.
+        `block`: waits for the consumer (spin, yield, then sleeps of 20 us doubling
+        to 1 ms with the GIL released); raises RingFull if `timeout_s` passes first.
         """
-        if self.try_write(type_id, payload):
-            return True
-        if not self._block_on_full:
-            self._core.count_drop()
-            return False
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        pause = 0.0
-        spins = 0
-        while not self.try_write(type_id, payload):
-            if self.closed:
-                raise RingClosed(f"ring {self.name!r} closed while blocked on a full ring")
-            spins += 1
-            if spins < 200:
-                continue
-            if deadline is not None and time.monotonic() > deadline:
-                raise RingFull(f"ring {self.name!r}: consumer freed no space in {timeout_s}s")
-            if spins < 400:
-                os.sched_yield()
-                continue
-            pause = min(max(pause * 2, 20e-6), 1e-3)
-            time.sleep(pause)
-        return True
+        return self._core.write(type_id, payload, publish, timeout_s)
 
 
 class RingReader(_RingEnd):
@@ -312,6 +295,7 @@ class RingReader(_RingEnd):
         self._words.store_seq_cst(layout.SLEEP_EPOCH, self._epoch)
         # Bind the C methods over the documented Python ones: saves a frame per call.
         self.poll = self._core.poll  # type: ignore[method-assign]
+        self.poll_decode = self._core.poll_decode  # type: ignore[method-assign]
         self.available = self._core.available  # type: ignore[method-assign]
 
     def _release_core(self) -> None:
@@ -323,15 +307,37 @@ class RingReader(_RingEnd):
     def doorbell(self) -> Doorbell | None:
         return self._doorbell
 
-    def poll(self, handler: Handler, limit: int = 256) -> int:
+    @property
+    def core(self) -> ReaderCore:
+        """The C consumer core (for wait strategies that spin in C)."""
+        return self._core
+
+    def poll(self, handler: Handler, limit: int = 256, spin_ns: int = 0) -> int:
         """Hand up to `limit` records to `handler(type_id, payload)`, then commit them.
 
+        With nothing to read, busy-poll in C for up to `spin_ns` first: a consumer
+        that owns a core handles a record the moment it lands.
         The payload is a zero-copy view that is released when the handler returns:
         decode or copy it inside the call. If the handler raises, the records
         before the failing one are committed and the error propagates; the
         failing record is delivered again to whoever reads next.
         """
-        return self._core.poll(handler, limit)
+        return self._core.poll(handler, limit, spin_ns)
+
+    def poll_decode(
+        self,
+        decoders: tuple[Callable[[memoryview], object] | None, ...],
+        handler: Callable[[object], object],
+        limit: int = 256,
+        spin_ns: int = 0,
+    ) -> int:
+        """Like `poll`, but `decoders[type_id](payload)` builds each message in C and
+        `handler(message)` receives it: one Python frame less per record.
+
+        A type id without a decoder raises UnknownRecordType; a decode or handler
+        error carries a note naming the record's type, size and position.
+        """
+        return self._core.poll_decode(decoders, handler, limit, spin_ns)
 
     def available(self) -> bool:
         """True when records past the read position are published."""

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
+from ringbuf._core import ReaderCore, spin_until_available
 from ringbuf.doorbell import Doorbell
 from ringbuf.errors import DoorbellMissing
 from ringbuf.ring import RingReader
@@ -27,15 +28,15 @@ def _any_available(readers: Sequence[RingReader]) -> bool:
     return any(reader.available() for reader in readers)
 
 
+def _cores(readers: Sequence[RingReader]) -> tuple[ReaderCore, ...]:
+    if len(readers) == 1:
+        return (readers[0].core,)
+    return tuple(reader.core for reader in readers)
+
+
 def _spin_until(readers: Sequence[RingReader], budget_s: float) -> bool:
-    """Busy-poll for at most `budget_s`; True as soon as a ring has records."""
-    deadline = time.perf_counter() + budget_s
-    while True:
-        for reader in readers:
-            if reader.available():
-                return True
-        if time.perf_counter() > deadline:
-            return False
+    """Busy-poll (in C) for at most `budget_s`; True as soon as a ring has records."""
+    return spin_until_available(_cores(readers), int(budget_s * 1e9))
 
 
 class WaitStrategy(Protocol):
