@@ -1,0 +1,20 @@
+"""The benchmark suite: `grandmodel bench [SUITE ...]`.
+
+Each suite is a module with `main(argv) -> int` that prints a table, writes
+bench/results/<suite>.json and returns 1 when one of its budgets is broken.
+"""
+
+import importlib
+
+SUITES = {
+    "ring": "bench.ring",
+}
+
+
+def run_suites(names: list[str], extra_args: list[str]) -> int:
+    """Run the named suites (all when empty); the worst exit status wins."""
+    status = 0
+    for name in names or list(SUITES):
+        module = importlib.import_module(SUITES[name])
+        status = max(status, module.main(extra_args))
+    return status

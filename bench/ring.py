@@ -103,9 +103,7 @@ class RingTransport(Transport):
     def setup(self) -> None:
         self.ring_name = f"bench-ring-{os.getpid()}-{self.name}"
         self.doorbell = Doorbell.create() if self.park else None
-        self.segment = create_ring(
-            self.ring_name, RING_CAPACITY, doorbell=self.park, replace=True
-        )
+        self.segment = create_ring(self.ring_name, RING_CAPACITY, doorbell=self.park, replace=True)
 
     def teardown(self) -> None:
         destroy_ring(self.segment)
@@ -359,9 +357,7 @@ def measure_throughput(transport: RingTransport, count: int, batch: int) -> floa
     transport.setup()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            _run_pair(
-                transport, _throughput_consumer, _throughput_producer, (batch,), count, tmp
-            )
+            _run_pair(transport, _throughput_consumer, _throughput_producer, (batch,), count, tmp)
             with np.load(os.path.join(tmp, "c.npz")) as got:
                 return float(got["span_ns"]) / 1e9
     finally:

@@ -36,12 +36,15 @@ class Codec:
         self.types: tuple[type[msgspec.Struct], ...] = tuple(types)
         self._ids = {cls: i for i, cls in enumerate(self.types, start=1)}
         self._encoder = msgspec.msgpack.Encoder()
-        self._decoders: list[msgspec.msgpack.Decoder[Any] | None] = [None]
-        self._decoders += [msgspec.msgpack.Decoder(cls) for cls in self.types]
+        self._decoders: list[msgspec.msgpack.Decoder[Any] | None] = [
+            None,
+            *(msgspec.msgpack.Decoder(cls) for cls in self.types),
+        ]
         self.schema = _fingerprint(self.types)
         # For RingReader.poll_decode: index = record type id, value = bound decode.
-        self.decode_table: tuple[Callable[[memoryview], Any] | None, ...] = (None,) + tuple(
-            decoder.decode for decoder in self._decoders[1:]  # type: ignore[union-attr]
+        self.decode_table: tuple[Callable[[memoryview], Any] | None, ...] = (
+            None,
+            *(decoder.decode for decoder in self._decoders[1:]),  # type: ignore[union-attr]
         )
 
     @classmethod

@@ -1,7 +1,5 @@
 """Process identity that survives pid reuse: (pid, start time in clock ticks)."""
 
-import os
-
 
 def start_ticks(pid: int) -> int | None:
     """Start time of `pid` in clock ticks since boot, or None if it does not exist."""

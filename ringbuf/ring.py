@@ -13,6 +13,7 @@ A producer that dies between writing a payload and publishing it leaves bytes pa
 the write cursor; no consumer reads them and the next producer overwrites them.
 """
 
+import contextlib
 import os
 from collections.abc import Callable
 
@@ -46,12 +47,10 @@ def create_ring(
 def destroy_ring(segment: Segment) -> None:
     """Unlink and unmap a ring this process created."""
     segment.unlink()
-    try:
+    # If another object in this process still views the mapping, the name is gone
+    # anyway and the memory is returned when that view is collected.
+    with contextlib.suppress(BufferError):
         segment.close()
-    except BufferError:
-        # Another object in this process still views the mapping; the name is gone
-        # and the memory is returned when that view is collected.
-        pass
 
 
 # Ends held by this process, so a second claim from the same process is refused too

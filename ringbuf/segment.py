@@ -72,7 +72,9 @@ class Segment:
     ) -> "Segment":
         _check_capacity(capacity)
         if full_policy not in layout.FULL_POLICIES:
-            raise ValueError(f"full_policy must be one of {layout.FULL_POLICIES}, not {full_policy!r}")
+            raise ValueError(
+                f"full_policy must be one of {layout.FULL_POLICIES}, not {full_policy!r}"
+            )
         path = segment_path(name)
         if replace:
             unlink_segment(name)
@@ -107,9 +109,7 @@ class Segment:
         return cls(name, path, mapping, _info(name, fields))
 
     @classmethod
-    def attach(
-        cls, name: str, capacity: int | None = None, schema: int | None = None
-    ) -> "Segment":
+    def attach(cls, name: str, capacity: int | None = None, schema: int | None = None) -> "Segment":
         path = segment_path(name)
         try:
             fd = os.open(path, os.O_RDWR)
@@ -160,8 +160,10 @@ def read_info(name: str) -> RingInfo:
 
 
 def _check_capacity(capacity: int) -> None:
-    if not isinstance(capacity, int) or capacity & (capacity - 1) or not (
-        layout.MIN_CAPACITY <= capacity <= layout.MAX_CAPACITY
+    if (
+        not isinstance(capacity, int)
+        or capacity & (capacity - 1)
+        or not (layout.MIN_CAPACITY <= capacity <= layout.MAX_CAPACITY)
     ):
         raise ValueError(
             f"capacity must be a power of two between {layout.MIN_CAPACITY} and "

@@ -77,7 +77,7 @@ class SpinWait:
 
 
 class BackoffWait:
-    """Spin `spin_s`, yield `yields` times, then sleep from `min_sleep_s` doubling to `max_sleep_s`."""
+    """Spin `spin_s`, yield `yields` times, then sleep `min_sleep_s` doubling to `max_sleep_s`."""
 
     name = "backoff"
 

@@ -16,9 +16,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from streamcheck import check_record, make_record  # noqa: E402
+from streamcheck import check_record, make_record
 
-from ringbuf import Doorbell, RingReader, RingWriter, make_wait_strategy  # noqa: E402
+from ringbuf import Doorbell, RingReader, RingWriter, make_wait_strategy
 
 STREAM_TYPE = 7
 

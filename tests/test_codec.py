@@ -32,9 +32,10 @@ def test_union_round_trips_through_a_ring(ring_name):
     segment = create_ring(ring_name, 4096, schema=codec.schema)
     sent = [Tick(1, 10, 4150.25, 3), Note(2, "hello", ["a"]), Tick(3, 11, 4150.5, 1)]
     got = []
-    with RingWriter(ring_name, schema=codec.schema) as writer, RingReader(
-        ring_name, schema=codec.schema
-    ) as reader:
+    with (
+        RingWriter(ring_name, schema=codec.schema) as writer,
+        RingReader(ring_name, schema=codec.schema) as reader,
+    ):
         for msg in sent:
             writer.try_write(*codec.encode(msg))
         reader.poll(codec.handler(got.append))

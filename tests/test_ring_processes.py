@@ -38,8 +38,9 @@ def assert_exactly_once(store: np.ndarray, count: int) -> None:
 def test_million_messages_between_processes(ring_name, workers, marks):
     segment = create_ring(ring_name, 1 << 16)
     path, store = marks(MILLION)
-    consumer = workers("consume", "--ring", ring_name, "--marks", path, "--until", str(MILLION),
-                       "--wait", "spin")
+    consumer = workers(
+        "consume", "--ring", ring_name, "--marks", path, "--until", str(MILLION), "--wait", "spin"
+    )
     producer = workers("produce", "--ring", ring_name, "--count", str(MILLION))
     assert producer.report()["next_seq"] == MILLION + 1
     report = consumer.report()
@@ -53,12 +54,35 @@ def test_million_messages_to_a_parked_consumer(ring_name, workers, marks):
     doorbell = Doorbell.create()
     path, store = marks(MILLION)
     fd = str(doorbell.fd)
-    consumer = workers("consume", "--ring", ring_name, "--marks", path, "--until", str(MILLION),
-                       "--wait", "park", "--doorbell-fd", fd, pass_fds=(doorbell.fd,))
+    consumer = workers(
+        "consume",
+        "--ring",
+        ring_name,
+        "--marks",
+        path,
+        "--until",
+        str(MILLION),
+        "--wait",
+        "park",
+        "--doorbell-fd",
+        fd,
+        pass_fds=(doorbell.fd,),
+    )
     # Bursts with pauses: the consumer drains, parks on the eventfd, and must be woken.
-    producer = workers("produce", "--ring", ring_name, "--count", str(MILLION),
-                       "--burst", "997", "--pause-us", "300", "--doorbell-fd", fd,
-                       pass_fds=(doorbell.fd,))
+    producer = workers(
+        "produce",
+        "--ring",
+        ring_name,
+        "--count",
+        str(MILLION),
+        "--burst",
+        "997",
+        "--pause-us",
+        "300",
+        "--doorbell-fd",
+        fd,
+        pass_fds=(doorbell.fd,),
+    )
     producer.report()
     report = consumer.report()
     assert report["last"] == MILLION and report["dupes"] == 0
@@ -72,8 +96,17 @@ def test_slow_consumer_blocks_the_producer_without_loss(ring_name, workers, mark
     count = 200_000
     segment = create_ring(ring_name, 4096, full_policy="block")
     path, store = marks(count)
-    consumer = workers("consume", "--ring", ring_name, "--marks", path, "--until", str(count),
-                       "--slow-every", "5000")
+    consumer = workers(
+        "consume",
+        "--ring",
+        ring_name,
+        "--marks",
+        path,
+        "--until",
+        str(count),
+        "--slow-every",
+        "5000",
+    )
     producer = workers("produce", "--ring", ring_name, "--count", str(count))
     assert producer.report()["dropped"] == 0
     assert consumer.report()["last"] == count
@@ -85,8 +118,17 @@ def test_slow_consumer_under_drop_policy_counts_every_drop(ring_name, workers, m
     count = 200_000
     segment = create_ring(ring_name, 4096, full_policy="drop")
     path, store = marks(count)
-    consumer = workers("consume", "--ring", ring_name, "--marks", path, "--until", str(count),
-                       "--slow-every", "5000")
+    consumer = workers(
+        "consume",
+        "--ring",
+        ring_name,
+        "--marks",
+        path,
+        "--until",
+        str(count),
+        "--slow-every",
+        "5000",
+    )
     producer = workers("produce", "--ring", ring_name, "--count", str(count))
     produced = producer.report()
     # The last message may itself be dropped: stop the consumer by its mark count instead.
@@ -112,8 +154,9 @@ def test_consumer_killed_mid_stream_resumes_without_loss_or_double_handling(
     rng = random.Random(7)
     kills = 0
     while True:
-        consumer = workers("consume", "--ring", ring_name, "--marks", path,
-                           "--until", str(count), "--batch", "64")
+        consumer = workers(
+            "consume", "--ring", ring_name, "--marks", path, "--until", str(count), "--batch", "64"
+        )
         if kills == 5:
             break
         before = int(np.count_nonzero(store))
@@ -136,8 +179,9 @@ def test_producer_killed_between_payload_and_publish(ring_name, workers, marks):
     segment = create_ring(ring_name, 1 << 16)
     path, store = marks(count)
     consumer = workers("consume", "--ring", ring_name, "--marks", path, "--until", str(count))
-    first = workers("produce", "--ring", ring_name, "--count", str(count // 2),
-                    "--die-unpublished", "40")
+    first = workers(
+        "produce", "--ring", ring_name, "--count", str(count // 2), "--die-unpublished", "40"
+    )
     assert first.exit_code() == -signal.SIGKILL
     # Everything published before the death is delivered; the 40 unpublished records never are.
     wait_until(lambda: int(np.count_nonzero(store)) == count // 2, 60, "first half")

@@ -107,8 +107,19 @@ def test_async_wait_under_uvloop_across_processes(ring_name, workers, strategy, 
                 await wait.wait_async([reader])
 
     async def main() -> None:
-        producer = workers("produce", "--ring", ring_name, "--count", str(count),
-                           "--burst", "500", "--pause-us", "2000", *extra, pass_fds=fds)
+        producer = workers(
+            "produce",
+            "--ring",
+            ring_name,
+            "--count",
+            str(count),
+            "--burst",
+            "500",
+            "--pause-us",
+            "2000",
+            *extra,
+            pass_fds=fds,
+        )
         await asyncio.wait_for(asyncio.gather(consume(), other_task()), timeout=120)
         producer.report()
 
