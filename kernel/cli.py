@@ -2,8 +2,12 @@
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from bench import SUITES, run_suites
+
+if TYPE_CHECKING:
+    from config.schema import SystemConfig
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -13,6 +17,83 @@ def _bench(args: argparse.Namespace) -> int:
     if args.no_enforce:
         options.append("--no-enforce")
     return run_suites(args.suites, options)
+
+
+def _load(args: argparse.Namespace) -> "SystemConfig":
+    from config.loader import load_config
+
+    return load_config(args.config)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import uvloop
+
+    from config.loader import ConfigError
+    from kernel.logs import setup_logging
+    from kernel.system import AlreadyRunning, System
+
+    try:
+        config = _load(args)
+    except ConfigError as error:
+        print(f"grandmodel: invalid configuration: {error}", file=sys.stderr)
+        return 2
+    setup_logging("supervisor", config.logging.level, config.logging.file)
+    try:
+        return uvloop.run(System(config).run(args.duration))
+    except AlreadyRunning as error:
+        print(f"grandmodel: {error}", file=sys.stderr)
+        return 1
+
+
+def _status(args: argparse.Namespace) -> int:
+    import orjson
+
+    from config.loader import ConfigError
+    from kernel.health import HealthTable
+
+    if args.name is None:
+        try:
+            args.name = _load(args).name
+        except ConfigError as error:
+            print(f"grandmodel: invalid configuration: {error}", file=sys.stderr)
+            return 2
+    try:
+        table = HealthTable.attach(args.name)
+    except FileNotFoundError as error:
+        print(f"grandmodel: {error}", file=sys.stderr)
+        return 1
+    rows = table.snapshot()
+    table.close()
+    if args.json:
+        print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    print(
+        f"{'actor':<16}{'node':<12}{'state':<11}{'pid':>8} {'cores':<8}{'restarts':>9}"
+        f"{'hb_age_s':>10}{'in':>11}{'out':>11}{'depth_B':>10}  last_error"
+    )
+    for row in rows:
+        age = "-" if row["heartbeat_age_s"] is None else f"{row['heartbeat_age_s']:.3f}"
+        cores = ",".join(map(str, row["cores"])) or "-"
+        print(
+            f"{row['actor']:<16}{row['node']:<12}{row['state']:<11}{row['pid']:>8} "
+            f"{cores:<8}{row['restarts']:>9}{age:>10}{row['msgs_in']:>11}{row['msgs_out']:>11}"
+            f"{row['ring_depth_bytes']:>10}  {row['last_error']}"
+        )
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    import msgspec
+
+    from config.loader import ConfigError
+
+    try:
+        config = _load(args)
+    except ConfigError as error:
+        print(f"grandmodel: invalid configuration: {error}", file=sys.stderr)
+        return 2
+    print(msgspec.json.format(msgspec.json.encode(config).decode(), indent=2))
+    return 0
 
 
 def _segments(args: argparse.Namespace) -> int:
@@ -36,6 +117,21 @@ def build_parser() -> argparse.ArgumentParser:
         prog="grandmodel", description="GrandModel: a supervised low-latency trading engine."
     )
     commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="start the supervised system and keep it running")
+    run.add_argument("--config", help="TOML file (default: the shipped config/default.toml)")
+    run.add_argument("--duration", type=float, help="stop cleanly after this many seconds")
+    run.set_defaults(handler=_run)
+
+    status = commands.add_parser("status", help="print the health table of a running system")
+    status.add_argument("--config", help="the running system's TOML file (for its name)")
+    status.add_argument("--name", help="the running system's name")
+    status.add_argument("--json", action="store_true", help="JSON instead of a table")
+    status.set_defaults(handler=_status)
+
+    check = commands.add_parser("config", help="validate a config and print it resolved")
+    check.add_argument("--config", help="TOML file (default: the shipped config/default.toml)")
+    check.set_defaults(handler=_config)
 
     bench = commands.add_parser("bench", help="run benchmark suites (all when none is named)")
     bench.add_argument("suites", nargs="*", metavar="SUITE", help=f"any of {sorted(SUITES)}")

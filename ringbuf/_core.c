@@ -1016,6 +1016,35 @@ reader_poll_decode(ReaderCore *self, PyObject *const *args, Py_ssize_t nargs)
 }
 
 static PyObject *
+reader_peek(ReaderCore *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!self->has_view) {
+        PyErr_SetString(RingClosed, "ring end is closed");
+        return NULL;
+    }
+    uint64_t write = __atomic_load_n(WORD(self->base, WRITE_CURSOR), __ATOMIC_ACQUIRE);
+    uint64_t pos = self->pos;
+    while (pos != write) {
+        uint64_t index = pos & self->mask;
+        uint64_t header = __atomic_load_n(WORD(self->data, index), __ATOMIC_RELAXED);
+        uint64_t length = header & LENGTH_MASK;
+        uint64_t type_id = (header >> 32) & 0xFFFF;
+        if (type_id == PADDING_TYPE) {
+            pos += self->capacity - index;
+            continue;
+        }
+        if (length > self->max_payload || index + record_size(length) > self->capacity) {
+            PyErr_Format(RingCorrupted, "record at %llu claims %llu bytes",
+                         (unsigned long long)pos, (unsigned long long)length);
+            return NULL;
+        }
+        return Py_BuildValue("(Ky#)", (unsigned long long)type_id,
+                             self->data + index + RECORD_HEADER, (Py_ssize_t)length);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
 reader_available(ReaderCore *self, PyObject *Py_UNUSED(ignored))
 {
     if (!self->has_view) {
@@ -1046,6 +1075,8 @@ static PyMethodDef reader_methods[] = {
     {"poll_decode", (PyCFunction)(void (*)(void))reader_poll_decode, METH_FASTCALL,
      "poll_decode(decoders, handler, limit=256, spin_ns=0) -> int: like poll, but"
      " decoders[type_id] turns each payload into a message and handler(message) is called."},
+    {"peek", (PyCFunction)reader_peek, METH_NOARGS,
+     "peek() -> (type_id, bytes) | None: a copy of the next unhandled record."},
     {"available", (PyCFunction)reader_available, METH_NOARGS,
      "available() -> bool: records are published past the read position."},
     {"release", (PyCFunction)reader_release, METH_NOARGS, "release(): drop the mapping."},

@@ -342,6 +342,10 @@ class RingReader(_RingEnd):
         """True when records past the read position are published."""
         return self._core.available()
 
+    def peek(self) -> tuple[int, bytes] | None:
+        """A copy of the next unhandled record (e.g. to log the one a handler choked on)."""
+        return self._core.peek()
+
     def prepare_park(self) -> bool:
         """Announce that this consumer is about to sleep on its doorbell.
 

@@ -1,0 +1,156 @@
+"""Incremental OHLCV bars with ATR(14) and 5-bar momentum, from ticks in market time.
+
+Buckets: a tick at market time t (ns since the epoch) belongs to the bar of timeframe T
+starting at floor(t / T) * T, so boundaries are aligned to the epoch (and so to UTC
+midnight for every T dividing a day). A bar closes, and is returned, when the first tick
+of a later bucket arrives; a bucket without ticks (a night, a halt) yields no bar.
+When one tick closes several timeframes, the bars come in the order of `timeframes`.
+
+Per closed bar, with C_{t-1} the previous bar's close:
+- true range TR_t = max(H_t - L_t, |H_t - C_{t-1}|, |L_t - C_{t-1}|); the first bar has no
+  previous close, so TR_1 = H_1 - L_1;
+- ATR(14), Wilder smoothing: ATR_14 = mean(TR_1..TR_14), then
+  ATR_t = (13 * ATR_{t-1} + TR_t) / 14; NaN for the first 13 bars;
+- momentum_5 = (C_t - C_{t-5}) / C_{t-5} * 100; NaN for the first 5 bars.
+
+Ticks must come in non-decreasing market time; an older tick (a replay overlap) is
+dropped and counted in `late_ticks`.
+"""
+
+import math
+from collections import deque
+from collections.abc import Sequence
+
+from actors.messages import Bar, Tick
+
+ATR_PERIOD = 14
+MOMENTUM_BARS = 5
+NS_PER_S = 1_000_000_000
+_NO_BARS: tuple[Bar, ...] = ()
+
+
+class _Frame:
+    """The bar in progress and the indicator state of one timeframe."""
+
+    __slots__ = (
+        "atr",
+        "bars",
+        "bucket",
+        "close",
+        "closes",
+        "high",
+        "low",
+        "open",
+        "prev_close",
+        "tick_count",
+        "timeframe_ns",
+        "timeframe_s",
+        "tr_sum",
+        "volume",
+    )
+
+    def __init__(self, timeframe_s: int) -> None:
+        self.timeframe_s = timeframe_s
+        self.timeframe_ns = timeframe_s * NS_PER_S
+        self.bucket = -1  # start of the bar in progress / timeframe_ns; -1 before any tick
+        self.open = self.high = self.low = self.close = math.nan
+        self.volume = 0
+        self.tick_count = 0
+        self.bars = 0  # bars closed so far
+        self.prev_close = math.nan
+        self.tr_sum = 0.0  # sum of the first ATR_PERIOD - 1 true ranges (the ATR seed)
+        self.atr = math.nan
+        self.closes: deque[float] = deque(maxlen=MOMENTUM_BARS + 1)
+
+    def start(self, bucket: int, price: float, size: int) -> None:
+        self.bucket = bucket
+        self.open = self.high = self.low = self.close = price
+        self.volume = size
+        self.tick_count = 1
+
+    def close_bar(self, symbol: str, origin_ns: int) -> Bar:
+        """Finish the bar in progress: update ATR and momentum, return the Bar."""
+        high, low, close = self.high, self.low, self.close
+        prev = self.prev_close
+        if prev != prev:  # NaN: the first bar
+            true_range = high - low
+        else:
+            true_range = max(high - low, abs(high - prev), abs(low - prev))
+        self.bars += 1
+        if self.bars < ATR_PERIOD:
+            self.tr_sum += true_range
+        elif self.bars == ATR_PERIOD:
+            self.atr = (self.tr_sum + true_range) / ATR_PERIOD
+        else:
+            self.atr = ((ATR_PERIOD - 1) * self.atr + true_range) / ATR_PERIOD
+        self.prev_close = close
+        closes = self.closes
+        closes.append(close)
+        if len(closes) > MOMENTUM_BARS:
+            momentum = (close - closes[0]) / closes[0] * 100.0
+        else:
+            momentum = math.nan
+        start_ns = self.bucket * self.timeframe_ns
+        return Bar(
+            symbol=symbol,
+            timeframe_s=self.timeframe_s,
+            start_ns=start_ns,
+            end_ns=start_ns + self.timeframe_ns,
+            open=self.open,
+            high=high,
+            low=low,
+            close=close,
+            volume=self.volume,
+            atr=self.atr,
+            momentum_5=momentum,
+            ticks=self.tick_count,
+            origin_ns=origin_ns,
+        )
+
+
+class BarBuilder:
+    """Bars of several timeframes for one symbol, updated tick by tick."""
+
+    def __init__(self, symbol: str, timeframes: Sequence[int] = (300, 1800)) -> None:
+        if not timeframes or any(tf <= 0 for tf in timeframes):
+            raise ValueError(f"timeframes must be positive seconds, got {list(timeframes)}")
+        if len(set(timeframes)) != len(timeframes):
+            raise ValueError(f"a timeframe appears twice in {list(timeframes)}")
+        self.symbol = symbol
+        self._frames = tuple(_Frame(tf) for tf in timeframes)
+        self._last_ns = -1
+        self.late_ticks = 0
+
+    def on_tick(self, tick: Tick) -> Sequence[Bar]:
+        """Add a tick; return the bars it closed (usually none).
+
+        Each closed bar's `origin_ns` is the tick's, so the path that the bar starts can
+        be traced back to the tick.
+        """
+        event_ns = tick.event_ns
+        if event_ns < self._last_ns:
+            self.late_ticks += 1
+            return _NO_BARS
+        self._last_ns = event_ns
+        price = tick.price
+        size = tick.size
+        closed: list[Bar] | None = None
+        for frame in self._frames:
+            bucket = event_ns // frame.timeframe_ns
+            if bucket == frame.bucket:
+                if price > frame.high:
+                    frame.high = price
+                elif price < frame.low:
+                    frame.low = price
+                frame.close = price
+                frame.volume += size
+                frame.tick_count += 1
+                continue
+            if frame.bucket >= 0:
+                bar = frame.close_bar(self.symbol, tick.origin_ns)
+                if closed is None:
+                    closed = [bar]
+                else:
+                    closed.append(bar)
+            frame.start(bucket, price, size)
+        return _NO_BARS if closed is None else closed

@@ -1,0 +1,141 @@
+"""`grandmodel run`: bring a configured system up, keep it up, bring it down.
+
+Order of start: remove stale segments of a crashed run of the same name, create
+the health table, the rings and the doorbells, start the zygote, start the
+supervisor tree. The run ends on SIGINT/SIGTERM, after `--duration`, or when the
+root supervisor fails; then the tree stops in reverse order, the zygote exits
+and every segment is unlinked. Exit status: 0 clean stop, 1 root failure.
+"""
+
+import asyncio
+import logging
+import signal
+import time
+
+from config.loader import import_object
+from config.schema import SystemConfig
+from kernel.codec import Codec
+from kernel.health import HealthTable
+from kernel.logs import log_event
+from kernel.supervisor import SupervisorFailed, SupervisorTree
+from kernel.topology import Topology
+from kernel.zygote_client import ZygoteClient, ZygoteError
+from ringbuf import Doorbell, Segment, create_ring, destroy_ring, remove_stale
+
+log = logging.getLogger("kernel.system")
+
+
+class AlreadyRunning(RuntimeError):
+    """Another run of the same system name is alive."""
+
+
+class System:
+    def __init__(self, config: SystemConfig) -> None:
+        self.config = config
+        self.topology = Topology(config)
+        self.segments: list[Segment] = []
+        self.doorbells: dict[str, Doorbell] = {}
+        self.health: HealthTable | None = None
+        self.zygote: ZygoteClient | None = None
+        self.tree: SupervisorTree | None = None
+
+    def _create_resources(self) -> None:
+        removed = remove_stale(f"{self.config.name}.")
+        if HealthTable.remove_stale(self.config.name):
+            removed.append(f"{self.config.name}.health")
+        if removed:
+            log_event(
+                log, logging.WARNING, "removed stale segments of a crashed run", segments=removed
+            )
+        try:
+            self.health = HealthTable.create(self.config.name, self.topology.actor_rows())
+        except FileExistsError:
+            raise AlreadyRunning(
+                f"a system named {self.config.name!r} is already running "
+                f"(see `grandmodel status --name {self.config.name}`)"
+            ) from None
+        schema = Codec.from_union(import_object(self.config.messages, "messages")).schema
+        for ring in self.topology.rings:
+            self.segments.append(
+                create_ring(ring.name, ring.capacity, ring.full_policy, ring.doorbell, schema)
+            )
+        for node in self.topology.parking_nodes():
+            self.doorbells[node.name] = Doorbell.create()
+
+    def _release_resources(self) -> None:
+        for segment in self.segments:
+            destroy_ring(segment)
+        self.segments.clear()
+        for doorbell in self.doorbells.values():
+            doorbell.close()
+        self.doorbells.clear()
+        if self.health is not None:
+            self.health.unlink()
+            self.health.close()
+            self.health = None
+
+    async def run(self, duration_s: float | None = None) -> int:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        started = time.monotonic()
+        self._create_resources()
+        assert self.health is not None
+        code = 0
+        try:
+            self.zygote = ZygoteClient(
+                self.config,
+                {name: bell.fd for name, bell in self.doorbells.items()},
+                on_exit=lambda pid, status: None,
+            )
+            self.zygote.on_death = stop.set
+            await self.zygote.start()
+            self.tree = SupervisorTree(self.config, self.health, self.zygote)
+            await self.tree.start()
+            log_event(
+                log,
+                logging.INFO,
+                "system running",
+                system=self.config.name,
+                nodes=[n.name for n in self.config.nodes],
+                start_s=round(time.monotonic() - started, 3),
+            )
+            waiters = [
+                asyncio.ensure_future(stop.wait()),
+                asyncio.ensure_future(self.tree.failed.wait()),
+            ]
+            done, pending = await asyncio.wait(
+                waiters, timeout=duration_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiter in pending:
+                waiter.cancel()
+            if self.tree.failed.is_set() or (not stop.is_set() and duration_s is None):
+                code = 1
+            if self.zygote.process is not None and self.zygote.process.poll() is not None:
+                log_event(log, logging.ERROR, "the zygote died")
+                code = 1
+        except SupervisorFailed as failure:
+            log_event(log, logging.ERROR, "system failed to start", reason=str(failure))
+            code = 1
+        except ZygoteError as error:
+            log_event(log, logging.ERROR, "zygote failure", reason=str(error))
+            code = 1
+        finally:
+            await self._shutdown()
+        log_event(
+            log,
+            logging.INFO,
+            "system stopped",
+            system=self.config.name,
+            exit_code=code,
+            uptime_s=round(time.monotonic() - started, 3),
+        )
+        return code
+
+    async def _shutdown(self) -> None:
+        if self.tree is not None:
+            await self.tree.stop()
+        if self.zygote is not None:
+            await self.zygote.stop()
+        self._release_resources()

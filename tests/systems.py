@@ -1,0 +1,139 @@
+"""Build test system configs and run `grandmodel run` on them as real processes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from kernel.health import HealthTable
+from tests.helpers import wait_until
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def toml_value(value: Any) -> str:
+    return json.dumps(value) if not isinstance(value, bool) else str(value).lower()
+
+
+def write_config(path: Path, sections: dict[str, Any]) -> Path:
+    """Write a config dict as TOML (tables of scalars and arrays of tables only)."""
+    lines: list[str] = []
+    for key, value in sections.items():
+        if not isinstance(value, (list, dict)):
+            lines.append(f"{key} = {toml_value(value)}")
+    for key, value in sections.items():
+        if isinstance(value, dict):
+            lines.append(f"[{key}]")
+            lines += [f"{k} = {toml_value(v)}" for k, v in value.items()]
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            for item in value:
+                lines.append(f"[[{key}]]")
+                for k, v in item.items():
+                    if isinstance(v, dict):
+                        inner = ", ".join(f"{ik} = {toml_value(iv)}" for ik, iv in v.items())
+                        lines.append(f"{k} = {{ {inner} }}")
+                    else:
+                        lines.append(f"{k} = {toml_value(v)}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def base_config(tmp: Path, **overrides: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "name": f"t{uuid.uuid4().hex[:8]}",
+        "messages": "tests.kernel_actors:TestMessage",
+        "heartbeat_interval_s": 0.02,
+        "logging": {"level": "info", "file": str(tmp / "run.jsonl")},
+        "zygote": {"preload": ["numpy", "msgspec", "uvloop"]},
+    }
+    config.update(overrides)
+    return config
+
+
+class RunningSystem:
+    """`grandmodel run` in a subprocess, with helpers to inspect it."""
+
+    def __init__(self, config_path: Path, name: str, log_path: Path, *extra: str) -> None:
+        self.name = name
+        self.log_path = log_path
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kernel.cli", "run", "--config", str(config_path), *extra],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=REPO,
+        )
+        self._health: HealthTable | None = None
+
+    @property
+    def health(self) -> HealthTable:
+        """This run's health table (not a stale one left by an earlier run)."""
+        if self._health is None:
+            wait_until(self._attach_own_table, 30, "this run's health table")
+        assert self._health is not None
+        return self._health
+
+    def _attach_own_table(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"run exited early: {self.stderr_text()}")
+        try:
+            table = HealthTable.attach(self.name)
+        except (FileNotFoundError, ValueError):
+            return False
+        if table.owner_pid != self.proc.pid:
+            table.close()
+            return False
+        self._health = table
+        return True
+
+    def rows(self) -> dict[str, dict[str, Any]]:
+        return {row["actor"]: row for row in self.health.snapshot()}
+
+    def wait_running(self, timeout_s: float = 60) -> None:
+        def running() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"run exited early: {self.stderr_text()}")
+            rows = self.rows().values()
+            return bool(rows) and all(r["state"] == "RUNNING" and r["ready"] for r in rows)
+
+        wait_until(running, timeout_s, "every node running")
+
+    def events(self) -> list[dict[str, Any]]:
+        if not self.log_path.exists():
+            return []
+        out = []
+        for line in self.log_path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
+
+    def stderr_text(self) -> str:
+        if self.proc.poll() is None:
+            return ""
+        return self.proc.stderr.read().decode() if self.proc.stderr else ""
+
+    def terminate(self, timeout_s: float = 15) -> tuple[int, float]:
+        """SIGTERM; returns (exit code, seconds it took to exit)."""
+        if self._health is not None:
+            self._health.close()
+            self._health = None
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=timeout_s)
+        return code, time.monotonic() - started
+
+    def close(self) -> None:
+        if self._health is not None:
+            self._health.close()
+            self._health = None
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)

@@ -1,0 +1,271 @@
+"""The supervisor tree with real processes: strategies, kill -9, hangs, intensity, SIGTERM."""
+
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ringbuf.procs import is_alive
+from tests.helpers import wait_until
+from tests.systems import RunningSystem, base_config, write_config
+
+IDLE = "tests.kernel_actors:Idle"
+
+
+def start(tmp_path: Path, config: dict) -> RunningSystem:
+    path = write_config(tmp_path / "system.toml", config)
+    system = RunningSystem(path, config["name"], Path(config["logging"]["file"]))
+    system.wait_running()
+    return system
+
+
+@pytest.fixture
+def systems():
+    running: list[RunningSystem] = []
+    yield running
+    for system in running:
+        system.close()
+
+
+def idle_tree(tmp_path: Path, strategy: str, **root: object) -> dict:
+    config = base_config(tmp_path)
+    config["actors"] = [{"name": f"idle_{n}", "cls": IDLE} for n in "abc"]
+    config["nodes"] = [
+        {"name": n, "actors": [f"idle_{n}"], "wait": "backoff", "heartbeat_timeout_s": 5.0}
+        for n in "abc"
+    ]
+    config["supervisors"] = [
+        {"name": "root", "children": ["a", "b", "c"], "strategy": strategy, **root}
+    ]
+    return config
+
+
+def pids(system: RunningSystem) -> dict[str, int]:
+    return {row["node"]: row["pid"] for row in system.rows().values()}
+
+
+def started_after(system: RunningSystem, marker: int) -> list[str]:
+    """Nodes the supervisor started after the first `marker` log events, in order."""
+    return [e["node"] for e in system.events()[marker:] if e["event"] == "node started"]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "restarted"),
+    [("one_for_one", ["b"]), ("one_for_all", ["a", "b", "c"]), ("rest_for_one", ["b", "c"])],
+)
+def test_strategy_restarts_exactly_the_otp_children_in_order(
+    tmp_path, systems, strategy, restarted
+):
+    system = start(tmp_path, idle_tree(tmp_path, strategy))
+    systems.append(system)
+    before = pids(system)
+    marker = len(system.events())
+    os.kill(before["b"], signal.SIGKILL)
+    wait_until(
+        lambda: (
+            all(pids(system)[n] != before[n] for n in restarted)
+            and all(r["state"] == "RUNNING" and r["ready"] for r in system.rows().values())
+        ),
+        30,
+        f"{restarted} restarted",
+    )
+    after = pids(system)
+    assert [n for n in "abc" if after[n] != before[n]] == restarted
+    assert started_after(system, marker) == restarted
+    stopped = [e["node"] for e in system.events()[marker:] if e["event"] == "node stopped"]
+    assert stopped == [n for n in reversed(restarted) if n != "b"]
+    for old in (before[n] for n in restarted):
+        assert not is_alive(old)
+    assert system.terminate()[0] == 0
+
+
+def pipeline(tmp_path: Path, count: int, **sink_params: object) -> tuple[dict, np.memmap]:
+    marks_path = tmp_path / "marks.bin"
+    marks = np.memmap(marks_path, dtype=np.uint8, mode="w+", shape=(count + 1,))
+    marks.flush()
+    config = base_config(tmp_path)
+    config["streams"] = [{"name": "numbers", "capacity": 1 << 14}]
+    config["actors"] = [
+        {
+            "name": "source",
+            "cls": "tests.kernel_actors:Source",
+            "outputs": ["numbers"],
+            "params": {"count": count},
+        },
+        {
+            "name": "sink",
+            "cls": "tests.kernel_actors:Sink",
+            "inputs": ["numbers"],
+            "params": {"marks": str(marks_path), **sink_params},
+        },
+    ]
+    config["nodes"] = [
+        {"name": "src", "actors": ["source"], "wait": "backoff"},
+        {"name": "snk", "actors": ["sink"], "wait": "park", "heartbeat_timeout_s": 0.5},
+    ]
+    config["supervisors"] = [{"name": "root", "children": ["src", "snk"]}]
+    return config, marks
+
+
+def assert_exactly_once(marks: np.memmap, count: int) -> None:
+    handled = np.asarray(marks[1 : count + 1])
+    assert int(np.count_nonzero(handled == 0)) == 0, "messages lost"
+    assert int(handled.max()) == 1, "a message was handled twice"
+
+
+def test_killed_consumer_is_restarted_and_loses_nothing(tmp_path, systems):
+    count = 60_000
+    config, marks = pipeline(tmp_path, count)
+    system = start(tmp_path, config)
+    systems.append(system)
+    for round_ in range(3):
+        target = (round_ + 1) * count // 4
+        wait_until(lambda t=target: int(np.count_nonzero(marks)) >= t, 60, "sink progress")
+        old = pids(system)["snk"]
+        os.kill(old, signal.SIGKILL)
+        wait_until(lambda o=old: pids(system)["snk"] != o, 30, "a new sink")
+    wait_until(lambda: int(np.count_nonzero(marks)) == count, 60, "every message handled")
+    assert_exactly_once(marks, count)
+    assert system.rows()["sink"]["restarts"] == 3
+    assert system.terminate()[0] == 0
+
+
+def test_handler_exception_is_logged_with_its_message_and_restarted(tmp_path, systems):
+    count = 5_000
+    config, marks = pipeline(tmp_path, count, crash_at=1234, faults_file=str(tmp_path / "faults"))
+    system = start(tmp_path, config)
+    systems.append(system)
+    wait_until(lambda: int(np.count_nonzero(marks)) == count, 60, "every message handled")
+    (failure,) = [e for e in system.events() if e["event"] == "actor failed"]
+    assert failure["actor"] == "sink" and failure["stage"] == "on_message"
+    assert "value=1234" in failure["message"]
+    assert "sink told to crash at 1234" in failure["error"]
+    assert any("while handling ring record" in note for note in failure["notes"])
+    assert system.rows()["sink"]["restarts"] == 1
+    assert_exactly_once(marks, count)
+    assert system.terminate()[0] == 0
+
+
+def test_hung_handler_is_detected_killed_and_restarted(tmp_path, systems):
+    count = 5_000
+    config, marks = pipeline(tmp_path, count, hang_at=2000, faults_file=str(tmp_path / "faults"))
+    system = start(tmp_path, config)
+    systems.append(system)
+    wait_until(lambda: int(np.count_nonzero(marks)) == count, 60, "every message handled")
+    hung = [e for e in system.events() if e["event"] == "node hung: heartbeat stopped, killing"]
+    assert [e["node"] for e in hung] == ["snk"]
+    assert system.rows()["sink"]["restarts"] == 1
+    assert_exactly_once(marks, count)
+    assert system.terminate()[0] == 0
+
+
+def test_intensity_exceeded_escalates_to_the_parent_strategy(tmp_path, systems):
+    count = 3_000
+    config, marks = pipeline(
+        tmp_path, count, crash_at=100, faults=2, faults_file=str(tmp_path / "faults")
+    )
+    config["actors"].append({"name": "bystander", "cls": IDLE})
+    config["nodes"].append({"name": "by", "actors": ["bystander"], "wait": "backoff"})
+    config["supervisors"] = [
+        {
+            "name": "root",
+            "children": ["by", "sub"],
+            "strategy": "one_for_all",
+            "max_restarts": 3,
+            "period_s": 30,
+        },
+        {"name": "sub", "children": ["src", "snk"], "max_restarts": 1, "period_s": 30},
+    ]
+    system = start(tmp_path, config)
+    systems.append(system)
+    bystander = pids(system)["by"]
+    wait_until(lambda: int(np.count_nonzero(marks)) == count, 60, "every message handled")
+    events = [e["event"] for e in system.events()]
+    assert "restart intensity exceeded" in events
+    escalation = [e for e in system.events() if e["event"] == "supervisor failed, escalating"]
+    assert [(e["supervisor"], e["parent"]) for e in escalation] == [("sub", "root")]
+    wait_until(lambda: pids(system)["by"] != bystander, 30, "root's one_for_all restart")
+    assert system.proc.poll() is None
+    assert_exactly_once(marks, count)
+    assert system.terminate()[0] == 0
+
+
+def test_root_intensity_exceeded_stops_everything_and_exits_nonzero(tmp_path, systems):
+    config, _ = pipeline(
+        tmp_path, 1_000, crash_at=10, faults=100, faults_file=str(tmp_path / "faults")
+    )
+    config["supervisors"] = [
+        {"name": "root", "children": ["src", "snk"], "max_restarts": 2, "period_s": 30}
+    ]
+    path = write_config(tmp_path / "system.toml", config)
+    system = RunningSystem(path, config["name"], Path(config["logging"]["file"]))
+    systems.append(system)
+    assert system.proc.wait(timeout=60) == 1
+    events = [e["event"] for e in system.events()]
+    assert "root supervisor failed" in events
+    assert not [f for f in os.listdir("/dev/shm") if f.startswith(f"gm-{config['name']}.")]
+
+
+@pytest.mark.parametrize(
+    ("restart", "restarted"), [("permanent", True), ("transient", False), ("temporary", False)]
+)
+def test_restart_types_after_a_clean_exit(tmp_path, systems, restart, restarted):
+    config = idle_tree(tmp_path, "one_for_one")
+    config["nodes"][1]["restart"] = restart
+    system = start(tmp_path, config)
+    systems.append(system)
+    before = pids(system)
+    os.kill(before["b"], signal.SIGTERM)  # a clean, normal exit (status 0)
+    if restarted:
+        wait_until(lambda: pids(system)["b"] != before["b"], 30, "b restarted")
+    else:
+        wait_until(lambda: system.rows()["idle_b"]["state"] == "STOPPED", 30, "b stopped")
+        assert pids(system)["b"] == before["b"]
+    assert pids(system)["a"] == before["a"] and pids(system)["c"] == before["c"]
+    assert system.terminate()[0] == 0
+
+
+def test_temporary_child_is_not_restarted_after_a_crash(tmp_path, systems):
+    config = idle_tree(tmp_path, "one_for_one")
+    config["nodes"][1]["restart"] = "temporary"
+    system = start(tmp_path, config)
+    systems.append(system)
+    before = pids(system)
+    os.kill(before["b"], signal.SIGKILL)
+    wait_until(lambda: system.rows()["idle_b"]["state"] == "FAILED", 30, "b failed")
+    assert system.rows()["idle_b"]["exit_status"] == -signal.SIGKILL
+    assert system.terminate()[0] == 0
+
+
+def test_sigterm_stops_everything_without_orphans_or_segments(tmp_path, systems):
+    config, _ = pipeline(tmp_path, 0)
+    system = start(tmp_path, config)
+    systems.append(system)
+    children = list(pids(system).values())
+    zygote = [e["process"] for e in system.events() if e["event"] == "zygote ready"][0]
+    code, took = system.terminate()
+    assert code == 0
+    assert took < 5
+    for pid in [*children, zygote]:
+        assert not is_alive(pid), f"process {pid} outlived the run"
+    assert not [f for f in os.listdir("/dev/shm") if f.startswith(f"gm-{config['name']}.")]
+
+
+def test_stale_segments_of_a_killed_run_are_removed_at_start(tmp_path, systems):
+    config, _ = pipeline(tmp_path, 0)
+    first = start(tmp_path, config)
+    systems.append(first)
+    nodes = list(pids(first).values())
+    first.close()  # kill -9 the supervisor: nodes die with it, segments stay
+    wait_until(lambda: not any(is_alive(pid) for pid in nodes), 10, "nodes to die with it")
+    leftovers = [f for f in os.listdir("/dev/shm") if f.startswith(f"gm-{config['name']}.")]
+    assert leftovers, "a killed supervisor cannot clean up; the next start must"
+    second = start(tmp_path, config)
+    systems.append(second)
+    warnings = [
+        e for e in second.events() if e["event"] == "removed stale segments of a crashed run"
+    ]
+    assert warnings
+    assert second.terminate()[0] == 0
