@@ -20,6 +20,7 @@ interleave; process exits reported while a strategy is running are queued.
 """
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -223,10 +224,8 @@ class SupervisorTree:
     async def _kill(self, child: NodeChild) -> int:
         died = self._exit_future(child.pid)
         if not died.done():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(child.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         return await died
 
     async def _stop_node(self, child: NodeChild) -> None:
@@ -235,10 +234,8 @@ class SupervisorTree:
         self._record(child, State.STOPPING)
         died = self._exit_future(child.pid)
         if not died.done():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(child.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             try:
                 await asyncio.wait_for(asyncio.shield(died), child.spec.shutdown_timeout_s)
             except TimeoutError:
@@ -399,7 +396,5 @@ class SupervisorTree:
                         silent_s=round(silent_s, 3),
                     )
                     killed.add(child.pid)
-                    try:
+                    with contextlib.suppress(ProcessLookupError):
                         os.kill(child.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass

@@ -105,7 +105,7 @@ class System:
                 asyncio.ensure_future(stop.wait()),
                 asyncio.ensure_future(self.tree.failed.wait()),
             ]
-            done, pending = await asyncio.wait(
+            _done, pending = await asyncio.wait(
                 waiters, timeout=duration_s, return_when=asyncio.FIRST_COMPLETED
             )
             for waiter in pending:

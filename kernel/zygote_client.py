@@ -21,7 +21,9 @@ class ZygoteError(RuntimeError):
 
 
 class ZygoteClient:
-    def __init__(self, config: SystemConfig, doorbells: dict[str, int], on_exit: ExitListener):
+    def __init__(
+        self, config: SystemConfig, doorbells: dict[str, int], on_exit: ExitListener
+    ) -> None:
         self.config = config
         self.doorbells = doorbells
         self.on_exit = on_exit

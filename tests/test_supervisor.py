@@ -244,7 +244,7 @@ def test_sigterm_stops_everything_without_orphans_or_segments(tmp_path, systems)
     system = start(tmp_path, config)
     systems.append(system)
     children = list(pids(system).values())
-    zygote = [e["process"] for e in system.events() if e["event"] == "zygote ready"][0]
+    zygote = next(e["process"] for e in system.events() if e["event"] == "zygote ready")
     code, took = system.terminate()
     assert code == 0
     assert took < 5
