@@ -8,6 +8,7 @@ import importlib
 
 SUITES = {
     "ring": "bench.ring",
+    "restart": "bench.restart",
 }
 
 

@@ -52,12 +52,12 @@ def load_config(
     return config
 
 
-def _field_path(message: str) -> str:
-    """msgspec says 'reason - at `$.a[0].b`'; we say 'a[0].b: reason'."""
+def _field_path(message: str, prefix: str = "") -> str:
+    """msgspec says 'reason - at `$.a[0].b`'; we say 'prefix.a[0].b: reason'."""
     match = re.match(r"^(?P<reason>.*) - at `\$\.?(?P<path>[^`]*)`$", message)
-    if not match:
-        return message
-    return f"{match['path'] or '<top>'}: {match['reason']}"
+    path, reason = (match["path"], match["reason"]) if match else ("", message)
+    joined = ".".join(part for part in (prefix, path) if part) or "<top>"
+    return f"{joined.replace('.[', '[')}: {reason}"
 
 
 def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
@@ -147,7 +147,7 @@ def validate(config: SystemConfig) -> None:
         try:
             cls.parse_params(actor.params)
         except msgspec.ValidationError as error:
-            raise ConfigError(f"actors[{i}].params.{_field_path(str(error))}") from None
+            raise ConfigError(_field_path(str(error), f"actors[{i}].params")) from None
 
     import_object(config.messages, "messages")
 

@@ -56,11 +56,21 @@ def send(sock: socket.socket, message: dict[str, Any]) -> None:
 
 
 def preload(config: SystemConfig) -> None:
+    """Import and warm up everything a node needs, so a fork starts hot."""
+    import asyncio
+
+    import uvloop
+
+    from kernel.codec import Codec
+    from kernel.node import NodeRuntime  # noqa: F401  (imported for the forks)
+
     for module in config.zygote.preload:
         importlib.import_module(module)
-    import_object(config.messages, "messages")
+    Codec.from_union(import_object(config.messages, "messages"))
     for actor in config.actors:
         import_object(actor.cls, f"actors.{actor.name}.cls")
+    # The first event loop pays for lazy imports and setup; pay it here, once.
+    uvloop.run(asyncio.sleep(0))
 
 
 def run_node(config: SystemConfig, node: str, doorbells: dict[str, int]) -> NoReturn:
