@@ -31,8 +31,11 @@ class ConfigError(Exception):
 
 
 def load_config(
-    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+    path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    cpus: int | None = None,
 ) -> SystemConfig:
+    """Load and validate; `cpus` checks core numbers against another machine's size."""
     source = Path(path) if path is not None else DEFAULT_CONFIG
     try:
         with open(source, "rb") as handle:
@@ -44,7 +47,7 @@ def load_config(
     try:
         _apply_env(data, os.environ if environ is None else environ)
         config = msgspec.convert(data, SystemConfig)
-        validate(config)
+        validate(config, cpus)
     except msgspec.ValidationError as error:
         raise ConfigError(f"{source}: {_field_path(str(error))}") from None
     except ConfigError as error:
@@ -111,7 +114,7 @@ def _unique(items: list[Any], section: str) -> dict[str, int]:
     return seen
 
 
-def validate(config: SystemConfig) -> None:
+def validate(config: SystemConfig, cpus: int | None = None) -> None:
     """Check what the types cannot: references, the tree, cores, classes, params."""
     from kernel.actor import Actor  # the kernel is the consumer of this contract
 
@@ -151,7 +154,7 @@ def validate(config: SystemConfig) -> None:
 
     import_object(config.messages, "messages")
 
-    cpus = os.cpu_count() or 1
+    cpus = cpus or os.cpu_count() or 1
     hosted: dict[str, str] = {}
     for i, node in enumerate(config.nodes):
         if not node.actors:

@@ -58,15 +58,22 @@ def base_config(tmp: Path, **overrides: Any) -> dict[str, Any]:
 class RunningSystem:
     """`grandmodel run` in a subprocess, with helpers to inspect it."""
 
-    def __init__(self, config_path: Path, name: str, log_path: Path, *extra: str) -> None:
+    def __init__(
+        self,
+        config_path: Path | None,
+        name: str,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """Run `config_path` (None: the shipped default) with extra environment `env`."""
         self.name = name
         self.log_path = log_path
-        env = dict(os.environ, PYTHONPATH=str(REPO))
+        config_args = ["--config", str(config_path)] if config_path else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kernel.cli", "run", "--config", str(config_path), *extra],
+            [sys.executable, "-m", "kernel.cli", "run", *config_args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=env,
+            env=dict(os.environ, PYTHONPATH=str(REPO), **(env or {})),
             cwd=REPO,
         )
         self._health: HealthTable | None = None
@@ -120,13 +127,15 @@ class RunningSystem:
             return ""
         return self.proc.stderr.read().decode() if self.proc.stderr else ""
 
-    def terminate(self, timeout_s: float = 15) -> tuple[int, float]:
-        """SIGTERM; returns (exit code, seconds it took to exit)."""
+    def terminate(
+        self, timeout_s: float = 15, signum: int = signal.SIGTERM
+    ) -> tuple[int, float]:
+        """Send `signum`; returns (exit code, seconds it took to exit)."""
         if self._health is not None:
             self._health.close()
             self._health = None
         started = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
+        self.proc.send_signal(signum)
         code = self.proc.wait(timeout=timeout_s)
         return code, time.monotonic() - started
 
