@@ -21,9 +21,9 @@ from config.loader import import_object
 from config.schema import SystemConfig
 from kernel.actor import Actor, ActorContext
 from kernel.codec import Codec
-from kernel.health import HealthTable
+from kernel.health import HealthTable, State
 from kernel.logs import log_event
-from kernel.streams import OutputStream
+from kernel.streams import NodeStopping, OutputStream
 from kernel.topology import Topology
 from ringbuf import Doorbell, RingReader, RingWriter, make_wait_strategy
 
@@ -84,7 +84,7 @@ class NodeRuntime:
                     )
                     for ring in self.topology.rings_of_stream(stream)
                 ]
-                outputs[stream] = OutputStream(stream, writers, self.codec)
+                outputs[stream] = OutputStream(stream, writers, self.codec, self._blocked)
                 self.outputs.append(outputs[stream])
             cls = import_object(actor_config.cls, f"actors.{actor_name}.cls")
             context = ActorContext(
@@ -133,6 +133,18 @@ class NodeRuntime:
         await self._shutdown()
         return 0
 
+    def _blocked(self) -> bool:
+        """A publish waits on a full ring: stay visibly alive; say whether to give up.
+
+        The supervisor marks the node STOPPING before it sends SIGTERM, and the
+        signal itself cannot be handled while the loop is blocked in a write.
+        """
+        self._beat()
+        states = self.health.rows["state"]
+        return self.stopping or any(
+            int(states[row]) == State.STOPPING for row in self.rows.values()
+        )
+
     def request_stop(self) -> None:
         self.stopping = True
         self.stopped.set()
@@ -157,6 +169,9 @@ class NodeRuntime:
                 for poll_decode, handler, actor_name, reader in pairs:
                     try:
                         got += poll_decode(decoders, handler, batch)
+                    except NodeStopping:
+                        self.request_stop()
+                        break
                     except Exception as error:
                         self.fail(actor_name, error, "on_message", reader)
                 if got:
@@ -222,6 +237,8 @@ class NodeRuntime:
             self._set_timer(actor, name, interval_s, repeat)
         try:
             self.actors[actor].on_timer(name)
+        except NodeStopping:
+            self.request_stop()
         except Exception as error:
             self.fail(actor, error, f"on_timer({name!r})")
 
@@ -231,7 +248,11 @@ class NodeRuntime:
 
         def done(finished: "asyncio.Task[None]") -> None:
             self.tasks.discard(finished)
-            if not finished.cancelled() and finished.exception() is not None:
+            if finished.cancelled() or finished.exception() is None:
+                return
+            if isinstance(finished.exception(), NodeStopping):
+                self.request_stop()
+            else:
                 self.fail(actor, finished.exception(), "task")  # type: ignore[arg-type]
 
         task.add_done_callback(done)

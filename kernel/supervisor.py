@@ -124,6 +124,15 @@ class SupervisorTree:
         self._hang_task: asyncio.Task[None] | None = None
         self._event_task: asyncio.Task[None] | None = None
 
+    def _supervision_ended(self, task: "asyncio.Task[None]") -> None:
+        """A supervision task must never end on its own: if one does, fail the run."""
+        if task.cancelled() or self.failed.is_set():
+            return
+        error = task.exception()
+        self.failure = f"supervision task ended: {error!r}"
+        log_event(log, logging.ERROR, "supervision task ended", error=repr(error))
+        self.failed.set()
+
     # -------------------------------------------------------------- exits
     def _on_exit(self, pid: int, status: int) -> None:
         future = self.exits.get(pid)
@@ -152,8 +161,11 @@ class SupervisorTree:
     # ---------------------------------------------------- start and stop
     async def start(self) -> None:
         """Start the whole tree in order; raises SupervisorFailed if any start fails."""
-        self._event_task = asyncio.get_running_loop().create_task(self._process_events())
-        self._hang_task = asyncio.get_running_loop().create_task(self._watch_heartbeats())
+        loop = asyncio.get_running_loop()
+        self._event_task = loop.create_task(self._process_events())
+        self._hang_task = loop.create_task(self._watch_heartbeats())
+        for task in (self._event_task, self._hang_task):
+            task.add_done_callback(self._supervision_ended)
         await self._start_supervisor(self.root)
 
     async def _start_supervisor(self, sup: Supervisor) -> None:

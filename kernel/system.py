@@ -85,9 +85,7 @@ class System:
         code = 0
         try:
             self.zygote = ZygoteClient(
-                self.config,
-                {name: bell.fd for name, bell in self.doorbells.items()},
-                on_exit=lambda pid, status: None,
+                self.config, {name: bell.fd for name, bell in self.doorbells.items()}
             )
             self.zygote.on_death = stop.set
             await self.zygote.start()
@@ -110,7 +108,7 @@ class System:
             )
             for waiter in pending:
                 waiter.cancel()
-            if self.tree.failed.is_set() or (not stop.is_set() and duration_s is None):
+            if self.tree.failed.is_set():
                 code = 1
             if self.zygote.process is not None and self.zygote.process.poll() is not None:
                 log_event(log, logging.ERROR, "the zygote died")

@@ -21,12 +21,10 @@ class ZygoteError(RuntimeError):
 
 
 class ZygoteClient:
-    def __init__(
-        self, config: SystemConfig, doorbells: dict[str, int], on_exit: ExitListener
-    ) -> None:
+    def __init__(self, config: SystemConfig, doorbells: dict[str, int]) -> None:
         self.config = config
         self.doorbells = doorbells
-        self.on_exit = on_exit
+        self.on_exit: ExitListener = lambda pid, status: None
         self.process: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
         self._ready: asyncio.Future[int] | None = None

@@ -47,7 +47,8 @@ class WaitStrategy(Protocol):
         ...
 
     async def wait_async(self, readers: Sequence[RingReader]) -> None:
-        """Return once a ring probably has records, letting the loop run meanwhile."""
+        """Return once a ring probably has records (or the consumer was woken for
+        another reason), letting the loop run meanwhile."""
         ...
 
     def close(self) -> None: ...
@@ -178,18 +179,17 @@ class ParkWait:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             self._register(loop)
-        while True:
-            if not self._prepare(readers):
-                return
-            self._waiter = loop.create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-                for reader in readers:
-                    reader.finish_park()
-            if _any_available(readers):
-                return
+        if not self._prepare(readers):
+            return
+        self._waiter = loop.create_future()
+        try:
+            # Any ring of the doorbell wakes us, including one that asks the owner to
+            # stop: return and let the caller look at its own state.
+            await self._waiter
+        finally:
+            self._waiter = None
+            for reader in readers:
+                reader.finish_park()
 
     def _register(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._loop is not None and not self._loop.is_closed():

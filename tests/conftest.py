@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from kernel.codec import Codec
 from ringbuf import list_segments, unlink_segment
+from tests.helpers import StreamCapture
 
 WORKER = Path(__file__).resolve().parent / "ring_worker.py"
 
@@ -64,3 +66,17 @@ def workers() -> Iterator[Callable[..., Worker]]:
     for worker in started:
         if worker.proc.poll() is None:
             worker.kill9()
+
+
+@pytest.fixture
+def capture() -> Iterator[Callable[..., StreamCapture]]:
+    """Make StreamCaptures (real rings) that are closed and unlinked after the test."""
+    made: list[StreamCapture] = []
+
+    def make(stream: str, codec: Codec, already_published: int = 0) -> StreamCapture:
+        made.append(StreamCapture(stream, codec, already_published))
+        return made[-1]
+
+    yield make
+    for item in made:
+        item.close()

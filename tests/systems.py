@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kernel.health import HealthTable
+from ringbuf import list_segments, unlink_segment
 from tests.helpers import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
@@ -127,9 +128,7 @@ class RunningSystem:
             return ""
         return self.proc.stderr.read().decode() if self.proc.stderr else ""
 
-    def terminate(
-        self, timeout_s: float = 15, signum: int = signal.SIGTERM
-    ) -> tuple[int, float]:
+    def terminate(self, timeout_s: float = 15, signum: int = signal.SIGTERM) -> tuple[int, float]:
         """Send `signum`; returns (exit code, seconds it took to exit)."""
         if self._health is not None:
             self._health.close()
@@ -139,10 +138,21 @@ class RunningSystem:
         code = self.proc.wait(timeout=timeout_s)
         return code, time.monotonic() - started
 
+    def kill9(self) -> None:
+        """SIGKILL the supervisor, leaving whatever it had in /dev/shm behind."""
+        if self._health is not None:
+            self._health.close()
+            self._health = None
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
     def close(self) -> None:
+        """Kill the run if it still runs and remove whatever segments it left."""
         if self._health is not None:
             self._health.close()
             self._health = None
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+        for status in list_segments(f"{self.name}."):
+            unlink_segment(status.name)

@@ -11,8 +11,14 @@ from tests.systems import REPO, RunningSystem, base_config, write_config
 
 def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "kernel.cli", *args], capture_output=True,
-                          text=True, cwd=REPO, env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "kernel.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def test_status_prints_the_health_table_of_a_running_system(tmp_path):
@@ -40,10 +46,15 @@ def test_status_prints_the_health_table_of_a_running_system(tmp_path):
 
 def test_default_config_runs_and_stops_on_sigint(tmp_path):
     log = tmp_path / "run.jsonl"
-    system = RunningSystem(None, "clitest", log, env={
-        "GRANDMODEL__logging__file": json.dumps(str(log)),
-        "GRANDMODEL__name": '"clitest"',
-    })
+    system = RunningSystem(
+        None,
+        "clitest",
+        log,
+        env={
+            "GRANDMODEL__logging__file": json.dumps(str(log)),
+            "GRANDMODEL__name": '"clitest"',
+        },
+    )
     try:
         system.wait_running()
         code, took = system.terminate(signum=signal.SIGINT)

@@ -38,9 +38,13 @@ def test_a_valid_config_loads(tmp_path):
 
 
 def test_shipped_configs_are_valid():
-    for path in sorted(DEFAULT_CONFIG.parent.glob("*.toml")):
-        config = load_config(path, environ={})
-        assert config.nodes and config.supervisors
+    shipped = sorted(DEFAULT_CONFIG.parent.glob("*.toml"))
+    assert [p.name for p in shipped] == ["default.toml", "eight_core.toml"]
+    default = load_config(DEFAULT_CONFIG, environ={})
+    assert max(core for node in default.nodes for core in node.cores) < 2
+    eight = load_config(DEFAULT_CONFIG.parent / "eight_core.toml", environ={}, cpus=8)
+    hot_cores = [core for node in eight.nodes for core in node.cores]
+    assert 0 not in hot_cores and len(set(hot_cores)) == len(hot_cores)
 
 
 def mutate(config: dict, path: str, value: object) -> dict:

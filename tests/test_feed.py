@@ -10,9 +10,8 @@ import pytest
 
 from actors.feed import FeedActor, FeedParams, MarketParams, SyntheticMarket, TickBatch
 from actors.messages import AnyMessage, Regime, Tick
-from kernel.actor import ActorContext
 from kernel.codec import Codec
-from kernel.streams import OutputStream
+from tests.helpers import StreamCapture, actor_context
 
 NS = 1_000_000_000
 IDENTITY = ((1.0, 0.0, 0.0, 0.0), (0.0, 1.0, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0), (0.0, 0.0, 0.0, 1.0))
@@ -227,30 +226,11 @@ def test_feed_params_parse_strictly_from_config():
 # --- the actor -----------------------------------------------------------------------
 
 
-class _Writer:
-    """Stands in for a RingWriter: decodes and keeps what is written."""
-
-    def __init__(self, codec: Codec, published: int = 0) -> None:
-        self.codec = codec
-        self.published = published
-        self.messages: list[Tick] = []
-
-    def write(self, type_id: int, payload: bytes) -> None:
-        self.messages.append(self.codec.decode(type_id, payload))
-
-
-def _feed(published: int = 0, **params: object) -> tuple[FeedActor, _Writer]:
-    codec = Codec.from_union(AnyMessage)
-    writer = _Writer(codec, published)
-    context = ActorContext(
-        name="feed",
-        node="test",
-        outputs={"ticks": OutputStream("ticks", [writer], codec)},
-        set_timer=lambda actor, name, interval, repeat: None,
-        cancel_timer=lambda actor, name: None,
-        spawn=lambda actor, coro: asyncio.get_running_loop().create_task(coro),
-    )
-    return FeedActor(msgspec.convert(params, FeedParams), context), writer
+def _feed(capture, published: int = 0, **params: object) -> tuple[FeedActor, StreamCapture]:
+    """A FeedActor over a real ring; `published` ticks as if from a predecessor."""
+    out = capture("ticks", Codec.from_union(AnyMessage), already_published=published)
+    context = actor_context("feed", {"ticks": out.stream})
+    return FeedActor(msgspec.convert(params, FeedParams), context), out
 
 
 def _assert_ticks_match(ticks: list[Tick], batch: TickBatch) -> None:
@@ -260,8 +240,8 @@ def _assert_ticks_match(ticks: list[Tick], batch: TickBatch) -> None:
     assert [t.bid_size for t in ticks] == batch.bid_size.tolist()
 
 
-async def test_fast_pace_publishes_the_generator_ticks_and_yields_to_the_loop():
-    actor, writer = _feed(pace="fast", max_ticks=5000, seed=21, batch=200)
+async def test_fast_pace_publishes_the_generator_ticks_and_yields_to_the_loop(capture):
+    actor, writer = _feed(capture, pace="fast", max_ticks=5000, seed=21, batch=200)
     beats = 0
 
     async def timer() -> None:
@@ -291,7 +271,9 @@ async def test_fast_pace_publishes_the_generator_ticks_and_yields_to_the_loop():
         ({"pace": "xN", "speed": 5000.0}, 5000),  # several ticks per 1 ms wake-up
     ],
 )
-async def test_paced_feeds_keep_the_rate_with_millisecond_sleeps(monkeypatch, params, ticks_per_s):
+async def test_paced_feeds_keep_the_rate_with_millisecond_sleeps(
+    monkeypatch, params, ticks_per_s, capture
+):
     sleeps: list[float] = []
     real_sleep = asyncio.sleep
 
@@ -299,7 +281,7 @@ async def test_paced_feeds_keep_the_rate_with_millisecond_sleeps(monkeypatch, pa
         sleeps.append(delay)
         await real_sleep(delay)
 
-    actor, writer = _feed(**params)
+    actor, writer = _feed(capture, **params)
     monkeypatch.setattr("actors.feed.actor.asyncio.sleep", recording_sleep)
     await actor.on_start()
     await real_sleep(0.5)
@@ -313,8 +295,8 @@ async def test_paced_feeds_keep_the_rate_with_millisecond_sleeps(monkeypatch, pa
     _assert_ticks_match(writer.messages, _generate(actor.params, count))
 
 
-async def test_a_restarted_feed_resumes_where_the_stream_left_off():
-    actor, writer = _feed(published=1000, pace="fast", max_ticks=1500, seed=5)
+async def test_a_restarted_feed_resumes_where_the_stream_left_off(capture):
+    actor, writer = _feed(capture, published=1000, pace="fast", max_ticks=1500, seed=5)
     await actor.on_start()
     await asyncio.wait_for(actor._task, 10)
     ticks = writer.messages

@@ -10,7 +10,6 @@ import pytest
 from actors import messages as m
 from kernel.codec import Codec, CodecError
 from kernel.messages import Message
-from kernel.streams import OutputStream
 
 TYPES = typing.get_args(m.AnyMessage)
 
@@ -301,27 +300,15 @@ def test_matrices_carry_float32_values_and_shape(cls, shape):
         cls.from_array(values.ravel(), symbol="ES", bar_end_ns=1, close=4150.0, atr=3.0)
 
 
-class _Writer:
-    """Stands in for a RingWriter: keeps what is written."""
-
-    published = 0
-
-    def __init__(self) -> None:
-        self.records: list[tuple[int, bytes]] = []
-
-    def write(self, type_id: int, payload: bytes) -> None:
-        self.records.append((type_id, bytes(payload)))
-
-
-def test_the_kernel_stamps_the_envelope_on_publish():
+def test_the_kernel_stamps_the_envelope_on_publish(capture):
     codec = Codec.from_union(m.AnyMessage)
-    writer = _Writer()
-    stream = OutputStream("ticks", [writer], codec)
+    out = capture("ticks", codec)
+    stream = out.stream
     tick = msgspec.structs.replace(SAMPLES[m.Tick])
     bar = msgspec.structs.replace(SAMPLES[m.Bar], origin_ns=123)
     stream.publish(tick)
     stream.publish(bar)
-    got = [codec.decode(*record) for record in writer.records]
+    got = out.messages
     assert [msg.seq for msg in got] == [1, 2]
     assert got[0].origin_ns == got[0].ts_ns > 0
     assert got[1].origin_ns == 123 and got[1].ts_ns >= got[0].ts_ns

@@ -239,10 +239,14 @@ def test_temporary_child_is_not_restarted_after_a_crash(tmp_path, systems):
     assert system.terminate()[0] == 0
 
 
-def test_sigterm_stops_everything_without_orphans_or_segments(tmp_path, systems):
-    config, _ = pipeline(tmp_path, 0)
+@pytest.mark.parametrize("traffic", ["flowing", "idle"])
+def test_sigterm_stops_everything_without_orphans_or_segments(tmp_path, systems, traffic):
+    count = 0 if traffic == "flowing" else 100
+    config, marks = pipeline(tmp_path, count)
     system = start(tmp_path, config)
     systems.append(system)
+    if traffic == "idle":  # the consumer is parked on its doorbell when the stop comes
+        wait_until(lambda: int(np.count_nonzero(marks)) == count, 30, "the sink to drain")
     children = list(pids(system).values())
     zygote = next(e["process"] for e in system.events() if e["event"] == "zygote ready")
     code, took = system.terminate()
@@ -250,6 +254,7 @@ def test_sigterm_stops_everything_without_orphans_or_segments(tmp_path, systems)
     assert took < 5
     for pid in [*children, zygote]:
         assert not is_alive(pid), f"process {pid} outlived the run"
+    assert "node ignored SIGTERM, killing" not in [e["event"] for e in system.events()]
     assert not [f for f in os.listdir("/dev/shm") if f.startswith(f"gm-{config['name']}.")]
 
 
@@ -258,7 +263,7 @@ def test_stale_segments_of_a_killed_run_are_removed_at_start(tmp_path, systems):
     first = start(tmp_path, config)
     systems.append(first)
     nodes = list(pids(first).values())
-    first.close()  # kill -9 the supervisor: nodes die with it, segments stay
+    first.kill9()  # nodes die with the supervisor; its segments stay
     wait_until(lambda: not any(is_alive(pid) for pid in nodes), 10, "nodes to die with it")
     leftovers = [f for f in os.listdir("/dev/shm") if f.startswith(f"gm-{config['name']}.")]
     assert leftovers, "a killed supervisor cannot clean up; the next start must"
