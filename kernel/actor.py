@@ -51,6 +51,11 @@ class Actor:
         self.log = context.log
 
     @classmethod
+    def warm_up(cls) -> None:
+        """Called once in the zygote before any node is forked: compile JIT code,
+        load read-only data, so that a (re)started node does not pay for it."""
+
+    @classmethod
     def parse_params(cls, raw: dict[str, Any]) -> Any:
         """Validate the config's `params` table against `Params` (strict)."""
         if cls.Params is None:

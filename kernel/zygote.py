@@ -67,8 +67,8 @@ def preload(config: SystemConfig) -> None:
     for module in config.zygote.preload:
         importlib.import_module(module)
     Codec.from_union(import_object(config.messages, "messages"))
-    for actor in config.actors:
-        import_object(actor.cls, f"actors.{actor.name}.cls")
+    for cls in {import_object(actor.cls, f"actors.{actor.name}.cls") for actor in config.actors}:
+        cls.warm_up()
     # The first event loop pays for lazy imports and setup; pay it here, once.
     uvloop.run(asyncio.sleep(0))
 

@@ -1,6 +1,7 @@
 """Actors and messages for the kernel tests (the kernel knows nothing of trading)."""
 
 import asyncio
+import os
 from pathlib import Path
 
 import msgspec
@@ -104,3 +105,21 @@ class Sink(Actor):
 
 class Idle(Actor):
     """Consumes nothing and does nothing but stay alive: a plain supervised child."""
+
+
+class WarmedParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    report: str
+
+
+class Warmed(Actor):
+    """Reports in which process its class was warmed up and in which it runs."""
+
+    Params = WarmedParams
+    warmed_in = 0
+
+    @classmethod
+    def warm_up(cls) -> None:
+        cls.warmed_in = os.getpid()
+
+    async def on_start(self) -> None:
+        Path(self.params.report).write_text(f"{self.warmed_in} {os.getpid()}")

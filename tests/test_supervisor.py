@@ -274,3 +274,19 @@ def test_stale_segments_of_a_killed_run_are_removed_at_start(tmp_path, systems):
     ]
     assert warnings
     assert second.terminate()[0] == 0
+
+
+def test_actor_classes_are_warmed_up_once_in_the_zygote(tmp_path, systems):
+    report = tmp_path / "warm.txt"
+    config = base_config(tmp_path)
+    config["actors"] = [
+        {"name": "warm", "cls": "tests.kernel_actors:Warmed", "params": {"report": str(report)}}
+    ]
+    config["nodes"] = [{"name": "w", "actors": ["warm"], "wait": "backoff"}]
+    config["supervisors"] = [{"name": "root", "children": ["w"]}]
+    system = start(tmp_path, config)
+    systems.append(system)
+    warmed_in, runs_in = map(int, report.read_text().split())
+    zygote = next(e["process"] for e in system.events() if e["event"] == "zygote ready")
+    assert warmed_in == zygote and runs_in == pids(system)["w"] != zygote
+    assert system.terminate()[0] == 0

@@ -45,6 +45,11 @@ class FeedActor(Actor):
     Params = FeedParams
     params: FeedParams
 
+    @classmethod
+    def warm_up(cls) -> None:
+        """Compile the simulation kernel in the zygote, not in every restarted node."""
+        SyntheticMarket(FeedParams()).next_batch(16)
+
     async def on_start(self) -> None:
         self._out = self.output(self.params.stream)
         self._market = SyntheticMarket(self.params)
