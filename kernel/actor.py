@@ -19,7 +19,11 @@ if TYPE_CHECKING:
 
 
 class ActorContext:
-    """What the node gives an actor: its output streams, timers, logger."""
+    """What the node gives an actor: its output streams, timers, logger.
+
+    `system` is the run's name: shared state an actor creates is named
+    `<system>.<something>` so that the run's shutdown and stale cleanup find it.
+    """
 
     def __init__(
         self,
@@ -29,9 +33,11 @@ class ActorContext:
         set_timer: Callable[[str, str, float, bool], None],
         cancel_timer: Callable[[str, str], None],
         spawn: Callable[[str, Coroutine[Any, Any, None]], "asyncio.Task[None]"],
+        system: str = "grandmodel",
     ) -> None:
         self.name = name
         self.node = node
+        self.system = system
         self.outputs = outputs
         self._set_timer = set_timer
         self._cancel_timer = cancel_timer

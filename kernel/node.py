@@ -88,7 +88,13 @@ class NodeRuntime:
                 self.outputs.append(outputs[stream])
             cls = import_object(actor_config.cls, f"actors.{actor_name}.cls")
             context = ActorContext(
-                actor_name, self.name, outputs, self._set_timer, self._cancel_timer, self._spawn
+                actor_name,
+                self.name,
+                outputs,
+                self._set_timer,
+                self._cancel_timer,
+                self._spawn,
+                self.config.name,
             )
             actor = cls(cls.parse_params(actor_config.params), context)
             self.actors[actor_name] = actor

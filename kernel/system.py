@@ -20,7 +20,15 @@ from kernel.logs import log_event
 from kernel.supervisor import SupervisorFailed, SupervisorTree
 from kernel.topology import Topology
 from kernel.zygote_client import ZygoteClient, ZygoteError
-from ringbuf import Doorbell, Segment, create_ring, destroy_ring, remove_stale
+from ringbuf import (
+    Doorbell,
+    Segment,
+    create_ring,
+    destroy_ring,
+    list_segments,
+    remove_stale,
+    unlink_segment,
+)
 
 log = logging.getLogger("kernel.system")
 
@@ -66,6 +74,10 @@ class System:
         for segment in self.segments:
             destroy_ring(segment)
         self.segments.clear()
+        # Shared state the actors created under the run's name (e.g. a kill switch).
+        for status in list_segments(f"{self.config.name}."):
+            if not status.path.endswith(".health"):
+                unlink_segment(status.name)
         for doorbell in self.doorbells.values():
             doorbell.close()
         self.doorbells.clear()

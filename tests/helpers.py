@@ -53,11 +53,14 @@ class StreamCapture:
         destroy_ring(self.segment)
 
 
-def actor_context(name: str, outputs: dict[str, OutputStream]) -> ActorContext:
+def actor_context(
+    name: str, outputs: dict[str, OutputStream], system: str = "grandmodel"
+) -> ActorContext:
     """An ActorContext for driving an actor directly inside a test's event loop."""
     return ActorContext(
         name=name,
         node="test",
+        system=system,
         outputs=outputs,
         set_timer=lambda actor, timer, interval, repeat: None,
         cancel_timer=lambda actor, timer: None,
