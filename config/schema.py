@@ -51,6 +51,8 @@ class NodeConfig(Base):
     realtime: bool = False
     restart: RestartType = "permanent"
     batch: AtLeastOne = 256
+    trace_latency: bool = True
+    """Record each input message's hop latency (receipt - publish) in a histogram."""
     heartbeat_timeout_s: Positive = 2.0
     shutdown_timeout_s: Positive = 3.0
     start_timeout_s: Positive = 20.0

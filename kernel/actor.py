@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgspec
 
 if TYPE_CHECKING:
+    from kernel.latency import LatencyRecorder
     from kernel.streams import OutputStream
 
 
@@ -100,6 +101,13 @@ class Actor:
 
     def cancel_timer(self, name: str) -> None:
         self.context._cancel_timer(self.name, name)
+
+    def latency(self, series: list[str]) -> "LatencyRecorder":
+        """This actor's own latency histograms (shared memory, readable by /metrics and
+        the benchmarks as `<actor>.<series>`); the same counts continue after a restart."""
+        from kernel.latency import LatencyRecorder
+
+        return LatencyRecorder(self.context.system, self.name, series)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> "asyncio.Task[None]":
         """Run a background task (e.g. a feed loop); if it raises, the node fails."""

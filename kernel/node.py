@@ -14,7 +14,7 @@ import os
 import signal
 import time
 import traceback
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
 
 from config.loader import import_object
@@ -22,14 +22,28 @@ from config.schema import SystemConfig
 from kernel.actor import Actor, ActorContext
 from kernel.codec import Codec
 from kernel.health import HealthTable, State
+from kernel.latency import LatencyRecorder
 from kernel.logs import log_event
 from kernel.streams import NodeStopping, OutputStream
-from kernel.topology import Topology
+from kernel.topology import RingSpec, Topology
 from ringbuf import Doorbell, RingReader, RingWriter, make_wait_strategy
 
 log = logging.getLogger("kernel.node")
 
 YIELD_EVERY_NS = 1_000_000  # a node busy with messages still lets its timers run
+
+
+def traced(
+    on_message: Callable[[Any], object], record: Callable[[int], None]
+) -> Callable[[Any], None]:
+    """Wrap a handler to record each message's hop latency (receipt - publish) first."""
+    clock = time.monotonic_ns
+
+    def handle(msg: Any) -> None:
+        record(clock() - msg.ts_ns)
+        on_message(msg)
+
+    return handle
 
 
 def apply_placement(cores: list[int], realtime: bool, node: str) -> None:
@@ -62,6 +76,7 @@ class NodeRuntime:
         self.codec = Codec.from_union(import_object(config.messages, "messages"))
         self.actors: dict[str, Actor] = {}
         self.inputs: list[tuple[RingReader, Actor]] = []
+        self._input_rings: list[RingSpec] = []
         self.outputs: list[OutputStream] = []
         self.timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self.tasks: set[asyncio.Task[None]] = set()
@@ -103,6 +118,7 @@ class NodeRuntime:
                     ring.name, doorbell=own_doorbell if ring.doorbell else None, schema=schema
                 )
                 self.inputs.append((reader, actor))
+                self._input_rings.append(ring)
 
     # ------------------------------------------------------------------ running
     async def run(self) -> int:
@@ -158,11 +174,25 @@ class NodeRuntime:
         if own is not None:
             own.ring()  # wake a parked drain loop
 
+    def _hop_recorder(self) -> LatencyRecorder | None:
+        """Histograms of `<stream>-><actor>` hop latencies for this node's inputs."""
+        if not self.spec.trace_latency or not self.inputs:
+            return None
+        hops = [f"{ring.stream}->{ring.consumer}" for ring in self._input_rings]
+        return LatencyRecorder(self.config.name, f"node.{self.name}", hops)
+
     async def _drain(self) -> None:
         readers = [reader for reader, _ in self.inputs]
+        recorder = self._hop_recorder()
+        handlers = [actor.on_message for _, actor in self.inputs]
+        if recorder is not None:
+            handlers = [
+                traced(handler, recorder.series(f"{ring.stream}->{ring.consumer}").record)
+                for handler, ring in zip(handlers, self._input_rings, strict=True)
+            ]
         pairs = [
-            (reader.poll_decode, actor.on_message, actor.name, reader)
-            for reader, actor in self.inputs
+            (reader.poll_decode, handler, actor.name, reader)
+            for (reader, actor), handler in zip(self.inputs, handlers, strict=True)
         ]
         wait = make_wait_strategy(self.spec.wait, self.doorbells.get(self.name))
         decoders = self.codec.decode_table

@@ -1,0 +1,6 @@
+"""The tactical (5-minute) decision layer."""
+
+from actors.tactical.actor import TacticalActor, TacticalParams
+from actors.tactical.baseline import BaselineRule, BaselineStrategy
+
+__all__ = ["BaselineRule", "BaselineStrategy", "TacticalActor", "TacticalParams"]

@@ -1,0 +1,78 @@
+"""Shared-memory latency histograms: bucket math, percentiles, cross-process reads."""
+
+import subprocess
+import sys
+import uuid
+
+import numpy as np
+import pytest
+
+from kernel.latency import (
+    BUCKETS,
+    LatencyRecorder,
+    bucket_bounds,
+    bucket_of,
+    latency_path,
+    read_histograms,
+)
+from ringbuf import list_segments, unlink_segment
+
+
+@pytest.fixture
+def system():
+    name = f"lat{uuid.uuid4().hex[:8]}"
+    yield name
+    for status in list_segments(f"{name}."):
+        unlink_segment(status.name)
+
+
+def test_every_value_lands_in_a_bucket_that_contains_it():
+    values = np.unique(
+        np.concatenate([np.arange(0, 5000), np.geomspace(1, 2**40, 5000).astype(np.int64)])
+    )
+    for value in values.tolist():
+        index = bucket_of(value)
+        low, high = bucket_bounds(np.array([index]))
+        assert low[0] <= value < high[0], (value, index)
+        if value >= 32:
+            assert (high[0] - low[0]) / low[0] <= 1 / 16
+
+
+def test_buckets_are_contiguous_and_increasing():
+    low, high = bucket_bounds(np.arange(BUCKETS))
+    assert low[0] == 0
+    assert np.all(high[:-1] == low[1:])
+
+
+def test_percentiles_match_numpy_within_bucket_precision(system):
+    rng = np.random.default_rng(3)
+    samples = rng.lognormal(mean=np.log(50_000), sigma=0.8, size=50_000).astype(np.int64)
+    recorder = LatencyRecorder(system, "actor", ["hop"])
+    series = recorder.series("hop")
+    for value in samples.tolist():
+        series.record(value)
+    (hist,) = read_histograms(system).values()
+    assert hist.count == samples.size and hist.max_ns == samples.max()
+    for q in (50, 90, 99, 99.9):
+        exact = np.percentile(samples, q)
+        assert exact * 0.99 <= hist.percentile(q) <= exact * 1.07
+    assert hist.percentile(100) == samples.max()
+    recorder.close()
+
+
+def test_another_process_records_and_a_restart_keeps_the_counts(system):
+    script = (
+        "import sys; from kernel.latency import LatencyRecorder\n"
+        "r = LatencyRecorder(sys.argv[1], 'venue', ['tick_to_order', 'order_path'])\n"
+        "for v in range(1000, 2000): r.series('tick_to_order').record(v)\n"
+        "r.series('order_path').record(123456)\n"
+    )
+    for _ in range(2):  # the second run is the restarted owner: counts accumulate
+        subprocess.run([sys.executable, "-c", script, system], check=True, timeout=60)
+    hists = read_histograms(system)
+    assert hists["venue.tick_to_order"].count == 2000
+    assert hists["venue.order_path"].count == 2
+    assert hists["venue.order_path"].max_ns == 123456
+    with pytest.raises(ValueError, match="other series"):
+        LatencyRecorder(system, "venue", ["only_one"])
+    assert latency_path(system, "venue").endswith(f"gm-{system}.lat.venue")
