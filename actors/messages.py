@@ -327,6 +327,8 @@ class RiskVerdict(Message, array_like=True, gc=False, frozen=False, kw_only=True
     risk_amount: float = NAN
     """Money at risk if the stop is hit: quantity x stop distance x point value."""
     detail: str = ""
+    intent_ns: int = 0
+    """Publish time (ts_ns) of the TradeIntent this answers: the start of `order_path`."""
 
 
 class OrderRequest(Message, array_like=True, gc=False, frozen=False, kw_only=True, tag=9):
@@ -345,6 +347,8 @@ class OrderRequest(Message, array_like=True, gc=False, frozen=False, kw_only=Tru
     parent_id: str = ""
     """The parent order a child slice belongs to (TWAP/VWAP/ICEBERG), else empty."""
     reduce_only: bool = False
+    intent_ns: int = 0
+    """Publish time (ts_ns) of the TradeIntent behind this order: the start of `order_path`."""
 
 
 class OrderAck(Message, array_like=True, gc=False, frozen=False, kw_only=True, tag=10):
@@ -419,6 +423,10 @@ class RiskSnapshot(Message, array_like=True, gc=False, frozen=False, kw_only=Tru
     event_ns: int
     consecutive_losses: int = 0
     correlation_score: float = NAN
+    limits: dict[str, float] = msgspec.field(default_factory=dict)
+    """Each configured limit by name (e.g. max_position, daily_loss_limit)."""
+    utilisation: dict[str, float] = msgspec.field(default_factory=dict)
+    """Current use of each limit as a fraction of it (1.0 = at the limit)."""
 
 
 class DecisionRecord(Message, array_like=True, gc=False, frozen=False, kw_only=True, tag=16):
