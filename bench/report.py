@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kernel.latency import Histogram
+
 RESULTS_DIR = Path(os.environ.get("GRANDMODEL_BENCH_RESULTS", Path(__file__).parent / "results"))
 
 
@@ -68,6 +70,24 @@ class SuiteReport:
             p999=round(float(p999), 3),
             max=round(float(samples.max()), 3),
             throughput_per_s=throughput_per_s,
+        )
+        self.cases.append(case)
+        return case
+
+    def add_histogram(self, name: str, histogram: Histogram, unit_ns: float = 1e3) -> Case:
+        """A case from a shared-memory HDR histogram (kernel.latency), in us by default."""
+        if histogram.count == 0:
+            raise ValueError(f"case {name!r} has no samples")
+        p50, p90, p99, p999 = (histogram.percentile(q) / unit_ns for q in (50, 90, 99, 99.9))
+        case = Case(
+            name=name,
+            unit="us" if unit_ns == 1e3 else "ns",
+            n=histogram.count,
+            p50=round(p50, 3),
+            p90=round(p90, 3),
+            p99=round(p99, 3),
+            p999=round(p999, 3),
+            max=round(histogram.max_ns / unit_ns, 3),
         )
         self.cases.append(case)
         return case

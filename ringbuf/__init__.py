@@ -21,6 +21,7 @@ from ringbuf.errors import (
     RingVersionMismatch,
     UnknownRecordType,
 )
+from ringbuf.inspect import RingStats, inspect_ring
 from ringbuf.ring import RingReader, RingWriter, create_ring, destroy_ring
 from ringbuf.segment import RingInfo, Segment, read_info, unlink_segment
 from ringbuf.wait import BackoffWait, ParkWait, SpinWait, WaitStrategy, make_wait_strategy
@@ -42,6 +43,7 @@ __all__ = [
     "RingReader",
     "RingSchemaMismatch",
     "RingSizeMismatch",
+    "RingStats",
     "RingVersionMismatch",
     "RingWriter",
     "Segment",
@@ -50,6 +52,7 @@ __all__ = [
     "WaitStrategy",
     "create_ring",
     "destroy_ring",
+    "inspect_ring",
     "list_segments",
     "make_wait_strategy",
     "read_info",

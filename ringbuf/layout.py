@@ -19,6 +19,7 @@ data area when a record would not fit before its end.
 
 import struct
 import zlib
+from typing import TYPE_CHECKING
 
 from ringbuf._core import (
     COMMIT_SLOT_0,
@@ -35,6 +36,9 @@ from ringbuf._core import (
     SLEEP_EPOCH,
     WRITE_CURSOR,
 )
+
+if TYPE_CHECKING:
+    from ringbuf._core import SharedWords
 
 MAGIC = 0x474D52494E470001  # "GMRING" + 0x0001
 LAYOUT_VERSION = 1
@@ -78,6 +82,24 @@ __all__ = [
 ]
 
 FULL_POLICIES = ("block", "drop")
+
+
+def committed_count(words: "SharedWords", write: int) -> tuple[int, int] | None:
+    """(records published, slot that holds the count) for write cursor `write`.
+
+    Each publish writes (cursor, count) into the commit slot not matching the current
+    cursor, then the cursor: a producer killed in between leaves the other slot
+    intact and still matching. None when no slot matches (a corrupted header).
+    """
+    slots = [
+        (words.load_acquire(offset), words.load_acquire(offset + 8))
+        for offset in (COMMIT_SLOT_0, COMMIT_SLOT_1)
+    ]
+    matching = [i for i, (cursor, _) in enumerate(slots) if cursor == write]
+    if not matching:
+        return None
+    best = max(matching, key=lambda i: slots[i][1])
+    return slots[best][1], best
 
 
 def record_size(payload_len: int) -> int:

@@ -197,24 +197,12 @@ class RingWriter(_RingEnd):
         self.publish = self._core.publish  # type: ignore[method-assign]
 
     def _recover_count(self, write: int) -> tuple[int, int]:
-        """Messages published so far, from whichever commit slot matches the cursor.
-
-        Each publish writes (cursor, count) into the slot not matching the current
-        cursor, then the cursor: a producer killed in between leaves the other
-        slot intact and still matching.
-        """
-        words = self._words
-        slots = [
-            (words.load_acquire(offset), words.load_acquire(offset + 8))
-            for offset in (layout.COMMIT_SLOT_0, layout.COMMIT_SLOT_1)
-        ]
-        matching = [i for i, (cursor, _) in enumerate(slots) if cursor == write]
-        if not matching:
-            raise RingCorrupted(
-                f"ring {self.name!r}: no commit slot matches write cursor {write}: {slots}"
-            )
-        best = max(matching, key=lambda i: slots[i][1])
-        return slots[best][1], 1 - best
+        """(records published so far, the commit slot the next publish writes)."""
+        committed = layout.committed_count(self._words, write)
+        if committed is None:
+            raise RingCorrupted(f"ring {self.name!r}: no commit slot matches write cursor {write}")
+        count, slot = committed
+        return count, 1 - slot
 
     def _release_core(self) -> None:
         core = getattr(self, "_core", None)

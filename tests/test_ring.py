@@ -24,6 +24,7 @@ from ringbuf import (
     RingWriter,
     create_ring,
     destroy_ring,
+    inspect_ring,
     layout,
 )
 
@@ -318,3 +319,18 @@ def test_destroy_unlinks_the_segment(ring_name):
     assert os.path.exists(segment.path)
     destroy_ring(segment)
     assert not os.path.exists(segment.path)
+
+
+def test_inspect_reads_counters_without_claiming(ring_name):
+    segment = create_ring(ring_name, 1024, full_policy="drop")
+    with RingWriter(ring_name) as writer, RingReader(ring_name) as reader:
+        for _ in range(12):
+            writer.write(1, b"x" * 100)
+        collect(reader, limit=5)
+        stats = inspect_ring(ring_name)
+        assert (stats.published, stats.consumed, stats.dropped) == (9, 5, 3)
+        assert stats.depth_bytes == 4 * 112
+        assert stats.producer_attached and stats.consumer_attached
+    stats = inspect_ring(ring_name)
+    assert not stats.producer_attached and not stats.consumer_attached
+    destroy_ring(segment)
