@@ -9,7 +9,7 @@ import pytest
 
 from kernel.codec import Codec
 from ringbuf import list_segments, unlink_segment
-from tests.helpers import StreamCapture
+from tests.helpers import TEST_SYSTEM, StreamCapture
 
 WORKER = Path(__file__).resolve().parent / "ring_worker.py"
 
@@ -80,3 +80,11 @@ def capture() -> Iterator[Callable[..., StreamCapture]]:
     yield make
     for item in made:
         item.close()
+
+
+@pytest.fixture(autouse=True)
+def _remove_test_system_state() -> Iterator[None]:
+    """Actors driven in-process create shared state under TEST_SYSTEM: clear it."""
+    yield
+    for status in list_segments(f"{TEST_SYSTEM}."):
+        unlink_segment(status.name)

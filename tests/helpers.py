@@ -1,6 +1,7 @@
 """Helpers shared by the tests."""
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -53,8 +54,13 @@ class StreamCapture:
         destroy_ring(self.segment)
 
 
+TEST_SYSTEM = f"test-ctx-{os.getpid()}"
+"""The system name actors driven in-process by tests share; its segments are removed
+after every test (tests/conftest.py)."""
+
+
 def actor_context(
-    name: str, outputs: dict[str, OutputStream], system: str = "grandmodel"
+    name: str, outputs: dict[str, OutputStream], system: str = TEST_SYSTEM
 ) -> ActorContext:
     """An ActorContext for driving an actor directly inside a test's event loop."""
     return ActorContext(

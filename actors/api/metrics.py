@@ -1,0 +1,147 @@
+"""/metrics: the health table, latency histograms and risk state as Prometheus text.
+
+A fresh `CollectorRegistry` per request, fed by collectors over values read for that
+request: nothing is registered globally, so restarts, tests and several systems in one
+process never collide, and every scrape shows the shared memory as it is now.
+"""
+
+from collections.abc import Iterator
+
+import numpy as np
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.utils import floatToGoString
+
+from actors.api.health import RUNNING, Row
+from actors.api.state import RiskState
+from kernel.latency import BUCKETS, Histogram, bucket_bounds
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+
+EDGES_S = (
+    *(1e-6, 2.5e-6, 5e-6),
+    *(1e-5, 2.5e-5, 5e-5),
+    *(1e-4, 2.5e-4, 5e-4),
+    *(1e-3, 2.5e-3, 5e-3),
+    *(1e-2, 2.5e-2, 5e-2),
+    0.1,
+)
+"""Prometheus bucket edges (le), seconds: 1-2.5-5 steps from 1 us to 100 ms, with the
+500 us order-path budget (design §7) on an edge so that the budget reads exactly."""
+
+_LOW, _HIGH = bucket_bounds(np.arange(BUCKETS))
+_LAST = _HIGH - 1
+"""The largest value (ns) each HDR bucket holds."""
+_MID_NS = (_LOW + _LAST) / 2
+_EDGE_BUCKETS = np.searchsorted(_LAST, [round(edge * 1e9) for edge in EDGES_S], side="right")
+"""Per edge, how many leading HDR buckets hold only values <= that edge. A bucket that
+straddles an edge counts above it, so a latency is never reported below its bucket."""
+_LE = [floatToGoString(edge) for edge in EDGES_S]
+
+
+class ActorCollector:
+    """Per-actor families from health table rows, labelled actor and node."""
+
+    def __init__(self, rows: list[Row]) -> None:
+        self.rows = rows
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["actor", "node"]
+        up = GaugeMetricFamily(
+            "grandmodel_actor_up", "1 while the actor is RUNNING, else 0.", labels=labels
+        )
+        restarts = CounterMetricFamily(
+            "grandmodel_actor_restarts_total", "Restarts by the supervisor.", labels=labels
+        )
+        msgs_in = CounterMetricFamily(
+            "grandmodel_actor_messages_in_total", "Messages consumed.", labels=labels
+        )
+        msgs_out = CounterMetricFamily(
+            "grandmodel_actor_messages_out_total", "Messages published.", labels=labels
+        )
+        depth = GaugeMetricFamily(
+            "grandmodel_actor_ring_depth_bytes",
+            "Bytes waiting in the actor's input rings.",
+            labels=labels,
+        )
+        age = GaugeMetricFamily(
+            "grandmodel_actor_heartbeat_age_seconds",
+            "Time since the actor's node last beat (absent before its first beat).",
+            labels=labels,
+        )
+        for row in self.rows:
+            key = [str(row["actor"]), str(row["node"])]
+            up.add_metric(key, 1.0 if row["state"] == RUNNING else 0.0)
+            restarts.add_metric(key, float(row["restarts"]))
+            msgs_in.add_metric(key, float(row["msgs_in"]))
+            msgs_out.add_metric(key, float(row["msgs_out"]))
+            depth.add_metric(key, float(row["ring_depth_bytes"]))
+            if row["heartbeat_age_s"] is not None:
+                age.add_metric(key, float(row["heartbeat_age_s"]))
+        yield from (up, restarts, msgs_in, msgs_out, depth, age)
+
+
+class LatencyCollector:
+    """HDR histograms re-bucketed onto `EDGES_S` as one family, labelled by series."""
+
+    def __init__(self, histograms: dict[str, Histogram]) -> None:
+        self.histograms = histograms
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(
+            "grandmodel_latency_seconds",
+            "Latency per `<owner>.<series>`; the sum is estimated from bucket midpoints.",
+            labels=["series"],
+        )
+        for name, histogram in sorted(self.histograms.items()):
+            counts = histogram.counts
+            cumulative = np.concatenate(([0], np.cumsum(counts)))
+            buckets = [(le, float(cumulative[n])) for le, n in zip(_LE, _EDGE_BUCKETS, strict=True)]
+            buckets.append(("+Inf", float(cumulative[-1])))
+            family.add_metric([name], buckets, float(counts @ _MID_NS) / 1e9)
+        yield family
+
+
+class RiskCollector:
+    """Account gauges from the latest RiskSnapshot, contracts per symbol from the latest
+    PositionSnapshots; nothing before the first RiskSnapshot."""
+
+    def __init__(self, risk: RiskState) -> None:
+        self.risk = risk
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self.risk.snapshot
+        if snapshot is None:
+            return
+        yield GaugeMetricFamily("grandmodel_risk_equity", "Account equity.", value=snapshot.equity)
+        yield GaugeMetricFamily(
+            "grandmodel_risk_daily_pnl", "Profit and loss of the day.", value=snapshot.daily_pnl
+        )
+        yield GaugeMetricFamily(
+            "grandmodel_risk_kill_switch",
+            "1 while the kill switch is latched.",
+            value=float(snapshot.kill_switch),
+        )
+        position = GaugeMetricFamily(
+            "grandmodel_position_contracts",
+            "Signed position (positive long, negative short).",
+            labels=["symbol"],
+        )
+        for symbol, snap in sorted(self.risk.positions.items()):
+            position.add_metric([symbol], float(snap.quantity))
+        yield position
+
+
+def render(rows: list[Row], histograms: dict[str, Histogram], risk: RiskState) -> bytes:
+    """The exposition text for one scrape."""
+    registry = CollectorRegistry()
+    registry.register(ActorCollector(rows))
+    registry.register(LatencyCollector(histograms))
+    registry.register(RiskCollector(risk))
+    return generate_latest(registry)

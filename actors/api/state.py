@@ -1,0 +1,52 @@
+"""The latest risk picture, kept from the "risk_snapshots" stream for /risk and /metrics.
+
+Only the newest snapshot matters to a reader, so nothing is queued: each message
+replaces its predecessor (the account snapshot, or the position of its symbol).
+"""
+
+from enum import Enum
+from typing import Any
+
+import msgspec
+
+from actors.messages import PositionSnapshot, RiskSnapshot
+from kernel.messages import Message
+
+ENVELOPE = frozenset(Message.__struct_fields__)
+"""Transport fields (seq, ts_ns, origin_ns): about the stream, not the risk state."""
+
+
+def as_json(msg: msgspec.Struct) -> dict[str, Any]:
+    """A message's domain fields as a dict, enums by name (the wire form is array-like,
+    so `msgspec.to_builtins` would give a bare list)."""
+    out: dict[str, Any] = {}
+    for field in msg.__struct_fields__:
+        if field in ENVELOPE:
+            continue
+        value = getattr(msg, field)
+        out[field] = value.name if isinstance(value, Enum) else value
+    return out
+
+
+class RiskState:
+    """Latest RiskSnapshot and latest PositionSnapshot per symbol."""
+
+    def __init__(self) -> None:
+        self.snapshot: RiskSnapshot | None = None
+        self.positions: dict[str, PositionSnapshot] = {}
+
+    def update(self, msg: object) -> None:
+        """Keep `msg` if it is a snapshot; other message types are not the API's business."""
+        if type(msg) is RiskSnapshot:
+            self.snapshot = msg
+        elif type(msg) is PositionSnapshot:
+            self.positions[msg.symbol] = msg
+
+    def to_json(self) -> dict[str, Any] | None:
+        """The /risk body, or None before the first RiskSnapshot arrived."""
+        if self.snapshot is None:
+            return None
+        body = as_json(self.snapshot)
+        body["as_of_ns"] = body.pop("event_ns")
+        body["positions"] = [as_json(self.positions[s]) for s in sorted(self.positions)]
+        return body

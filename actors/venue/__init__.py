@@ -1,0 +1,18 @@
+"""The venue: a simulated exchange fed by the same market data as the strategies."""
+
+from actors.venue.actor import VenueActor, VenueParams
+from actors.venue.book import SymbolBook
+from actors.venue.recent import RecentIds
+from actors.venue.venue import ExchangeParams, SimulatedVenue, SymbolSpec, VenueReply, VenueStats
+
+__all__ = [
+    "ExchangeParams",
+    "RecentIds",
+    "SimulatedVenue",
+    "SymbolBook",
+    "SymbolSpec",
+    "VenueActor",
+    "VenueParams",
+    "VenueReply",
+    "VenueStats",
+]

@@ -1,0 +1,353 @@
+"""The API actor: /health, /risk and /metrics served from a real health table, real latency
+histograms and snapshots fed through on_message, queried over HTTP on 127.0.0.1."""
+
+import logging
+import math
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import msgspec
+import pytest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+
+from actors.api import ApiActor, ApiParams
+from actors.messages import PositionSnapshot, RiskSnapshot, Tick, TradingState
+from kernel.health import HealthTable, State
+from kernel.latency import LatencyRecorder
+from tests.helpers import actor_context
+
+LATENCIES_NS = [500, 1_000, 1_500, 3_000, 20_000, 400_000, 2_000_000]
+"""Recorded into venue.tick_to_order; 1_000 sits in the HDR bucket [992, 1024), which
+straddles the 1 us edge and so counts above it."""
+
+EXPECTED_CUMULATIVE = {
+    1e-6: 1,
+    2.5e-6: 3,
+    5e-6: 4,
+    1e-5: 4,
+    2.5e-5: 5,
+    5e-5: 5,
+    1e-4: 5,
+    2.5e-4: 5,
+    5e-4: 6,
+    1e-3: 6,
+    2.5e-3: 7,
+    5e-3: 7,
+    1e-2: 7,
+    2.5e-2: 7,
+    5e-2: 7,
+    0.1: 7,
+    math.inf: 7,
+}
+
+
+def risk_snapshot(**changes: Any) -> RiskSnapshot:
+    fields: dict[str, Any] = {
+        "trading_state": TradingState.REDUCING,
+        "kill_switch": True,
+        "equity": 101_250.5,
+        "daily_pnl": -1_250.0,
+        "drawdown_pct": 2.5,
+        "gross_notional": 250_000.0,
+        "net_position": -3,
+        "var_95": 1_800.0,
+        "var_99": 2_600.0,
+        "es_95": 2_300.0,
+        "es_99": 3_100.0,
+        "event_ns": 1_767_623_400_000_000_000,
+        "consecutive_losses": 2,
+        "limits": {"max_position": 10.0, "daily_loss_limit": 5_000.0},
+        "utilisation": {"max_position": 0.3, "daily_loss_limit": 0.25},
+        "seq": 41,
+    }
+    fields.update(changes)
+    return RiskSnapshot(**fields)
+
+
+def position(symbol: str, quantity: int) -> PositionSnapshot:
+    return PositionSnapshot(
+        symbol=symbol,
+        quantity=quantity,
+        avg_price=5_000.25,
+        mark_price=5_001.0,
+        realized_pnl=125.0,
+        unrealized_pnl=-37.5,
+        event_ns=1_767_623_400_000_000_000,
+        open_orders=1,
+    )
+
+
+@pytest.fixture
+def system() -> str:
+    return f"test-api-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def table(system: str) -> Iterator[HealthTable]:
+    """The system's health table, every actor RUNNING (as the supervisor would set it)."""
+    table = HealthTable.create(system, [("feed", "market"), ("api", "web")])
+    table.rows["state"][:] = State.RUNNING
+    yield table
+    table.unlink()
+    table.close()
+
+
+@pytest.fixture
+def recorder(system: str) -> Iterator[LatencyRecorder]:
+    recorder = LatencyRecorder(system, "venue", ["tick_to_order"])
+    yield recorder
+    recorder.close()
+    os.unlink(recorder.path)
+
+
+async def start_api(system: str, port_file: Path) -> ApiActor:
+    params = ApiActor.parse_params({"port": 0, "port_file": str(port_file)})
+    actor = ApiActor(params, actor_context("api", {}, system=system))
+    await actor.on_start()
+    return actor
+
+
+@pytest.fixture
+async def api(system: str, tmp_path: Path) -> AsyncIterator[ApiActor]:
+    actor = await start_api(system, tmp_path / "api.port")
+    yield actor
+    await actor.on_stop()
+
+
+@pytest.fixture
+async def http(api: ApiActor) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{api.port}") as session:
+        yield session
+
+
+async def get_json(http: aiohttp.ClientSession, path: str, method: str = "GET") -> tuple[int, Any]:
+    async with http.request(method, path) as response:
+        assert response.content_type == "application/json"
+        return response.status, await response.json()
+
+
+async def scrape(http: aiohttp.ClientSession) -> dict[str, Metric]:
+    async with http.get("/metrics") as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = await response.text()
+    return {family.name: family for family in text_string_to_metric_families(text)}
+
+
+def samples(family: Metric, suffix: str = "") -> dict[tuple[tuple[str, str], ...], float]:
+    """A family's samples named `<family><suffix>`, by their sorted labels."""
+    return {
+        tuple(sorted(s.labels.items())): s.value
+        for s in family.samples
+        if s.name == family.name + suffix
+    }
+
+
+async def test_health_ok_while_all_running_then_degraded(
+    table: HealthTable, http: aiohttp.ClientSession, system: str
+) -> None:
+    status, body = await get_json(http, "/health")
+    assert status == 200
+    assert body["status"] == "ok"
+    assert body["system"] == system
+    assert [(row["actor"], row["state"]) for row in body["actors"]] == [
+        ("feed", "RUNNING"),
+        ("api", "RUNNING"),
+    ]
+    assert set(body["actors"][0]) == set(table.snapshot()[0])
+
+    table.rows["state"][0] = State.FAILED
+    status, body = await get_json(http, "/health")
+    assert status == 503
+    assert body["status"] == "degraded"
+    assert body["system"] == system
+    assert body["actors"][0]["state"] == "FAILED"
+
+
+async def test_health_attaches_once_the_table_exists(
+    http: aiohttp.ClientSession, system: str
+) -> None:
+    status, body = await get_json(http, "/health")
+    assert status == 503
+    assert body["status"] == "degraded"
+    assert body["actors"] == []
+    assert system in str(body["error"])
+
+    table = HealthTable.create(system, [("api", "web")])
+    try:
+        table.rows["state"][0] = State.RUNNING
+        status, body = await get_json(http, "/health")
+        assert (status, body["status"]) == (200, "ok")
+    finally:
+        table.unlink()
+        table.close()
+
+
+async def test_risk_is_503_until_a_snapshot_then_the_latest_state(
+    api: ApiActor, http: aiohttp.ClientSession
+) -> None:
+    assert await get_json(http, "/risk") == (503, {"error": "no risk snapshot yet"})
+
+    api.on_message(position("ES", -2))
+    api.on_message(Tick(symbol="ES", price=1.0, size=1, bid=1.0, ask=1.0, event_ns=1))
+    api.on_message(risk_snapshot(equity=1.0))
+    api.on_message(position("NQ", 1))
+    api.on_message(position("ES", -3))
+    api.on_message(risk_snapshot())
+
+    status, body = await get_json(http, "/risk")
+    assert status == 200
+    assert body["trading_state"] == "REDUCING"
+    assert body["kill_switch"] is True
+    assert body["equity"] == 101_250.5
+    assert body["daily_pnl"] == -1_250.0
+    assert body["drawdown_pct"] == 2.5
+    assert body["net_position"] == -3
+    assert (body["var_95"], body["var_99"], body["es_95"], body["es_99"]) == (
+        1_800.0,
+        2_600.0,
+        2_300.0,
+        3_100.0,
+    )
+    assert body["correlation_score"] is None  # NaN: not known yet
+    assert body["limits"] == {"max_position": 10.0, "daily_loss_limit": 5_000.0}
+    assert body["utilisation"] == {"max_position": 0.3, "daily_loss_limit": 0.25}
+    assert body["as_of_ns"] == 1_767_623_400_000_000_000
+    assert "seq" not in body and "event_ns" not in body
+    positions = body["positions"]
+    assert [(p["symbol"], p["quantity"]) for p in positions] == [("ES", -3), ("NQ", 1)]
+    assert positions[0] == {
+        "symbol": "ES",
+        "quantity": -3,
+        "avg_price": 5_000.25,
+        "mark_price": 5_001.0,
+        "realized_pnl": 125.0,
+        "unrealized_pnl": -37.5,
+        "event_ns": 1_767_623_400_000_000_000,
+        "open_orders": 1,
+    }
+
+
+async def test_metrics_expose_health_latency_and_risk(
+    table: HealthTable, recorder: LatencyRecorder, api: ApiActor, http: aiohttp.ClientSession
+) -> None:
+    series = recorder.series("tick_to_order")
+    for value in LATENCIES_NS:
+        series.record(value)
+    feed, api_row = table.index["feed"], table.index["api"]
+    table.rows["state"][api_row] = State.FAILED
+    table.rows["restarts"][api_row] = 2
+    table.rows["msgs_in"][feed], table.rows["msgs_out"][feed] = 7, 1_000
+    table.rows["ring_depth"][feed] = 4_096
+    table.rows["heartbeat_ns"][feed] = time.monotonic_ns()
+    api.on_message(position("ES", -3))
+    api.on_message(risk_snapshot())
+
+    families = await scrape(http)
+
+    feed_key = (("actor", "feed"), ("node", "market"))
+    api_key = (("actor", "api"), ("node", "web"))
+    assert samples(families["grandmodel_actor_up"]) == {feed_key: 1.0, api_key: 0.0}
+    restarts = families["grandmodel_actor_restarts"]
+    assert restarts.type == "counter"
+    assert samples(restarts, "_total") == {feed_key: 0.0, api_key: 2.0}
+    assert samples(families["grandmodel_actor_messages_in"], "_total")[feed_key] == 7.0
+    assert samples(families["grandmodel_actor_messages_out"], "_total")[feed_key] == 1_000.0
+    assert samples(families["grandmodel_actor_ring_depth_bytes"])[feed_key] == 4_096.0
+    age = samples(families["grandmodel_actor_heartbeat_age_seconds"])
+    assert list(age) == [feed_key]  # the api row never beat: no sample
+    assert 0.0 <= age[feed_key] < 60.0
+
+    latency = families["grandmodel_latency_seconds"]
+    assert latency.type == "histogram"
+    label = ("series", "venue.tick_to_order")
+    buckets = {
+        float(s.labels["le"]): s.value
+        for s in latency.samples
+        if s.name.endswith("_bucket") and s.labels["series"] == label[1]
+    }
+    assert buckets == EXPECTED_CUMULATIVE
+    assert samples(latency, "_count") == {(label,): len(LATENCIES_NS)}
+    estimated_sum = samples(latency, "_sum")[(label,)]
+    assert estimated_sum == pytest.approx(sum(LATENCIES_NS) / 1e9, rel=1 / 16)
+
+    assert samples(families["grandmodel_risk_equity"]) == {(): 101_250.5}
+    assert samples(families["grandmodel_risk_daily_pnl"]) == {(): -1_250.0}
+    assert samples(families["grandmodel_risk_kill_switch"]) == {(): 1.0}
+    assert samples(families["grandmodel_position_contracts"]) == {(("symbol", "ES"),): -3.0}
+
+
+async def test_metrics_before_any_data(http: aiohttp.ClientSession) -> None:
+    families = await scrape(http)
+    assert families["grandmodel_actor_up"].samples == []
+    assert families["grandmodel_latency_seconds"].samples == []
+    assert not any(name.startswith(("grandmodel_risk", "grandmodel_position")) for name in families)
+
+
+async def test_unknown_path_and_wrong_method_answer_json(http: aiohttp.ClientSession) -> None:
+    status, body = await get_json(http, "/nope")
+    assert status == 404
+    assert "/nope" in str(body["error"])
+
+    async with http.post("/health") as response:
+        assert response.status == 405
+        assert response.content_type == "application/json"
+        assert "POST" in (await response.json())["error"]
+        assert "GET" in response.headers["Allow"]
+
+
+async def test_a_failing_handler_answers_500_and_the_server_keeps_serving(
+    http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(system: str) -> None:
+        raise RuntimeError("histogram segment corrupt")
+
+    monkeypatch.setattr("actors.api.server.read_histograms", broken)
+    with caplog.at_level(logging.ERROR, logger="actor.api"):
+        assert await get_json(http, "/metrics") == (500, {"error": "internal error"})
+    assert "histogram segment corrupt" in caplog.text
+    assert (await get_json(http, "/risk"))[0] == 503
+
+
+async def test_port_zero_is_logged_and_written_to_the_port_file(
+    system: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    port_file = tmp_path / "api.port"
+    with caplog.at_level(logging.INFO, logger="actor.api"):
+        actor = await start_api(system, port_file)
+    try:
+        assert actor.port != 0
+        assert port_file.read_text() == f"{actor.port}\n"
+        assert f"127.0.0.1:{actor.port}" in caplog.text
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{actor.port}/risk") as response,
+        ):
+            assert response.status == 503
+    finally:
+        await actor.on_stop()
+    assert not port_file.exists()
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await session.get(f"http://127.0.0.1:{actor.port}/health")
+
+
+def test_params_accept_loopback_only() -> None:
+    assert ApiActor.parse_params({}) == ApiParams(host="127.0.0.1", port=8080, port_file=None)
+    assert ApiActor.parse_params({"host": "::1", "port": 0}).host == "::1"
+    assert ApiActor.parse_params({"host": "127.0.0.2"}).host == "127.0.0.2"
+    for host in ("0.0.0.0", "192.168.1.10", "::", "localhost"):
+        with pytest.raises(msgspec.ValidationError, match="loopback"):
+            ApiActor.parse_params({"host": host})
+    with pytest.raises(msgspec.ValidationError, match="port"):
+        ApiActor.parse_params({"port": 65_536})
+    with pytest.raises(msgspec.ValidationError, match="unknown field"):
+        ApiActor.parse_params({"bind": "127.0.0.1"})

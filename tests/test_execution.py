@@ -1,0 +1,371 @@
+"""Execution (IMMEDIATE): verdicts to orders, the order state machine, and the venue loop."""
+
+import math
+
+import msgspec
+import pytest
+
+from actors.execution import (
+    TRANSITIONS,
+    ExecutionActor,
+    ExecutionParams,
+    Order,
+    OrderState,
+    Outcome,
+)
+from actors.messages import (
+    AnyMessage,
+    Control,
+    ControlCommand,
+    DenyReason,
+    Direction,
+    ExecStrategy,
+    Fill,
+    OrderAck,
+    OrderReject,
+    OrderRequest,
+    OrderType,
+    RejectReason,
+    RiskVerdict,
+    Tick,
+    TimeInForce,
+)
+from actors.venue import VenueActor, VenueParams
+from kernel.codec import Codec
+from tests.helpers import StreamCapture, actor_context
+
+NS = 1_000_000_000
+T0 = 1_767_623_400 * NS
+CODEC = Codec.from_union(AnyMessage)
+
+
+def _verdict(
+    intent_id: str = "I-7",
+    quantity: int = 3,
+    direction: Direction = Direction.LONG,
+    approved: bool = True,
+    origin_ns: int = 9_000,
+) -> RiskVerdict:
+    return RiskVerdict(
+        intent_id=intent_id,
+        symbol="ES",
+        approved=approved,
+        reason=DenyReason.NONE if approved else DenyReason.POSITION_LIMIT,
+        direction=direction,
+        quantity=quantity,
+        price=100.0,
+        origin_ns=origin_ns,
+    )
+
+
+def _ack(client_order_id: str = "I-7-1", quantity: int = 10) -> OrderAck:
+    return OrderAck(
+        client_order_id=client_order_id,
+        venue_order_id="V1",
+        symbol="ES",
+        side=Direction.LONG,
+        quantity=quantity,
+        event_ns=T0,
+    )
+
+
+def _fill(
+    fill_id: str, quantity: int, leaves: int, price: float = 100.0, client_order_id: str = "I-7-1"
+) -> Fill:
+    return Fill(
+        fill_id=fill_id,
+        client_order_id=client_order_id,
+        venue_order_id="V1",
+        symbol="ES",
+        side=Direction.LONG,
+        quantity=quantity,
+        price=price,
+        leaves_quantity=leaves,
+        fee=2.25 * quantity,
+        event_ns=T0,
+    )
+
+
+def _reject(client_order_id: str = "I-7-1", reason: RejectReason = RejectReason.NO_LIQUIDITY):
+    return OrderReject(client_order_id=client_order_id, symbol="ES", reason=reason, event_ns=T0)
+
+
+def _order(quantity: int = 10) -> Order:
+    return Order(
+        client_order_id="I-7-1",
+        intent_id="I-7",
+        symbol="ES",
+        side=Direction.LONG,
+        quantity=quantity,
+    )
+
+
+async def _execution(capture, **params: object) -> tuple[ExecutionActor, StreamCapture]:
+    out = capture("orders", CODEC)
+    actor = ExecutionActor(
+        msgspec.convert(params, ExecutionParams), actor_context("execution", {"orders": out.stream})
+    )
+    await actor.on_start()
+    return actor, out
+
+
+# --- the state machine ----------------------------------------------------------------
+
+
+def test_ack_then_partial_then_full_fill_ends_filled_at_the_average_price():
+    order = _order(10)
+    assert order.apply_ack(_ack()) is Outcome.APPLIED
+    assert (order.state, order.venue_order_id) == (OrderState.ACKED, "V1")
+    assert order.apply_fill(_fill("F1", 4, leaves=6, price=100.0)) is Outcome.APPLIED
+    assert (order.state, order.filled_quantity) == (OrderState.PARTIALLY_FILLED, 4)
+    assert order.apply_fill(_fill("F2", 6, leaves=0, price=101.0)) is Outcome.APPLIED
+    assert (order.state, order.filled_quantity, order.done) == (OrderState.FILLED, 10, True)
+    assert order.avg_price == pytest.approx((4 * 100.0 + 6 * 101.0) / 10)
+    assert order.fees == pytest.approx(10 * 2.25)
+
+
+def test_an_ioc_remainder_ends_the_order_cancelled_with_what_filled():
+    order = _order(10)
+    order.apply_ack(_ack())
+    assert order.apply_fill(_fill("F1", 4, leaves=0)) is Outcome.APPLIED
+    assert (order.state, order.filled_quantity, order.done) == (OrderState.CANCELLED, 4, True)
+
+
+def test_a_reject_ends_a_new_order_with_its_reason():
+    order = _order()
+    assert order.apply_reject(_reject(reason=RejectReason.NO_LIQUIDITY)) is Outcome.APPLIED
+    assert (order.state, order.reject_reason) == (OrderState.REJECTED, RejectReason.NO_LIQUIDITY)
+    assert math.isnan(order.avg_price)
+
+
+def test_a_fill_implies_the_ack():
+    order = _order(5)
+    assert order.apply_fill(_fill("F1", 5, leaves=0)) is Outcome.APPLIED
+    assert (order.state, order.venue_order_id) == (OrderState.FILLED, "V1")
+
+
+def test_a_fill_already_applied_is_a_duplicate_and_changes_nothing():
+    order = _order(10)
+    order.apply_fill(_fill("F1", 4, leaves=6))
+    assert order.apply_fill(_fill("F1", 4, leaves=6)) is Outcome.DUPLICATE
+    assert (order.state, order.filled_quantity) == (OrderState.PARTIALLY_FILLED, 4)
+    order.apply_fill(_fill("F2", 6, leaves=0))
+    assert order.apply_fill(_fill("F2", 6, leaves=0)) is Outcome.DUPLICATE
+    assert (order.state, order.filled_quantity) == (OrderState.FILLED, 10)
+
+
+@pytest.mark.parametrize(
+    ("history", "event"),
+    [
+        (["ack"], _ack()),  # a second ack
+        (["ack", "fill"], _ack()),  # an ack after the order is done
+        (["reject"], _fill("F9", 1, leaves=0)),  # a fill after a reject
+        (["ack"], _reject()),  # a reject after the ack
+        (["ack", "fill"], _fill("F9", 1, leaves=0)),  # a fill after FILLED
+        (["ack"], _fill("F9", 11, leaves=0)),  # more than ordered
+        (["ack"], _fill("F9", 4, leaves=7)),  # leaves beyond what is left
+        (["ack"], _fill("F9", 0, leaves=10)),  # an empty fill
+        (["ack"], _fill("F9", 1, leaves=-1)),
+    ],
+)
+def test_invalid_transitions_leave_the_order_as_it_was(history, event):
+    order = _order(10)
+    steps = {"ack": _ack(), "fill": _fill("F1", 10, leaves=0), "reject": _reject()}
+    apply = {OrderAck: Order.apply_ack, Fill: Order.apply_fill, OrderReject: Order.apply_reject}
+    for step in history:
+        assert apply[type(steps[step])](order, steps[step]) is Outcome.APPLIED
+    before = _snapshot(order)
+    assert apply[type(event)](order, event) is Outcome.INVALID
+    assert _snapshot(order) == before
+
+
+def _snapshot(order: Order) -> tuple[object, ...]:
+    """Everything a venue message can change (avg_price follows filled_quantity)."""
+    return (
+        order.state,
+        order.filled_quantity,
+        order.fees,
+        order.venue_order_id,
+        order.reject_reason,
+        frozenset(order.fill_ids),
+    )
+
+
+def test_terminal_states_have_no_way_out_and_every_state_is_reachable():
+    terminal = {OrderState.FILLED, OrderState.REJECTED, OrderState.CANCELLED}
+    assert not any(state in terminal for state, _ in TRANSITIONS)
+    assert {OrderState.NEW, *TRANSITIONS.values()} == set(OrderState)
+
+
+# --- the actor ------------------------------------------------------------------------
+
+
+async def test_an_approved_verdict_becomes_one_market_ioc_order_with_a_deterministic_id(capture):
+    actor, out = await _execution(capture)
+    actor.on_message(_verdict("I-7", quantity=3, direction=Direction.SHORT, origin_ns=9_000))
+    (order,) = out.messages
+    assert type(order) is OrderRequest
+    assert (order.client_order_id, order.intent_id, order.symbol) == ("I-7-1", "I-7", "ES")
+    assert (order.side, order.quantity) == (Direction.SHORT, 3)
+    assert (order.order_type, order.time_in_force, order.strategy) == (
+        OrderType.MARKET,
+        TimeInForce.IOC,
+        ExecStrategy.IMMEDIATE,
+    )
+    assert (order.origin_ns, order.seq) == (9_000, 1)
+    assert order.ts_ns > 0
+    assert actor.orders["I-7-1"].state == OrderState.NEW
+    assert actor.counts.orders == 1
+
+
+async def test_denied_and_empty_verdicts_send_nothing(capture):
+    actor, out = await _execution(capture)
+    actor.on_message(_verdict("I-1", approved=False))
+    actor.on_message(_verdict("I-2", quantity=0))
+    actor.on_message(_verdict("I-3", direction=Direction.FLAT))
+    actor.on_message(_verdict("", quantity=1))
+    actor.on_message(Control(command=ControlCommand.HALT))
+    assert out.messages == [] and actor.orders == {}
+    assert (actor.counts.denied, actor.counts.ignored, actor.counts.orders) == (1, 3, 0)
+
+
+async def test_a_redelivered_verdict_is_not_resent_and_a_restart_reuses_the_id(capture):
+    actor, out = await _execution(capture)
+    actor.on_message(_verdict("I-7"))
+    actor.on_message(_verdict("I-7"))
+    assert len(out.messages) == 1 and actor.counts.redelivered == 1
+    restarted, out_after = await _execution(capture)
+    restarted.on_message(_verdict("I-7"))
+    (again,) = out_after.messages
+    assert again.client_order_id == out.messages[0].client_order_id == "I-7-1"
+
+
+async def test_replies_drive_the_order_and_bad_ones_are_counted_not_fatal(capture):
+    actor, _ = await _execution(capture)
+    actor.on_message(_verdict("I-7", quantity=10))
+    for reply in (
+        _ack(),
+        _ack(),  # invalid: a second ack
+        _fill("F1", 4, leaves=6),
+        _fill("F1", 4, leaves=6),  # duplicate
+        _fill("F2", 6, leaves=0),
+        _reject(),  # invalid: the order is done
+        _fill("F3", 1, leaves=0, client_order_id="nobody-1"),  # unknown
+    ):
+        actor.on_message(reply)
+    order = actor.orders["I-7-1"]
+    assert (order.state, order.filled_quantity) == (OrderState.FILLED, 10)
+    counts = actor.counts
+    assert (counts.invalid_transitions, counts.duplicate_fills, counts.unknown_orders) == (2, 1, 1)
+
+
+async def test_finished_orders_are_retained_within_the_bound(capture):
+    actor, _ = await _execution(capture, retain_done=1)
+    for intent in ("A", "B", "C"):
+        actor.on_message(_verdict(intent, quantity=1))
+    actor.on_message(_reject("A-1"))
+    actor.on_message(_fill("F1", 1, leaves=0, client_order_id="B-1"))
+    assert sorted(actor.orders) == ["B-1", "C-1"]  # A dropped, C still working
+    actor.on_message(_fill("F1", 1, leaves=0, client_order_id="B-1"))
+    assert actor.counts.duplicate_fills == 1
+
+
+def test_params_parse_strictly_from_config():
+    assert ExecutionActor.parse_params({}).stream == "orders"
+    with pytest.raises(msgspec.ValidationError, match="unknown field `streams`"):
+        ExecutionActor.parse_params({"streams": "x"})
+
+
+# --- end to end: risk verdict -> execution -> venue -> execution ---------------------
+
+
+class _Chain:
+    """Execution and a venue connected by real rings, pumped by hand in one event loop."""
+
+    def __init__(
+        self,
+        execution: ExecutionActor,
+        orders: StreamCapture,
+        venue: VenueActor,
+        replies: StreamCapture,
+    ) -> None:
+        self.execution = execution
+        self.orders = orders
+        self.venue = venue
+        self.replies = replies
+        self._orders_read = 0
+        self._replies_read = 0
+
+    @classmethod
+    async def start(cls, capture, depth: int = 100) -> "_Chain":
+        """Both actors started; the venue has a still book of `depth` a side at 100/100.25."""
+        execution, orders = await _execution(capture)
+        replies = capture("venue", CODEC)
+        venue = VenueActor(VenueParams(), actor_context("venue", {"venue": replies.stream}))
+        await venue.on_start()
+        for i in range(3):
+            venue.on_message(
+                Tick(
+                    symbol="ES",
+                    price=100.25,
+                    size=1,
+                    bid=100.0,
+                    ask=100.25,
+                    bid_size=depth,
+                    ask_size=depth,
+                    event_ns=T0 + i * NS,
+                )
+            )
+        return cls(execution, orders, venue, replies)
+
+    def send(self, verdict: RiskVerdict) -> list[object]:
+        """Deliver `verdict`, then the orders and replies it causes; the replies."""
+        self.execution.on_message(verdict)
+        for order in self.orders.messages[self._orders_read :]:
+            self.venue.on_message(order)
+        self._orders_read = len(self.orders.messages)
+        replies = self.replies.messages[self._replies_read :]
+        self._replies_read = len(self.replies.messages)
+        for reply in replies:
+            self.execution.on_message(reply)
+        return replies
+
+
+async def test_a_verdict_ends_filled_at_the_venue_with_its_origin_traced(capture):
+    chain = await _Chain.start(capture)
+    replies = chain.send(_verdict("I-1", quantity=7, origin_ns=31_337))
+    assert [type(r) for r in replies] == [OrderAck, Fill]
+    assert all(r.origin_ns == 31_337 for r in replies)
+    order = chain.execution.orders["I-1-1"]
+    assert (order.state, order.filled_quantity, order.venue_order_id) == (
+        OrderState.FILLED,
+        7,
+        "V-I-1-1",
+    )
+    assert order.avg_price == 100.25  # at the ask; no impact in a market that has not moved
+    assert order.fees == pytest.approx(7 * 2.25)
+
+
+async def test_an_order_beyond_the_depth_ends_cancelled_with_the_filled_part(capture):
+    chain = await _Chain.start(capture, depth=4)
+    chain.send(_verdict("I-2", quantity=10, direction=Direction.SHORT))
+    order = chain.execution.orders["I-2-1"]
+    assert (order.state, order.filled_quantity, order.avg_price) == (
+        OrderState.CANCELLED,
+        4,
+        100.0,
+    )
+
+
+async def test_a_verdict_redelivered_after_an_execution_restart_does_not_fill_twice(capture):
+    chain = await _Chain.start(capture)
+    chain.send(_verdict("I-3", quantity=2))
+    await chain.execution.on_start()  # a restart: every order forgotten
+    replies = chain.send(_verdict("I-3", quantity=2))
+    assert [type(r) for r in replies] == [OrderReject]
+    order = chain.execution.orders["I-3-1"]
+    assert (order.state, order.reject_reason) == (
+        OrderState.REJECTED,
+        RejectReason.DUPLICATE_ORDER_ID,
+    )
+    assert chain.venue.venue.stats.contracts_filled == 2
