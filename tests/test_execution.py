@@ -55,6 +55,7 @@ def _verdict(
         quantity=quantity,
         price=100.0,
         origin_ns=origin_ns,
+        intent_ns=origin_ns + 500,
     )
 
 
@@ -212,7 +213,7 @@ async def test_an_approved_verdict_becomes_one_market_ioc_order_with_a_determini
         TimeInForce.IOC,
         ExecStrategy.IMMEDIATE,
     )
-    assert (order.origin_ns, order.seq) == (9_000, 1)
+    assert (order.origin_ns, order.intent_ns, order.seq) == (9_000, 9_500, 1)
     assert order.ts_ns > 0
     assert actor.orders["I-7-1"].state == OrderState.NEW
     assert actor.counts.orders == 1

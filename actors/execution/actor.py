@@ -124,6 +124,7 @@ class ExecutionActor(Actor):
                 strategy=ExecStrategy.IMMEDIATE,
                 intent_id=verdict.intent_id,
                 origin_ns=verdict.origin_ns,
+                intent_ns=verdict.intent_ns,
             )
         )
         counts.orders += 1
