@@ -9,6 +9,7 @@ import importlib
 SUITES = {
     "ring": "bench.ring",
     "restart": "bench.restart",
+    "e2e": "bench.e2e",
 }
 
 

@@ -43,8 +43,9 @@ def test_shipped_configs_are_valid():
     default = load_config(DEFAULT_CONFIG, environ={})
     assert max(core for node in default.nodes for core in node.cores) < 2
     eight = load_config(DEFAULT_CONFIG.parent / "eight_core.toml", environ={}, cpus=8)
-    hot_cores = [core for node in eight.nodes for core in node.cores]
+    hot_cores = [core for node in eight.nodes if node.wait == "spin" for core in node.cores]
     assert 0 not in hot_cores and len(set(hot_cores)) == len(hot_cores)
+    assert all(node.cores == [0] for node in eight.nodes if node.wait != "spin")
 
 
 def mutate(config: dict, path: str, value: object) -> dict:
