@@ -1,0 +1,252 @@
+"""The pre-trade gate: one TradeIntent in, one RiskVerdict out, no I/O, on the order path.
+
+Every verdict carries the intent's origin_ns (the tick that started the chain) and its
+ts_ns as intent_ns (the start of `order_path`), so execution and the venue can time both.
+
+Checks run in this order; the first that fails is the deny reason:
+
+ 1. KILL_SWITCH       the shared-memory kill switch is engaged.
+ 2. DUPLICATE_ID      the intent_id was seen before. Every intent that gets past the
+                      switch is remembered whatever its verdict, so a replayed copy
+                      never gets a second chance.
+ 3. NAN_INPUT         price, atr, score, confidence or stop_price is NaN or infinite, or
+                      price or atr is not positive (nothing can be sized from it).
+ 4. HALTED            the trading state is HALTED.
+ 5. DAILY_LOSS_LIMIT  the day's loss (realized + unrealized) is beyond the limit: the
+                      state flips to REDUCING and only position-reducing intents pass.
+ 6. REDUCING_ONLY     the state is REDUCING and the intent would not reduce the position.
+ 7. PRICE_BAND        the symbol has no mark yet, or the price is outside the band.
+ 8. ORDER_RATE_LIMIT  the sliding minute already holds the maximum of approvals.
+ 9. ZERO_SIZE         sizing gives no contract (no Kelly edge, a stop too wide for the
+                      risk budget, nothing left to close).
+10. POSITION_LIMIT, NOTIONAL_LIMIT, ORDER_SIZE_LIMIT: the size is cut to each limit in
+                      turn and denied with that reason if nothing is left. An approval
+                      that a limit cut carries that limit as its reason (DenyReason is
+                      "why denied, or cut"); an uncut approval carries NONE.
+
+Sizing. An intent to go LONG or SHORT in the ACTIVE state opens risk: contracts =
+floor(risk fraction x equity / (stop_atr_multiple x ATR x point value)). The risk fraction
+is `risk_per_trade_fraction` until `min_kelly_trades` round trips have closed; after that,
+the fractional Kelly fraction when lower (Kelly may shrink the risk, never grow it past the
+ceiling, and no edge means no trade). A FLAT intent, or any intent the REDUCING state lets
+through, closes: its size is what is held and not already being closed.
+
+Position and notional limits count approved quantity not yet filled (see pending.py).
+"""
+
+import logging
+import math
+import time
+from collections.abc import Callable
+
+from actors.messages import DenyReason, Direction, RiskVerdict, TradeIntent, TradingState
+from actors.risk.book import RiskBook
+from actors.risk.killswitch import KillSwitch
+from actors.risk.limits import RiskLimits
+from actors.risk.pending import PendingOrders
+from actors.risk.recent import RecentIds
+from actors.risk.sizing import kelly_fraction, risk_contracts
+from actors.risk.throttle import OrderThrottle
+
+REMEMBERED_INTENTS = 100_000
+GATE = "risk-gate"
+"""How the gate signs the trading-state changes it makes itself."""
+
+# Enum members bound once: a class attribute lookup on an Enum costs ~0.2 us in 3.11.
+_ACTIVE, _REDUCING, _HALTED = TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED
+_FLAT = Direction.FLAT
+_SIDES = {int(d): d for d in Direction}
+_NONE = DenyReason.NONE
+_KILL_SWITCH = DenyReason.KILL_SWITCH
+_DUPLICATE_ID = DenyReason.DUPLICATE_ID
+_NAN_INPUT = DenyReason.NAN_INPUT
+_HALTED_REASON = DenyReason.HALTED
+_DAILY_LOSS_LIMIT = DenyReason.DAILY_LOSS_LIMIT
+_REDUCING_ONLY = DenyReason.REDUCING_ONLY
+_PRICE_BAND = DenyReason.PRICE_BAND
+_ORDER_RATE_LIMIT = DenyReason.ORDER_RATE_LIMIT
+_ZERO_SIZE = DenyReason.ZERO_SIZE
+_CUTS = (DenyReason.POSITION_LIMIT, DenyReason.NOTIONAL_LIMIT, DenyReason.ORDER_SIZE_LIMIT)
+_GUARDED = ("price", "atr", "score", "confidence", "stop_price")
+_POSITIVE = ("price", "atr")
+_FIXED, _KELLY, _CLOSING = "fixed-fractional sizing", "fractional Kelly sizing", "closing"
+
+log = logging.getLogger(__name__)
+
+
+class RiskGate:
+    """`check` decides; `on_fill` releases pending quantity. `clock` is CLOCK_MONOTONIC in
+    ns by default and injected by tests (throttle window, pending expiry)."""
+
+    def __init__(
+        self,
+        limits: RiskLimits,
+        book: RiskBook,
+        controls: KillSwitch,
+        clock: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self.limits = limits
+        self.book = book
+        self.controls = controls
+        self.pending = PendingOrders(round(limits.pending_ttl_s * 1e9))
+        self._clock = clock
+        self._intent_ids = RecentIds(REMEMBERED_INTENTS)
+        self._throttle = OrderThrottle(limits.max_orders_per_minute)
+
+    def on_fill(self, symbol: str, side: int, quantity: int) -> None:
+        self.pending.fill(symbol, side, quantity)
+
+    def utilisation(self) -> dict[str, float]:
+        """Use of each limit that can fill up, as a fraction of it (1.0 = at the limit), as
+        the gate sees it: pending approvals count like positions. A limit of 0 is full."""
+        limits, book, pending = self.limits, self.book, self.pending
+        now = self._clock()
+        pending.expire(now)
+        # Per symbol, the worse side: what is held that way plus what is pending that way.
+        contracts = max(
+            (
+                max(
+                    held.quantity + pending.quantity(symbol, 1),
+                    pending.quantity(symbol, -1) - held.quantity,
+                )
+                for symbol, held in book.positions.items()
+            ),
+            default=0,
+        )
+        used = {
+            "max_position": (contracts, limits.max_position),
+            "max_notional": (book.gross_notional + pending.notional, limits.max_notional),
+            "daily_loss_limit": (max(0.0, -book.daily_pnl), limits.daily_loss_limit),
+            "max_orders_per_minute": (self._throttle.count(now), limits.max_orders_per_minute),
+        }
+        return {name: value / limit if limit else 1.0 for name, (value, limit) in used.items()}
+
+    def check(self, intent: TradeIntent) -> RiskVerdict:
+        controls = self.controls
+        if controls.engaged:
+            return _deny(intent, _KILL_SWITCH, controls.reason)
+        if not self._intent_ids.add(intent.intent_id):
+            return _deny(intent, _DUPLICATE_ID, "intent_id seen before")
+        price, atr = intent.price, intent.atr
+        # One finiteness test for all five: a NaN or an inf in any of them spoils the sum.
+        if not (
+            math.isfinite(price + atr + intent.score + intent.confidence + intent.stop_price)
+            and price > 0.0
+            and atr > 0.0
+        ):
+            return _deny(intent, _NAN_INPUT, _bad_fields(intent))
+        state = controls.trading_state
+        if state is _HALTED:
+            return _deny(intent, _HALTED_REASON, "trading halted")
+
+        limits = self.limits
+        book = self.book
+        symbol = intent.symbol
+        held = book.position(symbol)
+        direction = intent.direction
+        side = int(direction) if direction != _FLAT else (held < 0) - (held > 0)
+        reducing = side * held < 0
+        daily_pnl = book.daily_pnl
+        if daily_pnl < -limits.daily_loss_limit:
+            breach = f"daily P&L {daily_pnl:.2f} beyond -{limits.daily_loss_limit:.2f}"
+            if state is _ACTIVE:
+                state = _REDUCING
+                controls.set_trading_state(_REDUCING, GATE, breach)
+                log.warning("trading state REDUCING: %s", breach)
+            if not reducing:
+                return _deny(intent, _DAILY_LOSS_LIMIT, breach)
+        if state is _REDUCING and not reducing:
+            return _deny(intent, _REDUCING_ONLY, f"position {held}")
+
+        mark = book.mark(symbol)
+        if not abs(price - mark) <= limits.price_band_fraction * mark:  # NaN mark: deny
+            return _deny(intent, _PRICE_BAND, f"price {price} vs mark {mark}")
+        now = self._clock()
+        if not self._throttle.allows(now):
+            return _deny(
+                intent,
+                _ORDER_RATE_LIMIT,
+                f"{limits.max_orders_per_minute} orders in the last minute",
+            )
+
+        pending = self.pending
+        pending.expire(now)
+        pending_same_side = pending.quantity(symbol, side)
+        closable = max(0, -side * held - pending_same_side)
+        kelly = math.nan
+        closing = direction == _FLAT or state is _REDUCING
+        if closing:
+            quantity, stop_distance, detail = closable, math.nan, _CLOSING
+        else:
+            risk_fraction, detail = limits.risk_per_trade_fraction, _FIXED
+            stats = book.stats
+            if stats.trades >= limits.min_kelly_trades:
+                kelly = limits.kelly_fraction * kelly_fraction(stats.win_rate, stats.payoff_ratio)
+                if kelly < risk_fraction:
+                    risk_fraction, detail = kelly, _KELLY
+            stop_distance = limits.stop_atr_multiple * atr
+            quantity = risk_contracts(book.equity, risk_fraction, stop_distance, limits.point_value)
+        if quantity <= 0:
+            return _deny(intent, _ZERO_SIZE, detail, kelly)
+
+        reason = _NONE
+        contract_notional = price * limits.point_value
+        gross = book.gross_notional + pending.notional
+        # Closing never adds notional: only the opening part of an order needs room.
+        rooms = (
+            limits.max_position - side * held - pending_same_side,
+            closable + max(0, math.floor((limits.max_notional - gross) / contract_notional)),
+            limits.max_order_size,
+        )
+        for room, limit in zip(rooms, _CUTS, strict=True):
+            if room < quantity:
+                if room <= 0:
+                    return _deny(intent, limit, f"{detail}; no room left", kelly)
+                quantity, reason = room, limit
+
+        pending.add(now, symbol, side, quantity, contract_notional)
+        self._throttle.record(now)
+        return RiskVerdict(
+            intent_id=intent.intent_id,
+            symbol=symbol,
+            approved=True,
+            reason=reason,
+            direction=_SIDES[side],
+            quantity=quantity,
+            price=price,
+            stop_price=price - side * stop_distance,
+            target_price=intent.target_price,
+            kelly_fraction=kelly,
+            risk_amount=0.0 if closing else quantity * stop_distance * limits.point_value,
+            detail=detail,
+            intent_ns=intent.ts_ns,
+            origin_ns=intent.origin_ns,
+        )
+
+
+def _deny(
+    intent: TradeIntent, reason: DenyReason, detail: str, kelly: float = math.nan
+) -> RiskVerdict:
+    return RiskVerdict(
+        intent_id=intent.intent_id,
+        symbol=intent.symbol,
+        approved=False,
+        reason=reason,
+        direction=intent.direction,
+        quantity=0,
+        price=intent.price,
+        target_price=intent.target_price,
+        kelly_fraction=kelly,
+        detail=detail,
+        intent_ns=intent.ts_ns,
+        origin_ns=intent.origin_ns,
+    )
+
+
+def _bad_fields(intent: TradeIntent) -> str:
+    bad = []
+    for name in _GUARDED:
+        value = getattr(intent, name)
+        if not math.isfinite(value) or (name in _POSITIVE and value <= 0.0):
+            bad.append(f"{name}={value}")
+    return ", ".join(bad)

@@ -1,0 +1,78 @@
+"""Approved quantity not yet filled: it counts against the limits like a position.
+
+Without it two intents approved before the first fill arrives could each use the whole
+position room. Fills release the oldest pending quantity of their symbol and side;
+what no fill releases expires after a time-to-live, because risk is not told of cancels,
+rejects or the unfilled rest of an IOC order.
+"""
+
+from collections import deque
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class _Approval:
+    expires_ns: int
+    symbol: str
+    side: int
+    quantity: int
+    """Still unfilled."""
+    contract_notional: float
+    """Price x point value at approval."""
+
+
+class PendingOrders:
+    def __init__(self, ttl_ns: int) -> None:
+        self._ttl_ns = ttl_ns
+        self._approvals: deque[_Approval] = deque()
+        self._totals: dict[tuple[str, int], int] = {}
+        self.notional = 0.0
+        """Gross notional of every pending contract, both sides, at its approval price."""
+
+    def quantity(self, symbol: str, side: int) -> int:
+        """Pending contracts on `side` (+1 buy, -1 sell) of `symbol`."""
+        return self._totals.get((symbol, side), 0)
+
+    def add(
+        self, now_ns: int, symbol: str, side: int, quantity: int, contract_notional: float
+    ) -> None:
+        self._approvals.append(
+            _Approval(now_ns + self._ttl_ns, symbol, side, quantity, contract_notional)
+        )
+        key = (symbol, side)
+        self._totals[key] = self._totals.get(key, 0) + quantity
+        self.notional += quantity * contract_notional
+
+    def expire(self, now_ns: int) -> None:
+        approvals = self._approvals
+        while approvals and approvals[0].expires_ns <= now_ns:
+            self._release(approvals.popleft(), None)
+
+    def fill(self, symbol: str, side: int, quantity: int) -> None:
+        """Release `quantity` filled contracts, oldest approvals first; a fill of an order
+        risk never approved (a manual trade) releases nothing."""
+        for approval in self._approvals:
+            if quantity == 0:
+                break
+            if approval.symbol == symbol and approval.side == side and approval.quantity:
+                used = min(quantity, approval.quantity)
+                self._release(approval, used)
+                quantity -= used
+        approvals = self._approvals
+        while approvals and approvals[0].quantity == 0:
+            approvals.popleft()
+
+    def _release(self, approval: _Approval, quantity: int | None) -> None:
+        """Take `quantity` (None: all that is left) off an approval and the totals."""
+        used = approval.quantity if quantity is None else quantity
+        if not used:
+            return
+        approval.quantity -= used
+        key = (approval.symbol, approval.side)
+        left = self._totals[key] - used
+        if left:
+            self._totals[key] = left
+        else:
+            del self._totals[key]
+        # Reset exactly when nothing is pending, so float drift cannot accumulate.
+        self.notional = self.notional - used * approval.contract_notional if self._totals else 0.0

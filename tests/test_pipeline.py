@@ -1,0 +1,123 @@
+"""The whole order path as real processes: reconciliation, kill switch, kill -9."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from actors.risk.killswitch import KillSwitch
+from ringbuf import inspect_ring
+from tests.helpers import wait_until
+from tests.pipeline import (
+    net_position,
+    pipeline_config,
+    recorded,
+    rings,
+    start_pipeline,
+    wait_quiescent,
+)
+
+TICKS = 12_000
+
+
+@pytest.fixture
+def systems():
+    running = []
+    yield running
+    for system in running:
+        system.close()
+
+
+def assert_reconciled(tmp_path, system) -> None:
+    """Venue fills == execution's view == risk's position; nothing lost between actors."""
+    for name in rings(system):
+        stats = inspect_ring(name)
+        assert stats.depth_bytes == 0 and stats.dropped == 0, stats
+        assert stats.published == stats.consumed, stats
+    got = recorded(tmp_path)
+    fills = {f["fill_id"]: f for f in got.fills}  # a restarted venue repeats ids, never fills
+    ordered = {o["client_order_id"] for o in got.orders}
+    assert {f["client_order_id"] for f in fills.values()} <= ordered
+    assert len(fills) == len({f["client_order_id"] for f in fills.values()}), (
+        "an order filled twice"
+    )
+    expected = net_position(list(fills.values()))
+    quiet_since = time.monotonic_ns()  # the same clock as ts_ns
+    wait_until(
+        lambda: (p := recorded(tmp_path).positions) and p[-1]["ts_ns"] > quiet_since,
+        15,
+        "a risk snapshot taken after the last fill",
+    )
+    last = recorded(tmp_path).positions[-1]
+    assert last["quantity"] == expected
+    point_value = 50.0
+    cash = -sum(f["side"] * f["quantity"] * f["price"] for f in fills.values()) * point_value
+    fees = sum(f["fee"] for f in fills.values())
+    total = cash + expected * last["mark_price"] * point_value - fees
+    assert last["realized_pnl"] + last["unrealized_pnl"] == pytest.approx(total, abs=1e-6)
+
+
+def test_a_run_reconciles_orders_fills_and_positions(tmp_path, systems):
+    system = start_pipeline(tmp_path, pipeline_config(tmp_path, TICKS))
+    systems.append(system)
+    wait_quiescent(system, TICKS)
+    got = recorded(tmp_path)
+    assert len(got.orders) > 50, "the baseline strategy should trade"
+    assert len(got.acks) + len(got.rejects) == len(got.orders)
+    assert_reconciled(tmp_path, system)
+    assert system.terminate()[0] == 0
+
+
+def test_kill_switch_blocks_every_order_and_survives_a_risk_restart(tmp_path, systems):
+    system = start_pipeline(tmp_path, pipeline_config(tmp_path, 0))
+    systems.append(system)
+    wait_until(lambda: len(recorded(tmp_path).orders) >= 10, 60, "orders flowing")
+    switch = KillSwitch.open(system.name)
+    switch.engage("test", "pytest")
+    # Orders decided before the switch may still be in flight: let them land.
+    settled = len(recorded(tmp_path).orders)
+    wait_until(lambda: system.rows()["tactical"]["msgs_out"] > 0, 5, "intents")
+    intents_then = system.rows()["tactical"]["msgs_out"]
+    wait_until(
+        lambda: system.rows()["tactical"]["msgs_out"] > intents_then + 20,
+        60,
+        "more intents while the switch is engaged",
+    )
+    assert len(recorded(tmp_path).orders) <= settled + 2
+    blocked = len(recorded(tmp_path).orders)
+    hot = system.rows()["risk"]["pid"]
+    os.kill(hot, signal.SIGKILL)
+    wait_until(
+        lambda: system.rows()["risk"]["pid"] != hot and system.rows()["risk"]["ready"],
+        30,
+        "risk restarted",
+    )
+    intents_then = system.rows()["tactical"]["msgs_out"]
+    wait_until(
+        lambda: system.rows()["tactical"]["msgs_out"] > intents_then + 20,
+        60,
+        "intents after the restart",
+    )
+    assert len(recorded(tmp_path).orders) == blocked, "an order passed the latched switch"
+    switch.reset("pytest")
+    wait_until(lambda: len(recorded(tmp_path).orders) > blocked, 60, "orders after reset")
+    switch.close()
+    assert system.terminate()[0] == 0
+
+
+@pytest.mark.parametrize("node", ["market", "hot", "audit"])
+def test_kill9_of_any_node_mid_run_still_reconciles(tmp_path, systems, node):
+    system = start_pipeline(tmp_path, pipeline_config(tmp_path, TICKS))
+    systems.append(system)
+    wait_until(lambda: len(recorded(tmp_path).orders) >= 20, 60, "orders flowing")
+    victim = next(r["pid"] for r in system.rows().values() if r["node"] == node)
+    os.kill(victim, signal.SIGKILL)
+    wait_until(
+        lambda: all(r["state"] == "RUNNING" and r["ready"] for r in system.rows().values()),
+        30,
+        f"{node} restarted",
+    )
+    wait_quiescent(system, TICKS)
+    assert_reconciled(tmp_path, system)
+    assert system.terminate()[0] == 0
