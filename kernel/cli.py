@@ -104,7 +104,7 @@ def _segments(args: argparse.Namespace) -> int:
             print(f"removed stale segment {name}")
         return 0
     for status in list_segments(args.prefix):
-        state = "stale" if status.stale else "live"
+        state = "persistent" if status.persistent else "stale" if status.stale else "live"
         detail = f" ({status.problem})" if status.problem else ""
         print(
             f"{status.name:<48} {status.size:>12} B  {state}  creator={status.creator_pid}{detail}"

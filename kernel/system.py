@@ -74,9 +74,10 @@ class System:
         for segment in self.segments:
             destroy_ring(segment)
         self.segments.clear()
-        # Shared state the actors created under the run's name (e.g. a kill switch).
+        # Shared state the actors created under the run's name (latency histograms,
+        # snapshots), except what is meant to outlive the run.
         for status in list_segments(f"{self.config.name}."):
-            if not status.path.endswith(".health"):
+            if not status.path.endswith(".health") and not status.persistent:
                 unlink_segment(status.name)
         for doorbell in self.doorbells.values():
             doorbell.close()

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from ringbuf.errors import RingError
 from ringbuf.procs import is_alive
-from ringbuf.segment import PREFIX, SHM_DIR, Segment
+from ringbuf.segment import PERSIST, PREFIX, SHM_DIR, Segment
 
 
 @dataclass(frozen=True)
@@ -19,9 +19,14 @@ class SegmentStatus:
     problem: str | None
 
     @property
+    def persistent(self) -> bool:
+        return f".{PERSIST}." in self.name
+
+    @property
     def stale(self) -> bool:
-        """Nobody can still use it: its creator is gone and no process maps it."""
-        return not self.creator_alive and not self.mapped
+        """Nobody can still use it: its creator is gone and no process maps it (and it is
+        not state meant to outlive runs)."""
+        return not self.creator_alive and not self.mapped and not self.persistent
 
 
 def _mapped_paths() -> set[str]:

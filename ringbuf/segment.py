@@ -24,6 +24,9 @@ from ringbuf.procs import start_ticks
 
 SHM_DIR = "/dev/shm"
 PREFIX = "gm-"
+PERSIST = "persist"
+"""Segments named `<run>.persist.<what>` are state meant to outlive runs (a latched
+kill switch): cleanup never treats them as stale and a run's shutdown keeps them."""
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 

@@ -48,3 +48,13 @@ def test_garbage_file_with_our_prefix_is_reported_and_removable(ring_name):
     assert status.problem and status.stale
     assert remove_stale(ring_name) == [ring_name + "-junk"]
     assert not os.path.exists(path)
+
+
+def test_persistent_state_is_never_stale(ring_name):
+    path = f"/dev/shm/gm-{ring_name}.persist.killswitch"
+    with open(path, "wb") as state:
+        state.write(b"\0" * 64)
+    (status,) = list_segments(ring_name)
+    assert status.persistent and not status.stale
+    assert remove_stale(ring_name) == []
+    os.unlink(path)

@@ -121,3 +121,20 @@ def test_kill9_of_any_node_mid_run_still_reconciles(tmp_path, systems, node):
     wait_quiescent(system, TICKS)
     assert_reconciled(tmp_path, system)
     assert system.terminate()[0] == 0
+
+
+def test_an_engaged_switch_outlives_a_clean_stop_and_a_reset_one_does_not(tmp_path, systems):
+    config = pipeline_config(tmp_path, 0)
+    system = start_pipeline(tmp_path, config)
+    systems.append(system)
+    switch = KillSwitch.open(system.name)
+    switch.engage("end of day checks", "pytest")
+    assert system.terminate()[0] == 0
+    assert os.path.exists(switch.path), "a latched switch must survive the run"
+    again = start_pipeline(tmp_path, config)
+    systems.append(again)
+    assert KillSwitch.open(again.name).engaged
+    switch.reset("pytest")
+    assert again.terminate()[0] == 0
+    assert not os.path.exists(switch.path), "a switch at rest is removed on a clean stop"
+    switch.close()

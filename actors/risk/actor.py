@@ -122,6 +122,10 @@ class RiskActor(Actor):
             self.publish_snapshots()
 
     async def on_stop(self) -> None:
+        # A clean stop with nothing latched leaves nothing behind; an engaged switch or
+        # a HALTED/REDUCING state stays for the next run to find.
+        if self.controls.at_rest:
+            self.controls.unlink()
         self.controls.close()
         self._store.close()
 

@@ -22,6 +22,7 @@ We map the file with os.open/mmap rather than multiprocessing.shared_memory, who
 resource tracker unlinks a segment when a process that attached it exits.
 """
 
+import contextlib
 import fcntl
 import mmap
 import os
@@ -32,7 +33,7 @@ from contextlib import contextmanager
 import msgspec
 
 from actors.messages import TradingState
-from ringbuf.segment import PREFIX, SHM_DIR
+from ringbuf.segment import PERSIST, PREFIX, SHM_DIR
 
 MAGIC = 0x5753_4C4C_494B_4D47  # b"GMKILLSW" read as a little-endian u64
 VERSION = 1
@@ -71,8 +72,10 @@ class KillSwitchState(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def killswitch_path(system: str) -> str:
-    """Named after the run, so the run's shutdown sweep of `<system>.*` finds it."""
-    return os.path.join(SHM_DIR, f"{PREFIX}{system}.killswitch")
+    """A `persist` segment of the run: neither the run's shutdown sweep nor the stale
+    cleanup removes it, so a latched switch survives crashes and clean restarts alike.
+    The risk actor removes it on a clean stop only when it is off and trading ACTIVE."""
+    return os.path.join(SHM_DIR, f"{PREFIX}{system}.{PERSIST}.killswitch")
 
 
 class KillSwitch:
@@ -177,6 +180,16 @@ class KillSwitch:
             state_reason=self._read_text("state_reason"),
             state_by=self._read_text("state_by"),
         )
+
+    @property
+    def at_rest(self) -> bool:
+        """Off and ACTIVE: nothing latched that a restart would need to find."""
+        return not self.engaged and self.trading_state == TradingState.ACTIVE
+
+    def unlink(self) -> None:
+        """Remove the file (others keep their mapping until they close)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
 
     def close(self) -> None:
         """Unmap (the file stays: the switch must outlive this process)."""
