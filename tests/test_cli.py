@@ -5,7 +5,12 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.helpers import wait_until
 from tests.systems import REPO, RunningSystem, base_config, write_config
 
 
@@ -44,8 +49,17 @@ def test_status_prints_the_health_table_of_a_running_system(tmp_path):
     assert gone.returncode == 1 and "no running system" in gone.stderr
 
 
-def test_default_config_runs_and_stops_on_sigint(tmp_path):
+def get(port: int, path: str) -> tuple[int, str, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
+            return reply.status, reply.headers["Content-Type"], reply.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["Content-Type"], error.read().decode()
+
+
+def test_default_config_serves_the_api_and_stops_on_sigint(tmp_path):
     log = tmp_path / "run.jsonl"
+    port_file = tmp_path / "port"
     system = RunningSystem(
         None,
         "clitest",
@@ -53,10 +67,25 @@ def test_default_config_runs_and_stops_on_sigint(tmp_path):
         env={
             "GRANDMODEL__logging__file": json.dumps(str(log)),
             "GRANDMODEL__name": '"clitest"',
+            "GRANDMODEL__actors__api__params__port": "0",
+            "GRANDMODEL__actors__api__params__port_file": json.dumps(str(port_file)),
         },
     )
     try:
         system.wait_running()
+        wait_until(port_file.exists, 30, "the API to listen")
+        port = int(port_file.read_text())
+        status, kind, body = get(port, "/health")
+        assert status == 200 and kind.startswith("application/json")
+        assert {row["actor"] for row in json.loads(body)["actors"]} >= {"feed", "risk", "api"}
+        wait_until(lambda: get(port, "/risk")[0] == 200, 30, "a risk snapshot")
+        risk = json.loads(get(port, "/risk")[2])
+        assert risk["kill_switch"] is False and risk["limits"]["max_position"] == 5.0
+        status, kind, body = get(port, "/metrics")
+        assert status == 200 and kind.startswith("text/plain")
+        families = {f.name for f in text_string_to_metric_families(body)}
+        assert {"grandmodel_actor_up", "grandmodel_latency_seconds"} <= families
+        assert get(port, "/nowhere")[0] == 404
         code, took = system.terminate(signum=signal.SIGINT)
     finally:
         system.close()

@@ -816,3 +816,19 @@ async def test_a_restarted_actor_restores_its_book_from_the_snapshot(capture, sy
     assert second.book.position("ES") == 2
     await second.on_stop()
     await first.on_stop()
+
+
+@pytest.mark.parametrize("reason", list(SCENARIOS), ids=lambda reason: reason.name)
+async def test_a_denied_intent_never_becomes_an_order(make_gate, capture, reason):
+    """Each deny, handed to the real execution actor: nothing goes out to the venue."""
+    from actors.execution import ExecutionActor, ExecutionParams
+
+    verdict = SCENARIOS[reason](make_gate(**LIMITS.get(reason, {})))
+    orders = capture("orders", Codec.from_union(AnyMessage))
+    execution = ExecutionActor(
+        ExecutionParams(), actor_context("execution", {"orders": orders.stream})
+    )
+    await execution.on_start()
+    execution.on_message(verdict)
+    assert orders.messages == []
+    assert execution.counts.denied == 1
