@@ -42,8 +42,9 @@ HOPS = (
 
 
 def bench_config(name: str, log: Path, ticks_per_s: float, wait: str) -> str:
-    """The default topology, tuned to trade often: 5 s bars, a fast market, loose limits
-    (and fixed-fractional sizing: Kelly would size a coin-flip strategy to zero)."""
+    """The default topology, tuned to trade often: 5 s bars, a fast market, loose limits,
+    fixed-fractional sizing on a very large account (a coin-flip strategy paying spread
+    and fees would otherwise be sized to zero by Kelly or by its shrinking equity)."""
     return f"""
 name = "{name}"
 messages = "actors.messages:AnyMessage"
@@ -113,6 +114,7 @@ max_position = 1000
 max_order_size = 5
 price_band_fraction = 0.5
 min_kelly_trades = 1000000000
+initial_equity = 1e12
 [[actors]]
 name = "execution"
 cls = "actors.execution:ExecutionActor"

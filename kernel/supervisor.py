@@ -142,6 +142,14 @@ class SupervisorTree:
         if child is not None and child.state in (State.RUNNING, State.STARTING):
             self.events.put_nowait((child, pid, status))
 
+    def zygote_lost(self) -> None:
+        """The zygote died, and every node with it (PR_SET_PDEATHSIG): settle their exits."""
+        for future in self.exits.values():
+            if not future.done():
+                future.set_result(-signal.SIGKILL)
+        self.failure = "the zygote died"
+        self.failed.set()
+
     def _exit_future(self, pid: int) -> "asyncio.Future[int]":
         if pid not in self.exits:
             self.exits[pid] = asyncio.get_running_loop().create_future()

@@ -103,6 +103,7 @@ class System:
             self.zygote.on_death = stop.set
             await self.zygote.start()
             self.tree = SupervisorTree(self.config, self.health, self.zygote)
+            self.zygote.on_death = self.tree.zygote_lost
             await self.tree.start()
             log_event(
                 log,

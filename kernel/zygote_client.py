@@ -34,9 +34,12 @@ class ZygoteClient:
     async def start(self, timeout_s: float = 120.0) -> None:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        # A session of its own: Ctrl-C in a terminal signals the foreground process group,
+        # which must reach only the supervisor, so that it stops the tree in order.
         self.process = subprocess.Popen(
             [sys.executable, "-m", "kernel.zygote", str(theirs.fileno())],
             pass_fds=[theirs.fileno(), *self.doorbells.values()],
+            start_new_session=True,
         )
         theirs.close()
         ours.setblocking(False)

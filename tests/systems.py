@@ -76,6 +76,7 @@ class RunningSystem:
             stderr=subprocess.PIPE,
             env=dict(os.environ, PYTHONPATH=str(REPO), **(env or {})),
             cwd=REPO,
+            start_new_session=True,  # its own process group, as in a terminal
         )
         self._health: HealthTable | None = None
 
@@ -137,6 +138,12 @@ class RunningSystem:
         self.proc.send_signal(signum)
         code = self.proc.wait(timeout=timeout_s)
         return code, time.monotonic() - started
+
+    def close_health(self) -> None:
+        """Unmap the health table (a run's shutdown unlinks it; we must not keep it)."""
+        if self._health is not None:
+            self._health.close()
+            self._health = None
 
     def kill9(self) -> None:
         """SIGKILL the supervisor, leaving whatever it had in /dev/shm behind."""

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -290,3 +291,39 @@ def test_actor_classes_are_warmed_up_once_in_the_zygote(tmp_path, systems):
     zygote = next(e["process"] for e in system.events() if e["event"] == "zygote ready")
     assert warmed_in == zygote and runs_in == pids(system)["w"] != zygote
     assert system.terminate()[0] == 0
+
+
+@pytest.mark.parametrize("wait", ["spin", "park"])
+def test_ctrl_c_to_the_whole_process_group_stops_in_order(tmp_path, systems, wait):
+    """A terminal's Ctrl-C signals every process of the foreground group at once."""
+    config, _ = pipeline(tmp_path, 0)
+    for node in config["nodes"]:
+        node["wait"] = wait
+    system = start(tmp_path, config)
+    systems.append(system)
+    children = list(pids(system).values())
+    system.close_health()
+    started = time.monotonic()
+    os.killpg(system.proc.pid, signal.SIGINT)
+    assert system.proc.wait(timeout=15) == 0
+    assert time.monotonic() - started < 5
+    events = [e["event"] for e in system.events()]
+    assert "node ignored SIGTERM, killing" not in events
+    assert "the zygote died" not in events
+    for pid in children:
+        assert not is_alive(pid)
+    assert not [f for f in os.listdir("/dev/shm") if f.startswith(f"gm-{config['name']}.")]
+
+
+def test_a_killed_zygote_takes_its_nodes_and_fails_the_run_cleanly(tmp_path, systems):
+    config, _ = pipeline(tmp_path, 0)
+    system = start(tmp_path, config)
+    systems.append(system)
+    children = list(pids(system).values())
+    zygote = next(e["process"] for e in system.events() if e["event"] == "zygote ready")
+    system.close_health()
+    os.kill(zygote, signal.SIGKILL)
+    assert system.proc.wait(timeout=30) == 1
+    for pid in children:
+        assert not is_alive(pid)
+    assert not [f for f in os.listdir("/dev/shm") if f.startswith(f"gm-{config['name']}.")]
