@@ -9,7 +9,10 @@ import datetime
 import json
 import os
 import platform
+import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -156,6 +159,23 @@ class SuiteReport:
         path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
         print(f"results written to {path}", flush=True)
         return 1 if enforce and not self.ok else 0
+
+
+def wait_for(
+    condition: Callable[[], bool],
+    timeout_s: float,
+    what: str,
+    system: "subprocess.Popen[bytes] | None" = None,
+    poll_s: float = 0.0005,
+) -> None:
+    """Poll `condition` until it holds; a clear error on timeout or if `system` exits."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if system is not None and system.poll() is not None:
+            raise RuntimeError(f"the system exited ({system.returncode}) before {what}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {what} within {timeout_s:.0f} s")
+        time.sleep(poll_s)
 
 
 def _cpu_model() -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from bench.report import SuiteReport
+from bench.report import SuiteReport, wait_for
 from kernel.health import HealthTable
 
 KILLS = 50
@@ -74,14 +74,6 @@ period_s = 10.0
 """
 
 
-def _wait(condition: "callable[[], bool]", timeout_s: float, what: str) -> None:  # type: ignore[valid-type]
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"bench restart: timed out waiting for {what}")
-        time.sleep(0.0005)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="grandmodel bench restart", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smoke run: 5 kills")
@@ -100,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             stderr=subprocess.DEVNULL,
         )
         try:
-            _wait(lambda: stamps[0] >= 1, 120, "the first consumer")
+            wait_for(lambda: stamps[0] >= 1, 120, "first consumer", system)
             health = HealthTable.attach(name)
             row = health.index["probe"]
             latencies = []
@@ -108,10 +100,10 @@ def main(argv: list[str] | None = None) -> int:
                 incarnation = int(stamps[0])
                 pid = int(health.rows["pid"][row])
                 consumed = int(stamps[2])
-                _wait(lambda c=consumed: stamps[2] > c + 100, 30, "steady consumption")
+                wait_for(lambda c=consumed: stamps[2] > c + 100, 30, "steady consumption", system)
                 killed_at = time.monotonic_ns()
                 os.kill(pid, signal.SIGKILL)
-                _wait(lambda i=incarnation: stamps[0] > i, 30, "the replacement")
+                wait_for(lambda i=incarnation: stamps[0] > i, 30, "replacement", system)
                 latencies.append((int(stamps[1]) - killed_at) / 1e6)
             report.add_samples("kill9-to-consuming", np.array(latencies), unit="ms")
             supervisor = psutil.Process(system.pid)

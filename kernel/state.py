@@ -11,13 +11,12 @@ the point) and is removed with the run's other segments at shutdown.
 """
 
 import contextlib
-import mmap
 import os
 import struct
 import zlib
 
 from ringbuf._core import SharedWords
-from ringbuf.segment import PREFIX, SHM_DIR
+from ringbuf.segment import PREFIX, SHM_DIR, map_shared_file
 
 MAGIC = 0x474D5354415445  # "GMSTATE"
 HEADER = 64  # magic u64, capacity u64, latest generation u64
@@ -39,18 +38,9 @@ class SnapshotStore:
         self.path = state_path(system, owner)
         slot_size = SLOT_HEADER.size + capacity
         size = HEADER + 2 * slot_size
-        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            existing = os.fstat(fd).st_size
-            if existing not in (0, size):
-                raise ValueError(f"{self.path} has another capacity ({existing} bytes)")
-            if existing == 0:
-                os.ftruncate(fd, size)
-            self._mapping = mmap.mmap(fd, size)
-        finally:
-            os.close(fd)
+        self._mapping, created = map_shared_file(self.path, size)
         self._words = SharedWords(self._mapping)
-        if existing == 0:
+        if created:
             struct.pack_into("<QQ", self._mapping, 0, MAGIC, capacity)
         elif struct.unpack_from("<QQ", self._mapping, 0) != (MAGIC, capacity):
             raise ValueError(f"{self.path} is not a snapshot store of capacity {capacity}")

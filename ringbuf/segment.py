@@ -144,6 +144,24 @@ class Segment:
         unlink_segment(self.name)
 
 
+def map_shared_file(path: str, size: int) -> tuple[mmap.mmap, bool]:
+    """Map a fixed-size file under /dev/shm, creating it if absent; True when created.
+
+    For state that is not a ring but shares its lifecycle (histograms, snapshots):
+    a file of another size is refused, never resized.
+    """
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        existing = os.fstat(fd).st_size
+        if existing not in (0, size):
+            raise ValueError(f"{path} holds {existing} bytes, not the {size} expected")
+        if existing == 0:
+            os.ftruncate(fd, size)
+        return mmap.mmap(fd, size), existing == 0
+    finally:
+        os.close(fd)
+
+
 def unlink_segment(name: str) -> bool:
     """Remove a segment by ring name; False when there was none."""
     try:

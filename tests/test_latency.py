@@ -73,6 +73,6 @@ def test_another_process_records_and_a_restart_keeps_the_counts(system):
     assert hists["venue.tick_to_order"].count == 2000
     assert hists["venue.order_path"].count == 2
     assert hists["venue.order_path"].max_ns == 123456
-    with pytest.raises(ValueError, match="other series"):
+    with pytest.raises(ValueError, match="bytes, not the"):
         LatencyRecorder(system, "venue", ["only_one"])
     assert latency_path(system, "venue").endswith(f"gm-{system}.lat.venue")

@@ -41,7 +41,7 @@ def test_save_and_load_across_attachments(system):
     assert again.load() == b"second"
     with pytest.raises(SnapshotTooLarge):
         again.save(b"x" * 4097)
-    with pytest.raises(ValueError, match="another capacity"):
+    with pytest.raises(ValueError, match="bytes, not the"):
         SnapshotStore(system, "risk", capacity=8192)
     again.close()
 
