@@ -5,8 +5,8 @@ back to risk and execution) in a bench configuration: the market is paced fast a
 bars close every 5 market seconds, so the baseline strategy trades many times a
 second. The feed has core 0 (shared with the supervisor) and parks; the order path,
 venue adapter included, has core 1 and waits by `--wait` (spin by default): on two
-cores only one node can spin without being preempted. It waits for the target number of orders at the venue, then reads the
-shared-memory HDR histograms the system recorded:
+cores only one node can spin without being preempted. It waits for the target number
+of orders at the venue, then reads the shared-memory HDR histograms the system recorded:
 
 - `tick_to_order`: the feed published the tick that closed the bar -> the venue
   received the order (the venue records it from the order's origin_ns);
