@@ -10,6 +10,7 @@ SUITES = {
     "ring": "bench.ring",
     "restart": "bench.restart",
     "e2e": "bench.e2e",
+    "data": "bench.data",
 }
 
 

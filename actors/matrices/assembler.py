@@ -10,7 +10,49 @@ Work per bar is O(C): the rolling sums are updated with the value entering and t
 one leaving the window, and rows live in a ring, copied out in time order on demand.
 """
 
+import numba
 import numpy as np
+
+
+@numba.njit(cache=True)
+def _push(
+    raw: np.ndarray,
+    normalise: np.ndarray,
+    ring: np.ndarray,
+    history: np.ndarray,
+    sums: np.ndarray,
+    counters: np.ndarray,
+    sanitised: np.ndarray,
+) -> None:
+    """One bar into the ring; counters = [next row, history slot, history count]."""
+    rows, window = ring.shape[0], history.shape[0]
+    row, slot, count = counters[0], counters[1], counters[2]
+    full = count == window
+    if not full:
+        count += 1
+    for column in range(raw.shape[0]):
+        value = raw[column]
+        finite = np.isfinite(value)
+        if not finite:
+            sanitised[column] += 1
+            value = 0.0
+        out = value
+        if normalise[column]:
+            if full:
+                leaving = history[slot, column]
+                sums[0, column] -= leaving
+                sums[1, column] -= leaving * leaving
+            history[slot, column] = value
+            sums[0, column] += value
+            sums[1, column] += value * value
+            mean = sums[0, column] / count
+            variance = max(sums[1, column] / count - mean * mean, 0.0)
+            std = np.sqrt(variance)
+            out = (value - mean) / std if finite and count >= 2 and std > 1e-12 else 0.0
+        ring[row, column] = out
+    counters[0] = (row + 1) % rows
+    counters[1] = (slot + 1) % window
+    counters[2] = count
 
 
 class MatrixAssembler:
@@ -32,14 +74,10 @@ class MatrixAssembler:
         self.columns = list(columns)
         self._normalise = np.array([name in (zscore or []) for name in columns])
         self._ring = np.zeros((rows, len(columns)), dtype=np.float32)
-        self._next = 0
-        self.filled = 0
-        self._window = zscore_window
         self._history = np.zeros((zscore_window, len(columns)))
-        self._history_next = 0
-        self._history_count = 0
-        self._sum = np.zeros(len(columns))
-        self._sum_sq = np.zeros(len(columns))
+        self._sums = np.zeros((2, len(columns)))
+        self._counters = np.zeros(3, dtype=np.int64)
+        self.filled = 0
         self.sanitised = np.zeros(len(columns), dtype=np.int64)
 
     @property
@@ -52,37 +90,16 @@ class MatrixAssembler:
         raw = np.asarray(features, dtype=np.float64)
         if raw.shape != (len(self.columns),):
             raise ValueError(f"expected {len(self.columns)} features, got shape {raw.shape}")
-        finite = np.isfinite(raw)
-        clean = np.where(finite, raw, 0.0)
-        row = clean.copy()
-        if self._normalise.any():
-            row = np.where(self._normalise, self._zscore(clean, finite), row)
-        self.sanitised += ~finite
-        self._ring[self._next] = row
-        self._next = (self._next + 1) % self.rows
+        _push(
+            raw,
+            self._normalise,
+            self._ring,
+            self._history,
+            self._sums,
+            self._counters,
+            self.sanitised,
+        )
         self.filled = min(self.filled + 1, self.rows)
-
-    def _zscore(self, value: np.ndarray, finite: np.ndarray) -> np.ndarray:
-        """Update the rolling sums with this bar (non-finite values count as absent)."""
-        slot = self._history_next
-        if self._history_count == self._window:
-            leaving = self._history[slot]
-            self._sum -= leaving
-            self._sum_sq -= leaving * leaving
-        else:
-            self._history_count += 1
-        entering = np.where(finite, value, 0.0)
-        self._history[slot] = entering
-        self._sum += entering
-        self._sum_sq += entering * entering
-        self._history_next = (slot + 1) % self._window
-        n = self._history_count
-        mean = self._sum / n
-        variance = np.maximum(self._sum_sq / n - mean * mean, 0.0)
-        std = np.sqrt(variance)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.where((std > 1e-12) & (n >= 2) & finite, (value - mean) / std, 0.0)
-        return z
 
     def matrix(self) -> np.ndarray:
         """The (rows x C) float32 matrix, oldest bar first; rows not yet filled are 0."""
@@ -90,4 +107,5 @@ class MatrixAssembler:
             out = np.zeros_like(self._ring)
             out[self.rows - self.filled :] = self._ring[: self.filled]
             return out
-        return np.concatenate((self._ring[self._next :], self._ring[: self._next]))
+        cut = int(self._counters[0])
+        return np.concatenate((self._ring[cut:], self._ring[:cut]))
