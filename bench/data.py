@@ -1,7 +1,7 @@
 """`grandmodel bench data`: the data pipeline's cost per bar and replay throughput.
 
-- `features-per-bar`: one closed bar through every indicator (the classic set and the
-  advanced ones when present) and into both matrix assemblers, timed bar by bar over a
+- `features-per-bar`: one closed bar through every indicator (the classic set, FVG,
+  MLMI, NWRQK, LVN, MMD) and into both matrix assemblers, timed bar by bar over a
   long synthetic OHLCV series (after a warm-up, so numba compilation is excluded).
   Budget: p99 <= 200 us.
 - `classic-indicators-per-bar`: the classic set alone (ATR, RSI, MACD, Bollinger,
@@ -20,9 +20,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from actors.indicators.classic import ClassicIndicators, Output
-from actors.matrices import STRATEGIC_COLUMNS, STRATEGIC_ZSCORE, TACTICAL_COLUMNS, MatrixAssembler
-from actors.matrices.schemas import STRATEGIC_ROWS, TACTICAL_ROWS
+from actors.features import FeatureEngine
+from actors.indicators.classic import ClassicIndicators
 from actors.replay.reader import ReplaySource, read_chunks
 from actors.replay.stats import ReplayStats
 from bench.report import SuiteReport
@@ -31,7 +30,8 @@ BUDGET_US = 200.0
 
 
 def synthetic_bars(count: int, seed: int = 3) -> np.ndarray:
-    """(count, 4) high, low, close, volume of a random walk around 4150."""
+    """(count, 4) high, low, close, volume of a random walk around 4150 (the open of a
+    bar is the previous close)."""
     rng = np.random.default_rng(seed)
     close = 4150.0 + np.cumsum(rng.normal(0.0, 1.5, count))
     high = close + rng.exponential(1.0, count)
@@ -53,27 +53,17 @@ def time_classic(bars: np.ndarray, warmup: int) -> np.ndarray:
 
 
 def time_features(bars: np.ndarray, warmup: int) -> np.ndarray:
-    """Every indicator and both matrices for one bar, as the bars actor will run them."""
-    indicators = ClassicIndicators(bars_per_year=252 * 78)
-    tactical = MatrixAssembler(TACTICAL_ROWS, TACTICAL_COLUMNS)
-    strategic = MatrixAssembler(STRATEGIC_ROWS, STRATEGIC_COLUMNS, zscore=STRATEGIC_ZSCORE)
-    tactical_row = np.zeros(len(TACTICAL_COLUMNS))
-    strategic_row = np.zeros(len(STRATEGIC_COLUMNS))
+    """Every indicator and both matrices for one bar (actors.features.FeatureEngine)."""
+    engine = FeatureEngine(bars_per_year=252 * 78, lvn_bin_width=0.25)
     clock = time.perf_counter_ns
     samples = np.empty(len(bars) - warmup, dtype=np.int64)
+    previous = bars[0, 2]
     for i, (high, low, close, volume) in enumerate(bars):
         started = clock()
-        values = indicators.update(high, low, close, volume)
-        tactical_row[5] = np.tanh(values[Output.MOMENTUM_SHORT] / 5.0)
-        tactical_row[6] = values[Output.VOLUME_FEATURE]
-        tactical.push(tactical_row)
-        strategic_row[9] = values[Output.MOMENTUM_MEDIUM]
-        strategic_row[10] = values[Output.MOMENTUM_LONG]
-        strategic_row[11] = values[Output.VOLATILITY]
-        strategic_row[12] = values[Output.VOLUME_PROFILE_SKEW]
-        strategic.push(strategic_row)
+        engine.update(previous, high, low, close, volume)
         if i >= warmup:
             samples[i - warmup] = clock() - started
+        previous = close
     return samples / 1e3
 
 

@@ -1,0 +1,5 @@
+"""Bars to model inputs: indicators, matrix rows and synergy signals per bar."""
+
+from actors.features.engine import FeatureEngine, Signals
+
+__all__ = ["FeatureEngine", "Signals"]
