@@ -50,3 +50,40 @@ def test_signals_drive_the_synergy_detector():
         fired += synergy is not None
     assert counts > 0
     assert fired > 0, "a 3000-bar random walk should produce at least one synergy"
+
+
+async def test_the_actor_publishes_matrices_and_synergies_on_a_real_ring(capture):
+    from actors.features import FeaturesActor, FeaturesParams
+    from actors.messages import AnyMessage, Bar, StrategicMatrix, Synergy, TacticalMatrix
+    from kernel.codec import Codec
+    from tests.helpers import actor_context
+
+    out = capture("features", Codec.from_union(AnyMessage))
+    params = FeaturesParams(synergy_window=20)
+    actor = FeaturesActor(params, actor_context("features", {"features": out.stream}))
+    await actor.on_start()
+    data = bars(3000, seed=8)
+    for i, row in enumerate(data.tolist()):  # plain floats, as decoded messages hold
+        open_, high, low, close, volume = row
+        for timeframe in (300, 1800):
+            actor.on_message(
+                Bar(
+                    symbol="ES",
+                    timeframe_s=timeframe,
+                    start_ns=i * 10**9,
+                    end_ns=(i + 1) * 10**9,
+                    open=open_,
+                    high=high,
+                    low=low,
+                    close=close,
+                    volume=int(volume),
+                    origin_ns=i + 1,
+                )
+            )
+    kinds = [type(m) for m in out.messages]
+    assert kinds.count(TacticalMatrix) == 3000 - 59
+    assert kinds.count(StrategicMatrix) == 3000 - 47
+    assert kinds.count(Synergy) > 0
+    last = next(m for m in reversed(out.messages) if type(m) is TacticalMatrix)
+    assert last.array().shape == (60, 7) and last.origin_ns == 3000
+    assert np.isfinite(last.array()).all()

@@ -1,0 +1,112 @@
+"""FeaturesActor: closed bars -> model-input matrices and synergies for the decision layers.
+
+Per symbol it runs one FeatureEngine on the tactical timeframe (5-minute bars by
+default) and one on the strategic timeframe (30-minute). On each closed bar of a
+timeframe it publishes that timeframe's matrix once the assembler is full
+(TacticalMatrix 60x7, StrategicMatrix 48x13); the strategic engine's MLMI, NWRQK and
+FVG signals feed the synergy detector, whose Synergy messages go out on the same
+stream. Every message carries the origin_ns of the bar (the tick that closed it).
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from actors.features.engine import FeatureEngine
+from actors.indicators.classic import Output
+from actors.messages import Bar, StrategicMatrix, TacticalMatrix
+from actors.synergy import BarSignals, SynergyDetector
+from kernel.actor import Actor
+
+BARS_PER_YEAR_OF_DAY_SECONDS = 252 * 23_400
+
+
+class FeaturesParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    stream: str = "features"
+    tactical_timeframe_s: int = 300
+    strategic_timeframe_s: int = 1800
+    lvn_bin_width: float = 0.25
+    """Price width of a volume-profile bin (one ES tick by default)."""
+    synergy_window: int = 10
+    synergy_min_confidence: float = 0.5
+
+
+@dataclass
+class _SymbolState:
+    tactical: FeatureEngine
+    strategic: FeatureEngine
+    synergy: SynergyDetector
+    strategic_bars: int = 0
+
+
+class FeaturesActor(Actor):
+    Params = FeaturesParams
+    params: FeaturesParams
+
+    async def on_start(self) -> None:
+        self.out = self.output(self.params.stream)
+        self.symbols: dict[str, _SymbolState] = {}
+
+    def _state(self, symbol: str) -> _SymbolState:
+        state = self.symbols.get(symbol)
+        if state is None:
+            p = self.params
+            state = self.symbols[symbol] = _SymbolState(
+                FeatureEngine(
+                    BARS_PER_YEAR_OF_DAY_SECONDS / p.tactical_timeframe_s, p.lvn_bin_width
+                ),
+                FeatureEngine(
+                    BARS_PER_YEAR_OF_DAY_SECONDS / p.strategic_timeframe_s, p.lvn_bin_width
+                ),
+                SynergyDetector(symbol, p.synergy_window, p.synergy_min_confidence),
+            )
+        return state
+
+    def on_message(self, msg: Any) -> None:
+        if type(msg) is not Bar:
+            return
+        p = self.params
+        if msg.timeframe_s == p.tactical_timeframe_s:
+            engine = self._state(msg.symbol).tactical
+            engine.update(msg.open, msg.high, msg.low, msg.close, msg.volume)
+            if engine.tactical.ready:
+                self._publish_matrix(TacticalMatrix, engine.tactical.matrix(), engine, msg)
+        elif msg.timeframe_s == p.strategic_timeframe_s:
+            state = self._state(msg.symbol)
+            signals = state.strategic.update(msg.open, msg.high, msg.low, msg.close, msg.volume)
+            if state.strategic.strategic.ready:
+                self._publish_matrix(
+                    StrategicMatrix, state.strategic.strategic.matrix(), state.strategic, msg
+                )
+            state.strategic_bars += 1
+            synergy = state.synergy.on_bar(
+                BarSignals(
+                    state.strategic_bars,
+                    msg.end_ns,
+                    msg.close,
+                    signals.mlmi,
+                    signals.nwrqk,
+                    signals.fvg,
+                )
+            )
+            if synergy is not None:
+                synergy.origin_ns = msg.origin_ns
+                self.out.publish(synergy)
+
+    def _publish_matrix(
+        self,
+        kind: type[TacticalMatrix] | type[StrategicMatrix],
+        matrix: Any,
+        engine: FeatureEngine,
+        bar: Bar,
+    ) -> None:
+        message = kind.from_array(
+            matrix,
+            symbol=bar.symbol,
+            bar_end_ns=bar.end_ns,
+            close=bar.close,
+            atr=float(engine.classic.values[Output.ATR]),
+        )
+        message.origin_ns = bar.origin_ns
+        self.out.publish(message)
