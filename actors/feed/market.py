@@ -44,10 +44,8 @@ import numba
 import numpy as np
 
 from actors.messages import Regime
+from config.types import AtLeastOne, NonNegative, Positive, Probability
 
-Positive = Annotated[float, msgspec.Meta(gt=0)]
-NonNegative = Annotated[float, msgspec.Meta(ge=0)]
-Probability = Annotated[float, msgspec.Meta(ge=0, le=1)]
 PerRegime = tuple[float, float, float, float]
 """One value per regime, indexed by `Regime` (BULL, BEAR, SIDEWAYS, VOLATILE)."""
 TransitionRow = tuple[Probability, Probability, Probability, Probability]
@@ -98,7 +96,7 @@ class MarketParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     """Mean trade size in contracts at curve level 1 and reference volatility."""
     volume_curve_k: Annotated[float, msgspec.Meta(ge=0, lt=3)] = 2.0
     """Depth of the U: c(phi) = 1 + k((2 phi - 1)^2 - 1/3); k < 3 keeps c > 0."""
-    min_spread_ticks: Annotated[int, msgspec.Meta(ge=1)] = 1
+    min_spread_ticks: AtLeastOne = 1
     spread_vol_ref: Positive = 0.15
     """Annualized volatility above which the spread starts widening."""
     spread_vol_coef: NonNegative = 1.0

@@ -10,18 +10,17 @@ a session without rows.
 """
 
 from datetime import time
-from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import msgspec
 import numpy as np
 
 from actors.replay.timestamps import utc_to_wall
+from config.types import Weekday
 
 NS_PER_DAY = 86_400_000_000_000
 _EPOCH_WEEKDAY = 3
 """1970-01-01, day 0 of the epoch, was a Thursday (Monday = 0)."""
-Weekday = Annotated[int, msgspec.Meta(ge=0, le=6)]
 
 
 def _time_of_day_ns(text: str) -> int:

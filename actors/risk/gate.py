@@ -39,12 +39,12 @@ import math
 import time
 from collections.abc import Callable
 
+from actors.common.recent import RecentIds
 from actors.messages import DenyReason, Direction, RiskVerdict, TradeIntent, TradingState
 from actors.risk.book import RiskBook
 from actors.risk.killswitch import KillSwitch
 from actors.risk.limits import RiskLimits
 from actors.risk.pending import PendingOrders
-from actors.risk.recent import RecentIds
 from actors.risk.sizing import kelly_fraction, risk_contracts
 from actors.risk.throttle import OrderThrottle
 

@@ -9,14 +9,11 @@ stops a mis-scaled price from building a huge exposure. The daily loss limit of 
 2% of equity, about eight stop-outs at the capped size (2 x $300).
 """
 
-import math
 from typing import Annotated
 
 import msgspec
 
-Positive = Annotated[float, msgspec.Meta(gt=0)]
-Fraction = Annotated[float, msgspec.Meta(gt=0, le=1)]
-Count = Annotated[int, msgspec.Meta(ge=0)]
+from config.types import AtLeastOne, Count, Fraction, Positive
 
 
 class RiskLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -42,15 +39,8 @@ class RiskLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     """Deny an intent whose price is further than this from the last mark."""
     kelly_fraction: Fraction = 0.25
     """Share of the full Kelly fraction used (quarter Kelly)."""
-    min_kelly_trades: Annotated[int, msgspec.Meta(ge=1)] = 20
+    min_kelly_trades: AtLeastOne = 20
     """Closed round trips needed before Kelly statistics are trusted."""
     pending_ttl_s: Positive = 300.0
     """How long an approved, unfilled quantity counts against the limits. Risk sees no
     cancels or expiries yet, so without a horizon an unfilled order would block forever."""
-
-    def __post_init__(self) -> None:
-        # The range constraints let inf through; a limit of inf is no limit.
-        for field in msgspec.structs.fields(self):
-            value = getattr(self, field.name)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"{field.name} must be finite, got {value}")

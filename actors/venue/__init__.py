@@ -1,8 +1,8 @@
 """The venue: a simulated exchange fed by the same market data as the strategies."""
 
+from actors.common.recent import RecentIds
 from actors.venue.actor import VenueActor, VenueParams
 from actors.venue.book import SymbolBook
-from actors.venue.recent import RecentIds
 from actors.venue.venue import ExchangeParams, SimulatedVenue, SymbolSpec, VenueReply, VenueStats
 
 __all__ = [

@@ -38,6 +38,7 @@ from typing import Annotated
 
 import msgspec
 
+from actors.common.recent import RecentIds
 from actors.messages import (
     CancelRequest,
     Direction,
@@ -52,10 +53,7 @@ from actors.messages import (
     TimeInForce,
 )
 from actors.venue.book import SymbolBook
-from actors.venue.recent import RecentIds
-
-Positive = Annotated[float, msgspec.Meta(gt=0)]
-NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+from config.types import NonNegative, Positive
 
 VenueReply = OrderAck | OrderReject | Fill
 

@@ -1,0 +1,1 @@
+"""Small pieces shared by several actors, defined once."""
