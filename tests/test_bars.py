@@ -6,8 +6,9 @@ import msgspec
 import numpy as np
 import pytest
 
-from actors.bars import ATR_PERIOD, BarBuilder, BarsActor, BarsParams
+from actors.bars import ATR_PERIOD, MOMENTUM_BARS, BarBuilder, BarsActor, BarsParams
 from actors.feed import MarketParams, SyntheticMarket, TickBatch
+from actors.indicators.classic import Atr, Momentum
 from actors.messages import AnyMessage, Bar, Control, ControlCommand, Tick
 from kernel.codec import Codec
 from tests.helpers import actor_context
@@ -176,6 +177,31 @@ def test_atr_and_momentum_by_hand():
     assert bars[ATR_PERIOD].atr == pytest.approx((13 * 26 / 14 + 2) / 14, abs=1e-12)
     assert bars[5].momentum_5 == pytest.approx((110.0 - 100.0) / 100.0 * 100, abs=1e-12)
     assert bars[19].momentum_5 == pytest.approx((138.0 - 128.0) / 128.0 * 100, abs=1e-12)
+
+
+def test_atr_and_momentum_are_the_classic_indicators_of_the_bars(market):
+    """The builder holds no ATR or momentum code of its own: its values are bit for bit
+    those of `Atr(14)` and `Momentum(5)` fed the same closed bars."""
+    builder = BarBuilder("ES", (300, 1800))
+    bars = [bar for tick in _ticks(market) for bar in builder.on_tick(tick)]
+    for timeframe_s in (300, 1800):
+        atr, momentum = Atr(ATR_PERIOD), Momentum(MOMENTUM_BARS)
+        for bar in (b for b in bars if b.timeframe_s == timeframe_s):
+            expected = (atr.update(bar.high, bar.low, bar.close), momentum.update(bar.close))
+            assert (bar.atr, bar.momentum_5) == pytest.approx(expected, rel=0, abs=0, nan_ok=True)
+
+
+def test_a_bar_closing_at_zero_has_no_momentum_and_does_not_shift_the_lag():
+    """A close <= 0 has no percentage change: that bar's momentum is NaN and the lag counts
+    the bars around it (the builder's former own code divided by it, ZeroDivisionError)."""
+    closes = [100.0, 101.0, 0.0, 102.0, 103.0, 104.0, 105.0, 106.0, 107.0]
+    builder = BarBuilder("ES", (300,))
+    bars = [b for i, c in enumerate([*closes, 1.0]) for b in builder.on_tick(_tick(300 * i, c))]
+    momentum = [bar.momentum_5 for bar in bars]
+    assert np.isnan(momentum[:6]).all()
+    assert momentum[6] == pytest.approx((105.0 - 100.0) / 100.0 * 100, abs=1e-12)
+    assert momentum[8] == pytest.approx((107.0 - 102.0) / 102.0 * 100, abs=1e-12)
+    assert not np.isnan([bar.atr for bar in bars[ATR_PERIOD - 1 :]]).any()
 
 
 def test_a_late_tick_is_dropped_and_counted():

@@ -6,21 +6,22 @@ midnight for every T dividing a day). A bar closes, and is returned, when the fi
 of a later bucket arrives; a bucket without ticks (a night, a halt) yields no bar.
 When one tick closes several timeframes, the bars come in the order of `timeframes`.
 
-Per closed bar, with C_{t-1} the previous bar's close:
-- true range TR_t = max(H_t - L_t, |H_t - C_{t-1}|, |L_t - C_{t-1}|); the first bar has no
-  previous close, so TR_1 = H_1 - L_1;
-- ATR(14), Wilder smoothing: ATR_14 = mean(TR_1..TR_14), then
-  ATR_t = (13 * ATR_{t-1} + TR_t) / 14; NaN for the first 13 bars;
+Each closed bar goes through `actors.indicators.classic.Atr(14)` and `Momentum(5)`, the
+one implementation of both (validated there against an independent reference), so a bar's
+`atr` and `momentum_5` are the values the features see for the same bars:
+- ATR(14), Wilder smoothing of the true range, TR_1 = H_1 - L_1; NaN for the first 13 bars;
 - momentum_5 = (C_t - C_{t-5}) / C_{t-5} * 100; NaN for the first 5 bars.
+A bar those indicators skip (a non-finite price; for momentum also a close <= 0) gets NaN
+for that value and leaves their state as it was.
 
 Ticks must come in non-decreasing market time; an older tick (a replay overlap) is
 dropped and counted in `late_ticks`.
 """
 
 import math
-from collections import deque
 from collections.abc import Sequence
 
+from actors.indicators.classic import Atr, Momentum
 from actors.messages import Bar, Tick
 
 ATR_PERIOD = 14
@@ -34,18 +35,15 @@ class _Frame:
 
     __slots__ = (
         "atr",
-        "bars",
         "bucket",
         "close",
-        "closes",
         "high",
         "low",
+        "momentum",
         "open",
-        "prev_close",
         "tick_count",
         "timeframe_ns",
         "timeframe_s",
-        "tr_sum",
         "volume",
     )
 
@@ -56,11 +54,8 @@ class _Frame:
         self.open = self.high = self.low = self.close = math.nan
         self.volume = 0
         self.tick_count = 0
-        self.bars = 0  # bars closed so far
-        self.prev_close = math.nan
-        self.tr_sum = 0.0  # sum of the first ATR_PERIOD - 1 true ranges (the ATR seed)
-        self.atr = math.nan
-        self.closes: deque[float] = deque(maxlen=MOMENTUM_BARS + 1)
+        self.atr = Atr(ATR_PERIOD)
+        self.momentum = Momentum(MOMENTUM_BARS)
 
     def start(self, bucket: int, price: float, size: int) -> None:
         self.bucket = bucket
@@ -71,25 +66,6 @@ class _Frame:
     def close_bar(self, symbol: str, origin_ns: int) -> Bar:
         """Finish the bar in progress: update ATR and momentum, return the Bar."""
         high, low, close = self.high, self.low, self.close
-        prev = self.prev_close
-        if prev != prev:  # NaN: the first bar
-            true_range = high - low
-        else:
-            true_range = max(high - low, abs(high - prev), abs(low - prev))
-        self.bars += 1
-        if self.bars < ATR_PERIOD:
-            self.tr_sum += true_range
-        elif self.bars == ATR_PERIOD:
-            self.atr = (self.tr_sum + true_range) / ATR_PERIOD
-        else:
-            self.atr = ((ATR_PERIOD - 1) * self.atr + true_range) / ATR_PERIOD
-        self.prev_close = close
-        closes = self.closes
-        closes.append(close)
-        if len(closes) > MOMENTUM_BARS:
-            momentum = (close - closes[0]) / closes[0] * 100.0
-        else:
-            momentum = math.nan
         start_ns = self.bucket * self.timeframe_ns
         return Bar(
             symbol=symbol,
@@ -101,8 +77,8 @@ class _Frame:
             low=low,
             close=close,
             volume=self.volume,
-            atr=self.atr,
-            momentum_5=momentum,
+            atr=self.atr.update(high, low, close),
+            momentum_5=self.momentum.update(close),
             ticks=self.tick_count,
             origin_ns=origin_ns,
         )

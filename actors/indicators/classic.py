@@ -125,9 +125,10 @@ class Atr(Indicator):
 
     With C_{t-1} the previous accepted close, the true range is
     TR_t = max(H_t - L_t, |H_t - C_{t-1}|, |L_t - C_{t-1}|), and TR_1 = H_1 - L_1 for the
-    first bar, which has no previous close (as in `actors.bars.builder`). Then
+    first bar, which has no previous close. Then
     ATR_n = mean(TR_1..TR_n) and ATR_t = ((n - 1) * ATR_{t-1} + TR_t) / n for t > n.
     Warm-up: n bars. Skipped: a bar with a non-finite high, low or close.
+    `actors.bars.builder` stamps every bar's `atr` with this indicator (period 14).
 
     State: [period, bars accepted, previous close, sum of the first n - 1 TRs, ATR].
     """
