@@ -282,7 +282,7 @@ async def test_paced_feeds_keep_the_rate_with_millisecond_sleeps(
         await real_sleep(delay)
 
     actor, writer = _feed(capture, **params)
-    monkeypatch.setattr("actors.feed.actor.asyncio.sleep", recording_sleep)
+    monkeypatch.setattr("actors.common.pacing.asyncio.sleep", recording_sleep)
     await actor.on_start()
     await real_sleep(0.5)
     await actor.on_stop()

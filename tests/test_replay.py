@@ -577,7 +577,7 @@ async def test_paced_replay_follows_market_time_with_millisecond_sleeps(
         sleeps.append(delay)
         await real_sleep(delay)
 
-    monkeypatch.setattr("actors.replay.actor.asyncio.sleep", recording_sleep)
+    monkeypatch.setattr("actors.common.pacing.asyncio.sleep", recording_sleep)
     actor, out = _replay(capture, path, pace="xN", speed=4.0, max_gap_s=60.0, chunk_rows=40)
     await actor.on_start()
     await asyncio.wait_for(actor._task, 30)

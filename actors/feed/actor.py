@@ -1,41 +1,41 @@
 """FeedActor: publishes the synthetic market's ticks, paced in market time.
 
-Pacing runs on trading time: tick i is due `i * tick_interval_s / speed` wall seconds after
-the loop starts (the nights and weekends between sessions take no wall time). On each
-wake-up the actor publishes every tick that is due, then sleeps until the next one is due,
-never less than 1 ms (the event loop's timer resolution): a fast pace batches several ticks
-per wake-up instead of sleeping for less. `fast` publishes as fast as the consumers take
-them, yielding to the loop every `batch` ticks so timers and other tasks run.
+Pacing is `actors.common.pacing.Pacer`, the one the file replay uses: the ticks' market
+times set when each is due, and the nights and weekends between sessions (any gap longer
+than one tick interval) take no wall time, so at "realtime" a tick is due every
+`tick_interval_s` wall seconds. Ticks are generated `batch` at a time and each message is
+made when it is published.
 
 Crash-only: the output stream's `seq` survives a restart of the producer, so a restarted
 feed fast-forwards its generator past the ticks already published and continues the
-same market where its predecessor stopped.
+same market where its predecessor stopped. Ticks generated but not yet due when the actor
+stops are not published, and not counted, so the successor generates them again.
 """
 
 import asyncio
-from typing import Annotated, Literal
+from collections.abc import Iterator
+from functools import partial
+from itertools import islice
 
-import msgspec
-
-from actors.feed.market import MarketParams, SyntheticMarket, TickBatch
+from actors.common.pacing import Pace, Pacer
+from actors.common.ticks import make_ticks
+from actors.feed.market import MarketParams, SyntheticMarket
 from actors.messages import Tick
+from config.types import AtLeastOne, Count, Positive
 from kernel.actor import Actor
-
-MIN_SLEEP_S = 0.001
-"""The shortest sleep the pacing asks for (asyncio timers have ~1 ms resolution)."""
 
 
 class FeedParams(MarketParams, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """The market's parameters plus how to publish its ticks."""
 
     stream: str = "ticks"
-    pace: Literal["realtime", "xN", "fast"] = "realtime"
+    pace: Pace = "realtime"
     """realtime: 1 market second per wall second; xN: `speed` of them; fast: no pacing."""
-    speed: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    speed: Positive = 1.0
     """Market seconds per wall second with pace "xN"."""
-    max_ticks: Annotated[int, msgspec.Meta(ge=0)] = 0
+    max_ticks: Count = 0
     """Stop after this many ticks in all (across restarts); 0 = unlimited."""
-    batch: Annotated[int, msgspec.Meta(ge=1)] = 256
+    batch: AtLeastOne = 256
     """Most ticks published between two yields to the event loop."""
 
 
@@ -70,56 +70,20 @@ class FeedActor(Actor):
         return max(limit - self.published, 0) if limit else None
 
     async def _run(self) -> None:
-        if self.params.pace == "fast":
-            await self._run_fast()
-        else:
-            speed = self.params.speed if self.params.pace == "xN" else 1.0
-            await self._run_paced(speed / self.params.tick_interval_s)
+        params = self.params
+        # Within a session ticks are one interval apart: a longer step is a night or weekend.
+        pacer = Pacer(params.pace, params.speed, params.batch, self._market.interval_ns)
+        while (remaining := self._remaining()) != 0:
+            batch = self._market.next_batch(
+                params.batch if remaining is None else min(params.batch, remaining)
+            )
+            ticks = make_ticks(params.symbol, **batch._asdict())
+            await pacer.run(batch.event_ns, partial(self._publish, ticks))
         self.log.info("synthetic feed finished after %d ticks", self.published)
 
-    async def _run_fast(self) -> None:
-        batch = self.params.batch
-        while (remaining := self._remaining()) != 0:
-            n = batch if remaining is None else min(batch, remaining)
-            self._publish(self._market.next_batch(n))
-            await asyncio.sleep(0)
-
-    async def _run_paced(self, rate: float) -> None:
-        """Publish at `rate` ticks per wall second, the ticks due at each wake-up at once."""
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        sent = 0  # ticks published by this loop; tick `sent` is due at start + sent / rate
-        while (remaining := self._remaining()) != 0:
-            due = int((loop.time() - start) * rate) + 1 - sent
-            n = min(due, self.params.batch)
-            if remaining is not None:
-                n = min(n, remaining)
-            if n > 0:
-                self._publish(self._market.next_batch(n))
-                sent += n
-            delay = start + sent / rate - loop.time()
-            if delay > 0:
-                await asyncio.sleep(max(delay, MIN_SLEEP_S))
-            else:  # behind (a burst or a stall): catch up, letting other tasks run between
-                await asyncio.sleep(0)
-
-    def _publish(self, batch: TickBatch) -> None:
+    def _publish(self, ticks: Iterator[Tick], count: int) -> None:
+        """Publish the next `count` of `ticks`."""
         publish = self._out.publish
-        symbol = self.params.symbol
-        for event_ns, price, size, bid, ask, bid_size, ask_size, regime in zip(
-            *(column.tolist() for column in batch), strict=True
-        ):
-            publish(
-                Tick(
-                    symbol=symbol,
-                    price=price,
-                    size=size,
-                    bid=bid,
-                    ask=ask,
-                    event_ns=event_ns,
-                    regime=regime,
-                    bid_size=bid_size,
-                    ask_size=ask_size,
-                )
-            )
-        self.published += len(batch.price)
+        for tick in islice(ticks, count):
+            publish(tick)
+        self.published += count

@@ -44,9 +44,9 @@ import numba
 import numpy as np
 
 from actors.messages import Regime
-from config.types import AtLeastOne, NonNegative, Positive, Probability
+from config.types import AtLeastOne, Finite, NonNegative, Positive, Probability
 
-PerRegime = tuple[float, float, float, float]
+PerRegime = tuple[Finite, Finite, Finite, Finite]
 """One value per regime, indexed by `Regime` (BULL, BEAR, SIDEWAYS, VOLATILE)."""
 TransitionRow = tuple[Probability, Probability, Probability, Probability]
 RegimeName = Literal["BULL", "BEAR", "SIDEWAYS", "VOLATILE"]
@@ -89,7 +89,7 @@ class MarketParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     garch_alpha: NonNegative = 0.02
     garch_beta: NonNegative = 0.975
     jumps_per_day: NonNegative = 1.0
-    jump_mean: float = 0.0
+    jump_mean: Finite = 0.0
     jump_std: NonNegative = 0.003
     """Standard deviation of a jump in log price (0.003 = 0.3%)."""
     base_size: Positive = 4.0
@@ -215,7 +215,8 @@ class SyntheticMarket:
         self._jump_p = -math.expm1(-p.jumps_per_day * p.tick_interval_s / p.session_length_s)
         self._ticks_per_step = max(1, round(p.regime_step_s / p.tick_interval_s))
         self._ticks_per_session = round(p.session_length_s / p.tick_interval_s)
-        self._interval_ns = round(p.tick_interval_s * NS_PER_S)
+        self.interval_ns = round(p.tick_interval_s * NS_PER_S)
+        """Market time between two ticks of a session."""
         start = datetime.fromisoformat(p.session_start)
         self._day0 = np.datetime64(start.date(), "D")
         since_epoch = start - datetime(1970, 1, 1, tzinfo=UTC)
@@ -299,7 +300,7 @@ class SyntheticMarket:
 
         index = np.arange(first, first + n, dtype=np.int64)
         session, offset = np.divmod(index, self._ticks_per_session)
-        event_ns = self._session_open_ns(session) + offset * self._interval_ns
+        event_ns = self._session_open_ns(session) + offset * self.interval_ns
         phase = offset / self._ticks_per_session
         curve = 1.0 + p.volume_curve_k * ((2.0 * phase - 1.0) ** 2 - 1.0 / 3.0)
         vol_ratio = sigma / p.spread_vol_ref

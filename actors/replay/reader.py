@@ -8,7 +8,7 @@ dropped and counted in the caller's `ReplayStats`. The schema is in `schema.py`.
 """
 
 from collections.abc import Iterator
-from typing import Annotated, Literal, NamedTuple
+from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -25,6 +25,7 @@ from actors.replay.source import Format, Source, resolve_format
 from actors.replay.stats import NS_PER_S, Reason, ReplayStats
 from actors.replay.timestamps import TimestampParser, TimestampUnit
 from actors.replay.values import check_values
+from config.types import AtLeastOne, NonNegative
 
 OnBadRow = Literal["error", "skip"]
 
@@ -44,9 +45,9 @@ class ReplaySource(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     """IANA zone of timestamps written without one; None makes such rows bad."""
     session: TradingSession | None = None
     """Replay only rows inside these session hours; None replays every row."""
-    max_gap_s: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    max_gap_s: NonNegative = 0.0
     """Count steps longer than this between rows of a symbol as gaps; 0 counts none."""
-    chunk_rows: Annotated[int, msgspec.Meta(ge=1)] = 16_384
+    chunk_rows: AtLeastOne = 16_384
     """Rows read, checked and held in memory at a time."""
 
     def __post_init__(self) -> None:
