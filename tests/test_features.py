@@ -1,11 +1,23 @@
-"""The feature engine: every indicator into both matrices, and signals for synergy."""
+"""The feature engines: each timeframe's indicators into its matrix, and signals for synergy."""
 
 import numpy as np
 
-from actors.features import FeatureEngine
-from actors.indicators.classic import ClassicIndicators, Output
+from actors.features import StrategicFeatures, TacticalFeatures
+from actors.indicators.classic import Atr, ClassicIndicators, Output
 from actors.indicators.fvg import FVG
+from actors.indicators.lvn import LVN
+from actors.indicators.mlmi import MLMI
+from actors.indicators.mmd import MMD
 from actors.indicators.nwrqk import NWRQK
+from actors.matrices import (
+    STRATEGIC_COLUMNS,
+    STRATEGIC_ROWS,
+    STRATEGIC_ZSCORE,
+    TACTICAL_COLUMNS,
+    TACTICAL_ROWS,
+    MatrixAssembler,
+    StrategicColumn,
+)
 from actors.synergy import BarSignals, SynergyDetector
 
 
@@ -18,29 +30,84 @@ def bars(count: int, seed: int = 4) -> np.ndarray:
     return np.column_stack((open_, high, low, close, rng.integers(100, 5000, count)))
 
 
-def test_rows_hold_the_indicators_of_the_bar():
-    data = bars(400)
-    engine = FeatureEngine(bars_per_year=252 * 78, lvn_bin_width=0.25)
-    classic = ClassicIndicators(bars_per_year=252 * 78)
-    fvg, nwrqk = FVG(), NWRQK()
+def _expected_matrices(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two matrices rebuilt from separate indicators, each row filled by column name,
+    independently of the engines' code."""
+    tactical = MatrixAssembler(TACTICAL_ROWS, TACTICAL_COLUMNS)
+    strategic = MatrixAssembler(STRATEGIC_ROWS, STRATEGIC_COLUMNS, zscore=STRATEGIC_ZSCORE)
+    classic5, classic30 = (ClassicIndicators(bars_per_year=y) for y in (252 * 78, 252 * 13))
+    fvg5, fvg30 = FVG(), FVG()
+    mlmi, nwrqk, lvn, mmd = MLMI(), NWRQK(), LVN(0.25), MMD()
     for open_, high, low, close, volume in data:
-        engine.update(open_, high, low, close, volume)
-        values = classic.update(high, low, close, volume)
-        gap = fvg.update(open_, high, low, close, values[Output.ATR])
-        trend = nwrqk.update(close)
-    tactical, strategic = engine.tactical.matrix(), engine.strategic.matrix()
-    assert tactical.shape == (60, 7) and strategic.shape == (48, 13)
-    assert np.isfinite(tactical).all() and np.isfinite(strategic).all()
-    np.testing.assert_allclose(tactical[-1, :5], np.nan_to_num(np.array(gap[:5])), rtol=1e-6)
-    assert tactical[-1, 5] == np.float32(np.tanh(values[Output.MOMENTUM_SHORT] / 5))
-    assert strategic[-1, 6] == gap[0] and strategic[-1, 7] == gap[1]
-    assert abs(strategic[-1, 2]) < 10  # nwrqk_value is z-scored, not a price
-    assert np.isfinite(trend[0])
+        c5 = classic5.update(high, low, close, volume).copy()
+        g5 = fvg5.update(open_, high, low, close, c5[Output.ATR])
+        row5 = {
+            "fvg_bullish_active": g5[0],
+            "fvg_bearish_active": g5[1],
+            "fvg_nearest_level": g5[2],
+            "fvg_age": g5[3],
+            "fvg_mitigation_signal": g5[4],
+            "momentum_5": np.tanh(c5[Output.MOMENTUM_SHORT] / 5),
+            "volume_ratio": c5[Output.VOLUME_FEATURE],
+        }
+        tactical.push(np.array([row5[name] for name in TACTICAL_COLUMNS]))
+        c30 = classic30.update(high, low, close, volume)
+        g30 = fvg30.update(open_, high, low, close, c30[Output.ATR])
+        ml, nw, lv = (
+            mlmi.update(close),
+            nwrqk.update(close),
+            lvn.update(high, low, close, volume, c30[Output.ATR]),
+        )
+        row30 = {
+            "mlmi_value": ml[0],
+            "mlmi_signal": ml[1],
+            "nwrqk_value": nw[0],
+            "nwrqk_slope": nw[1],
+            "lvn_distance": lv[0],
+            "lvn_strength": lv[1],
+            "fvg_bullish": g30[0],
+            "fvg_bearish": g30[1],
+            "mmd_score": mmd.update(close),
+            "momentum_20": c30[Output.MOMENTUM_MEDIUM],
+            "momentum_50": c30[Output.MOMENTUM_LONG],
+            "volatility_30": c30[Output.VOLATILITY],
+            "volume_profile_skew": c30[Output.VOLUME_PROFILE_SKEW],
+        }
+        strategic.push(np.array([row30[name] for name in STRATEGIC_COLUMNS]))
+    return tactical.matrix(), strategic.matrix()
+
+
+def test_each_engine_fills_its_matrix_by_column_name():
+    data = bars(400)
+    tactical = TacticalFeatures(bars_per_year=252 * 78)
+    strategic = StrategicFeatures(bars_per_year=252 * 13, lvn_bin_width=0.25)
+    for row in data:
+        tactical.update(*row)
+        strategic.update(*row)
+    expected_tactical, expected_strategic = _expected_matrices(data)
+    assert tactical.matrix.matrix().shape == (60, 7)
+    assert strategic.matrix.matrix().shape == (48, 13)
+    np.testing.assert_array_equal(tactical.matrix.matrix(), expected_tactical)
+    np.testing.assert_array_equal(strategic.matrix.matrix(), expected_strategic)
+    assert np.isfinite(expected_tactical).all() and np.isfinite(expected_strategic).all()
+    assert abs(strategic.matrix.matrix()[-1, StrategicColumn.NWRQK_VALUE]) < 10  # z-scored
+    atr = Atr(14)
+    last_atr = [atr.update(high, low, close) for _, high, low, close, _ in data][-1]
+    assert tactical.atr == strategic.atr == last_atr  # the ATR the matrix messages carry
+
+
+def test_each_engine_builds_only_its_own_matrix():
+    tactical = TacticalFeatures(bars_per_year=252 * 78)
+    strategic = StrategicFeatures(bars_per_year=252 * 13, lvn_bin_width=0.25)
+    assert tactical.matrix.columns == TACTICAL_COLUMNS
+    assert strategic.matrix.columns == STRATEGIC_COLUMNS
+    # The strategic-only indicators are not run on the tactical bars.
+    assert not {"mlmi", "nwrqk", "lvn", "mmd"} & set(vars(tactical))
 
 
 def test_signals_drive_the_synergy_detector():
     data = bars(3000, seed=8)
-    engine = FeatureEngine(bars_per_year=252 * 78, lvn_bin_width=0.25)
+    engine = StrategicFeatures(bars_per_year=252 * 13, lvn_bin_width=0.25)
     detector = SynergyDetector("ES", window=20)
     fired = counts = 0
     for i, (open_, high, low, close, volume) in enumerate(data):

@@ -5,9 +5,13 @@ import pytest
 
 from actors.matrices import (
     STRATEGIC_COLUMNS,
+    STRATEGIC_ROWS,
     STRATEGIC_ZSCORE,
     TACTICAL_COLUMNS,
+    TACTICAL_ROWS,
     MatrixAssembler,
+    StrategicColumn,
+    TacticalColumn,
 )
 
 
@@ -54,9 +58,41 @@ def test_nan_and_inf_become_zero_and_are_counted():
 
 
 def test_schemas_match_the_design():
-    assert len(TACTICAL_COLUMNS) == 7 and len(STRATEGIC_COLUMNS) == 13
+    assert TACTICAL_COLUMNS == [
+        "fvg_bullish_active",
+        "fvg_bearish_active",
+        "fvg_nearest_level",
+        "fvg_age",
+        "fvg_mitigation_signal",
+        "momentum_5",
+        "volume_ratio",
+    ]
+    assert STRATEGIC_COLUMNS == [
+        "mlmi_value",
+        "mlmi_signal",
+        "nwrqk_value",
+        "nwrqk_slope",
+        "lvn_distance",
+        "lvn_strength",
+        "fvg_bullish",
+        "fvg_bearish",
+        "mmd_score",
+        "momentum_20",
+        "momentum_50",
+        "volatility_30",
+        "volume_profile_skew",
+    ]
+    assert (TACTICAL_ROWS, STRATEGIC_ROWS) == (60, 48)
     assert set(STRATEGIC_ZSCORE) <= set(STRATEGIC_COLUMNS)
-    assert STRATEGIC_COLUMNS[8] == "mmd_score" and STRATEGIC_COLUMNS[12] == "volume_profile_skew"
+    unscaled = set(STRATEGIC_COLUMNS) - set(STRATEGIC_ZSCORE)
+    assert unscaled == {"mlmi_signal", "lvn_strength", "fvg_bullish", "fvg_bearish"}
+
+
+def test_a_column_is_addressed_by_name():
+    assert TACTICAL_COLUMNS[TacticalColumn.MOMENTUM_5] == "momentum_5"
+    assert STRATEGIC_COLUMNS[StrategicColumn.MMD_SCORE] == "mmd_score"
+    assert [int(c) for c in StrategicColumn] == list(range(len(STRATEGIC_COLUMNS)))
+    assert [int(c) for c in TacticalColumn] == list(range(len(TACTICAL_COLUMNS)))
 
 
 def test_bad_shapes_are_refused():

@@ -1,9 +1,9 @@
 """FeaturesActor: closed bars -> model-input matrices and synergies for the decision layers.
 
-Per symbol it runs one FeatureEngine on the tactical timeframe (5-minute bars by
-default) and one on the strategic timeframe (30-minute). On each closed bar of a
-timeframe it publishes that timeframe's matrix once the assembler is full
-(TacticalMatrix 60x7, StrategicMatrix 48x13); the strategic engine's MLMI, NWRQK and
+Per symbol it runs a `TacticalFeatures` engine on the tactical timeframe (5-minute bars
+by default) and a `StrategicFeatures` engine on the strategic timeframe (30-minute). On
+each closed bar of a timeframe it publishes that timeframe's matrix once the assembler is
+full (TacticalMatrix 60x7, StrategicMatrix 48x13); the strategic engine's MLMI, NWRQK and
 FVG signals feed the synergy detector, whose Synergy messages go out on the same
 stream. Every message carries the origin_ns of the bar (the tick that closed it).
 """
@@ -13,8 +13,8 @@ from typing import Any
 
 import msgspec
 
-from actors.features.engine import FeatureEngine
-from actors.indicators.classic import Output
+from actors.features.engine import StrategicFeatures, TacticalFeatures
+from actors.matrices import MatrixAssembler
 from actors.messages import Bar, StrategicMatrix, TacticalMatrix
 from actors.synergy import BarSignals, SynergyDetector
 from kernel.actor import Actor
@@ -34,8 +34,8 @@ class FeaturesParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
 
 @dataclass
 class _SymbolState:
-    tactical: FeatureEngine
-    strategic: FeatureEngine
+    tactical: TacticalFeatures
+    strategic: StrategicFeatures
     synergy: SynergyDetector
     strategic_bars: int = 0
 
@@ -53,10 +53,8 @@ class FeaturesActor(Actor):
         if state is None:
             p = self.params
             state = self.symbols[symbol] = _SymbolState(
-                FeatureEngine(
-                    BARS_PER_YEAR_OF_DAY_SECONDS / p.tactical_timeframe_s, p.lvn_bin_width
-                ),
-                FeatureEngine(
+                TacticalFeatures(BARS_PER_YEAR_OF_DAY_SECONDS / p.tactical_timeframe_s),
+                StrategicFeatures(
                     BARS_PER_YEAR_OF_DAY_SECONDS / p.strategic_timeframe_s, p.lvn_bin_width
                 ),
                 SynergyDetector(symbol, p.synergy_window, p.synergy_min_confidence),
@@ -68,17 +66,14 @@ class FeaturesActor(Actor):
             return
         p = self.params
         if msg.timeframe_s == p.tactical_timeframe_s:
-            engine = self._state(msg.symbol).tactical
-            engine.update(msg.open, msg.high, msg.low, msg.close, msg.volume)
-            if engine.tactical.ready:
-                self._publish_matrix(TacticalMatrix, engine.tactical.matrix(), engine, msg)
+            tactical = self._state(msg.symbol).tactical
+            tactical.update(msg.open, msg.high, msg.low, msg.close, msg.volume)
+            self._publish_matrix(TacticalMatrix, tactical.matrix, tactical.atr, msg)
         elif msg.timeframe_s == p.strategic_timeframe_s:
             state = self._state(msg.symbol)
-            signals = state.strategic.update(msg.open, msg.high, msg.low, msg.close, msg.volume)
-            if state.strategic.strategic.ready:
-                self._publish_matrix(
-                    StrategicMatrix, state.strategic.strategic.matrix(), state.strategic, msg
-                )
+            strategic = state.strategic
+            signals = strategic.update(msg.open, msg.high, msg.low, msg.close, msg.volume)
+            self._publish_matrix(StrategicMatrix, strategic.matrix, strategic.atr, msg)
             state.strategic_bars += 1
             synergy = state.synergy.on_bar(
                 BarSignals(
@@ -97,16 +92,15 @@ class FeaturesActor(Actor):
     def _publish_matrix(
         self,
         kind: type[TacticalMatrix] | type[StrategicMatrix],
-        matrix: Any,
-        engine: FeatureEngine,
+        assembler: MatrixAssembler,
+        atr: float,
         bar: Bar,
     ) -> None:
+        """Publish the matrix once every row holds a real bar (a model never sees padding)."""
+        if not assembler.ready:
+            return
         message = kind.from_array(
-            matrix,
-            symbol=bar.symbol,
-            bar_end_ns=bar.end_ns,
-            close=bar.close,
-            atr=float(engine.classic.values[Output.ATR]),
+            assembler.matrix(), symbol=bar.symbol, bar_end_ns=bar.end_ns, close=bar.close, atr=atr
         )
         message.origin_ns = bar.origin_ns
         self.out.publish(message)

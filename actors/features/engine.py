@@ -1,10 +1,17 @@
-"""The feature engine: one closed bar -> every indicator -> both matrix rows -> signals.
+"""The feature engines: one closed bar -> the indicators its matrix needs -> one matrix row.
 
-One engine per symbol and bar stream. `update` runs the classic set and FVG, MLMI,
-NWRQK, LVN and MMD on the bar, pushes the tactical (design §6: FVG state, momentum,
-volume) and strategic (13 columns) rows into their assemblers and returns the three
-synergy signals of the bar. The tactical layer reads `tactical.matrix()` on 5-minute
-bars, the strategic layer `strategic.matrix()` on 30-minute bars.
+One engine per symbol and timeframe, each building only its own matrix (design §6):
+- `TacticalFeatures` (5-minute bars): FVG state, short momentum and the volume surge into
+  the tactical 60 x 7 matrix;
+- `StrategicFeatures` (30-minute bars): MLMI, NWRQK, LVN, FVG flags, MMD, medium and long
+  momentum, volatility and volume-profile skew into the strategic 48 x 13 matrix, and the
+  bar's MLMI / NWRQK / FVG signals for the synergy detector.
+Rows are written by column name (`TacticalColumn`, `StrategicColumn`), so the schema in
+`actors.matrices.schemas` alone decides where a feature lands.
+
+Both run the classic set (`ClassicIndicators`) whole: one numba call per bar that skips
+an invalid bar in every indicator at once, cheaper than the separate calls for the few
+outputs each engine reads (its unused RSI, MACD and Bollinger cost well under 1 us).
 """
 
 import math
@@ -12,14 +19,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from actors.indicators import fvg as fvg_out
 from actors.indicators.classic import ClassicIndicators, Output
 from actors.indicators.fvg import FVG
 from actors.indicators.lvn import LVN
 from actors.indicators.mlmi import MLMI
 from actors.indicators.mmd import MMD
 from actors.indicators.nwrqk import NWRQK
-from actors.matrices import STRATEGIC_COLUMNS, STRATEGIC_ZSCORE, TACTICAL_COLUMNS, MatrixAssembler
-from actors.matrices.schemas import STRATEGIC_ROWS, TACTICAL_ROWS
+from actors.matrices import (
+    STRATEGIC_COLUMNS,
+    STRATEGIC_ROWS,
+    STRATEGIC_ZSCORE,
+    TACTICAL_COLUMNS,
+    TACTICAL_ROWS,
+    MatrixAssembler,
+    StrategicColumn,
+    TacticalColumn,
+)
+
+MOMENTUM_SCALE = 5.0
+"""The tactical momentum column is tanh(momentum_5 / 5): a 5% move maps to tanh(1)."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +54,38 @@ def _sign(value: float) -> int:
     return 0 if not math.isfinite(value) or value == 0 else (1 if value > 0 else -1)
 
 
-class FeatureEngine:
+class TacticalFeatures:
+    """5-minute bars -> the tactical matrix (`matrix`, 60 x 7)."""
+
+    def __init__(self, bars_per_year: float) -> None:
+        self.classic = ClassicIndicators(bars_per_year=bars_per_year)
+        self.fvg = FVG()
+        self.matrix = MatrixAssembler(TACTICAL_ROWS, TACTICAL_COLUMNS)
+        self._row = np.zeros(len(TacticalColumn))
+
+    @property
+    def atr(self) -> float:
+        """ATR(14) of the latest bar (NaN while warming up)."""
+        return float(self.classic.values[Output.ATR])
+
+    def update(self, open_: float, high: float, low: float, close: float, volume: float) -> None:
+        """Add a closed bar: its row goes into `matrix`."""
+        classic = self.classic.update(high, low, close, volume)
+        gap = self.fvg.update(open_, high, low, close, classic[Output.ATR])
+        row = self._row
+        row[TacticalColumn.FVG_BULLISH_ACTIVE] = gap[fvg_out.BULLISH_ACTIVE]
+        row[TacticalColumn.FVG_BEARISH_ACTIVE] = gap[fvg_out.BEARISH_ACTIVE]
+        row[TacticalColumn.FVG_NEAREST_LEVEL] = gap[fvg_out.NEAREST_LEVEL]
+        row[TacticalColumn.FVG_AGE] = gap[fvg_out.NEAREST_AGE]
+        row[TacticalColumn.FVG_MITIGATION_SIGNAL] = gap[fvg_out.MITIGATION]
+        row[TacticalColumn.MOMENTUM_5] = math.tanh(classic[Output.MOMENTUM_SHORT] / MOMENTUM_SCALE)
+        row[TacticalColumn.VOLUME_RATIO] = classic[Output.VOLUME_FEATURE]
+        self.matrix.push(row)
+
+
+class StrategicFeatures:
+    """30-minute bars -> the strategic matrix (`matrix`, 48 x 13) and synergy signals."""
+
     def __init__(self, bars_per_year: float, lvn_bin_width: float) -> None:
         self.classic = ClassicIndicators(bars_per_year=bars_per_year)
         self.fvg = FVG()
@@ -43,43 +93,35 @@ class FeatureEngine:
         self.nwrqk = NWRQK()
         self.lvn = LVN(lvn_bin_width)
         self.mmd = MMD()
-        self.tactical = MatrixAssembler(TACTICAL_ROWS, TACTICAL_COLUMNS)
-        self.strategic = MatrixAssembler(STRATEGIC_ROWS, STRATEGIC_COLUMNS, zscore=STRATEGIC_ZSCORE)
-        self._tactical_row = np.zeros(len(TACTICAL_COLUMNS))
-        self._strategic_row = np.zeros(len(STRATEGIC_COLUMNS))
+        self.matrix = MatrixAssembler(STRATEGIC_ROWS, STRATEGIC_COLUMNS, zscore=STRATEGIC_ZSCORE)
+        self._row = np.zeros(len(StrategicColumn))
+
+    @property
+    def atr(self) -> float:
+        """ATR(14) of the latest bar (NaN while warming up)."""
+        return float(self.classic.values[Output.ATR])
 
     def update(self, open_: float, high: float, low: float, close: float, volume: float) -> Signals:
+        """Add a closed bar: its row goes into `matrix`; return its synergy signals."""
         classic = self.classic.update(high, low, close, volume)
         atr = classic[Output.ATR]
-        bull, bear, level, age, mitigation, fvg_signal = self.fvg.update(
-            open_, high, low, close, atr
-        )
+        gap = self.fvg.update(open_, high, low, close, atr)
         mlmi_value, mlmi_signal = self.mlmi.update(close)
         nwrqk_value, nwrqk_slope, nwrqk_signal = self.nwrqk.update(close)
         lvn_distance, lvn_strength, _ = self.lvn.update(high, low, close, volume, atr)
-        mmd_score = self.mmd.update(close)
-
-        tactical = self._tactical_row
-        tactical[:5] = (bull, bear, level, age, mitigation)
-        tactical[5] = math.tanh(classic[Output.MOMENTUM_SHORT] / 5.0)
-        tactical[6] = classic[Output.VOLUME_FEATURE]
-        self.tactical.push(tactical)
-
-        strategic = self._strategic_row
-        strategic[:9] = (
-            mlmi_value,
-            mlmi_signal,
-            nwrqk_value,
-            nwrqk_slope,
-            lvn_distance,
-            lvn_strength,
-            bull,
-            bear,
-            mmd_score,
-        )
-        strategic[9] = classic[Output.MOMENTUM_MEDIUM]
-        strategic[10] = classic[Output.MOMENTUM_LONG]
-        strategic[11] = classic[Output.VOLATILITY]
-        strategic[12] = classic[Output.VOLUME_PROFILE_SKEW]
-        self.strategic.push(strategic)
-        return Signals(_sign(mlmi_signal), _sign(nwrqk_signal), _sign(fvg_signal))
+        row = self._row
+        row[StrategicColumn.MLMI_VALUE] = mlmi_value
+        row[StrategicColumn.MLMI_SIGNAL] = mlmi_signal
+        row[StrategicColumn.NWRQK_VALUE] = nwrqk_value
+        row[StrategicColumn.NWRQK_SLOPE] = nwrqk_slope
+        row[StrategicColumn.LVN_DISTANCE] = lvn_distance
+        row[StrategicColumn.LVN_STRENGTH] = lvn_strength
+        row[StrategicColumn.FVG_BULLISH] = gap[fvg_out.BULLISH_ACTIVE]
+        row[StrategicColumn.FVG_BEARISH] = gap[fvg_out.BEARISH_ACTIVE]
+        row[StrategicColumn.MMD_SCORE] = self.mmd.update(close)
+        row[StrategicColumn.MOMENTUM_20] = classic[Output.MOMENTUM_MEDIUM]
+        row[StrategicColumn.MOMENTUM_50] = classic[Output.MOMENTUM_LONG]
+        row[StrategicColumn.VOLATILITY_30] = classic[Output.VOLATILITY]
+        row[StrategicColumn.VOLUME_PROFILE_SKEW] = classic[Output.VOLUME_PROFILE_SKEW]
+        self.matrix.push(row)
+        return Signals(_sign(mlmi_signal), _sign(nwrqk_signal), _sign(gap[fvg_out.SIGNAL]))
