@@ -2,6 +2,10 @@
 
 Each suite is a module with `main(argv) -> int` that prints a table, writes
 bench/results/<suite>.json and returns 1 when one of its budgets is broken.
+
+`grandmodel bench` finds the suites through the `grandmodel.bench` entry points in
+pyproject.toml (the kernel never imports this package by name); SUITES serves
+`python -m bench`, and tests/test_bench_registry.py keeps the two the same.
 """
 
 import importlib

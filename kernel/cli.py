@@ -1,22 +1,49 @@
-"""The `grandmodel` command line."""
+"""The `grandmodel` command line.
+
+The kernel knows nothing of trading nor of benchmarks: `grandmodel bench` runs
+whatever suites installed packages register under the entry-point group
+`grandmodel.bench` (name = "module:function", the function taking the option
+list and returning an exit status), and imports a suite only to run it.
+"""
 
 import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from bench import SUITES, run_suites
-
 if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
     from config.schema import SystemConfig
+
+BENCH_GROUP = "grandmodel.bench"
+
+
+def bench_suites() -> "dict[str, EntryPoint]":
+    """The registered benchmark suites by name, in registration order, none imported."""
+    from importlib.metadata import entry_points
+
+    return {point.name: point for point in entry_points(group=BENCH_GROUP)}
 
 
 def _bench(args: argparse.Namespace) -> int:
+    suites = bench_suites()
+    if not suites:
+        print(
+            f"grandmodel: no benchmark suites registered under {BENCH_GROUP!r} "
+            "(is the package installed? `pip install -e .`)",
+            file=sys.stderr,
+        )
+        return 2
     options = []
     if args.quick:
         options.append("--quick")
     if args.no_enforce:
         options.append("--no-enforce")
-    return run_suites(args.suites, options)
+    status = 0
+    for name in args.suites or list(suites):
+        # The worst exit status wins: one broken budget fails the whole run.
+        status = max(status, int(suites[name].load()(options)))
+    return status
 
 
 def _load(args: argparse.Namespace) -> "SystemConfig":
@@ -134,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=_config)
 
     bench = commands.add_parser("bench", help="run benchmark suites (all when none is named)")
-    bench.add_argument("suites", nargs="*", metavar="SUITE", help=f"any of {sorted(SUITES)}")
+    suites = sorted(bench_suites())
+    bench.add_argument("suites", nargs="*", metavar="SUITE", help=f"any of {suites}")
     bench.add_argument("--quick", action="store_true", help="short smoke run")
     bench.add_argument("--no-enforce", action="store_true", help="report, never fail a budget")
     bench.set_defaults(handler=_bench)
@@ -149,9 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    unknown = [name for name in getattr(args, "suites", []) if name not in SUITES]
-    if unknown:
-        parser.error(f"unknown bench suite(s) {unknown}; choose from {sorted(SUITES)}")
+    if args.command == "bench":
+        known = bench_suites()
+        unknown = [name for name in args.suites if name not in known]
+        if unknown:
+            parser.error(f"unknown bench suite(s) {unknown}; choose from {sorted(known)}")
     return int(args.handler(args))
 
 

@@ -17,10 +17,16 @@ The root failing fails the run.
 
 All decisions run in one task, one event at a time, so strategies never
 interleave; process exits reported while a strategy is running are queued.
+
+Every wait on a node is a wait on its incarnation's exit future (`NodeProcess`),
+which the zygote client settles whatever happens: the node exits, the zygote
+dies, or the client stops. So no stop or kill can wait forever, and a pid the
+OS reuses for a later incarnation is never mistaken for an earlier one.
 """
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -31,7 +37,7 @@ from dataclasses import dataclass, field
 from config.schema import NodeConfig, SupervisorConfig, SystemConfig
 from kernel.health import HealthTable, State
 from kernel.logs import log_event
-from kernel.zygote_client import ZygoteClient
+from kernel.zygote_client import NodeProcess, ZygoteClient
 
 log = logging.getLogger("kernel.supervisor")
 
@@ -51,7 +57,8 @@ class NodeChild:
     spec: NodeConfig
     parent: "Supervisor"
     rows: list[int]
-    pid: int = 0
+    process: NodeProcess | None = None
+    """The current incarnation (the last one forked), alive or not."""
     state: State = State.STOPPED
     restarts: int = 0
     started_ns: int = 0
@@ -63,6 +70,10 @@ class NodeChild:
     @property
     def restart(self) -> str:
         return self.spec.restart
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid if self.process is not None else 0
 
 
 @dataclass(eq=False)
@@ -101,7 +112,6 @@ class SupervisorTree:
         self.config = config
         self.health = health
         self.zygote = zygote
-        zygote.on_exit = self._on_exit
         nodes = {node.name: node for node in config.nodes}
         supervisors = {sup.name: sup for sup in config.supervisors}
 
@@ -115,9 +125,9 @@ class SupervisorTree:
             return sup
 
         self.root = build(config.root, None)
-        self.by_pid: dict[int, NodeChild] = {}
-        self.exits: dict[int, asyncio.Future[int]] = {}
-        self.events: asyncio.Queue[tuple[NodeChild, int, int]] = asyncio.Queue()
+        self.events: asyncio.Queue[tuple[NodeChild, NodeProcess]] = asyncio.Queue()
+        self.hang_killed: set[NodeProcess] = set()
+        """Incarnations killed for a stopped heartbeat, until their exit is seen."""
         self.failed = asyncio.Event()
         self.failure: str | None = None
         self._stopping = False
@@ -134,26 +144,15 @@ class SupervisorTree:
         self.failed.set()
 
     # -------------------------------------------------------------- exits
-    def _on_exit(self, pid: int, status: int) -> None:
-        future = self.exits.get(pid)
-        if future is not None and not future.done():
-            future.set_result(status)
-        child = self.by_pid.get(pid)
-        if child is not None and child.state in (State.RUNNING, State.STARTING):
-            self.events.put_nowait((child, pid, status))
+    def _exited(self, child: NodeChild, process: NodeProcess, _: "asyncio.Future[int]") -> None:
+        # Queued whatever the child's state: _process_events decides, in order, whether
+        # the exit is news (a running incarnation failed) or expected (stopped, replaced).
+        self.events.put_nowait((child, process))
 
     def zygote_lost(self) -> None:
-        """The zygote died, and every node with it (PR_SET_PDEATHSIG): settle their exits."""
-        for future in self.exits.values():
-            if not future.done():
-                future.set_result(-signal.SIGKILL)
+        """The zygote died, and every node with it; the client has settled their exits."""
         self.failure = "the zygote died"
         self.failed.set()
-
-    def _exit_future(self, pid: int) -> "asyncio.Future[int]":
-        if pid not in self.exits:
-            self.exits[pid] = asyncio.get_running_loop().create_future()
-        return self.exits[pid]
 
     # ------------------------------------------------------- health writes
     def _record(self, child: NodeChild, state: State, status: int | None = None) -> None:
@@ -196,11 +195,13 @@ class SupervisorTree:
     async def _start_node(self, child: NodeChild) -> bool:
         """Fork the node and wait until it reports ready; False if it dies or times out."""
         started = time.monotonic()
-        pid = await self.zygote.spawn(child.name)
-        child.pid = pid
+        process = await self.zygote.spawn(child.name)
+        pid = process.pid
+        child.process = process
         child.started_ns = time.monotonic_ns()
-        self.by_pid[pid] = child
-        died = self._exit_future(pid)
+        died = process.exited
+        # Even if it already exited (both reports in one read), the callback still runs.
+        died.add_done_callback(functools.partial(self._exited, child, process))
         self._record(child, State.STARTING)
         rows = self.health.rows
         deadline = started + child.spec.start_timeout_s
@@ -225,8 +226,7 @@ class SupervisorTree:
                     pid=pid,
                     timeout_s=child.spec.start_timeout_s,
                 )
-                await self._kill(child)
-                self._record(child, State.FAILED)
+                self._record(child, State.FAILED, await self._kill(child))
                 return False
             await asyncio.sleep(READY_POLL_S)
         self._record(child, State.RUNNING)
@@ -242,17 +242,23 @@ class SupervisorTree:
         return True
 
     async def _kill(self, child: NodeChild) -> int:
-        died = self._exit_future(child.pid)
+        assert child.process is not None
+        died = child.process.exited
         if not died.done():
             with contextlib.suppress(ProcessLookupError):
-                os.kill(child.pid, signal.SIGKILL)
-        return await died
+                os.kill(child.process.pid, signal.SIGKILL)
+        # Shielded: cancelling this waiter (a stop) must not cancel the exit itself,
+        # which others wait on and read.
+        return await asyncio.shield(died)
 
     async def _stop_node(self, child: NodeChild) -> None:
-        if child.state not in (State.RUNNING, State.STARTING) or not child.pid:
+        # STOPPING too: a stop interrupted by cancellation (the tree's stop cancels a
+        # strategy mid-way) left a node that was told to go but not waited for.
+        alive = (State.RUNNING, State.STARTING, State.STOPPING)
+        if child.state not in alive or child.process is None:
             return
         self._record(child, State.STOPPING)
-        died = self._exit_future(child.pid)
+        died = child.process.exited
         if not died.done():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child.pid, signal.SIGTERM)
@@ -287,14 +293,24 @@ class SupervisorTree:
         for task in (self._hang_task, self._event_task):
             if task is not None:
                 task.cancel()
+        # Let a strategy that was mid-way unwind first, so that it does not signal or
+        # fork concurrently with the stop; whatever it left half done, the stop finishes.
+        for task in (self._hang_task, self._event_task):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         await self._stop_supervisor(self.root)
 
     # ------------------------------------------------------------ failures
     async def _process_events(self) -> None:
         while True:
-            child, pid, status = await self.events.get()
-            if self._stopping or child.pid != pid or child.state != State.RUNNING:
-                continue  # stale: that incarnation was already stopped or replaced
+            child, process = await self.events.get()
+            self.hang_killed.discard(process)
+            if self.failed.is_set() or child.process is not process:
+                continue  # the run is failing (zygote died), or that incarnation was replaced
+            if self._stopping or child.state != State.RUNNING:
+                continue  # expected: it was being stopped, or failed while starting
+            pid, status = process.pid, process.exited.result()
             self._record(child, State.FAILED if status else State.STOPPED, status)
             log_event(
                 log,
@@ -396,25 +412,37 @@ class SupervisorTree:
         """Kill nodes whose heartbeat stopped; their exit then runs the strategy."""
         timeouts = [node.heartbeat_timeout_s for node in self.config.nodes]
         period = min(0.5, max(0.02, min(timeouts) / 4)) if timeouts else 0.5
-        rows = self.health.rows
-        killed: set[int] = set()
         while True:
             await asyncio.sleep(period)
-            now = time.monotonic_ns()
-            for child in self.root.nodes():
-                if child.state != State.RUNNING or child.pid in killed:
-                    continue
-                last = min(int(rows["heartbeat_ns"][row]) for row in child.rows)
-                silent_s = (now - max(last, child.started_ns)) / 1e9
-                if silent_s > child.spec.heartbeat_timeout_s:
-                    log_event(
-                        log,
-                        logging.ERROR,
-                        "node hung: heartbeat stopped, killing",
-                        node=child.name,
-                        pid=child.pid,
-                        silent_s=round(silent_s, 3),
-                    )
-                    killed.add(child.pid)
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(child.pid, signal.SIGKILL)
+            for child, silent_s in self._find_hung(time.monotonic_ns()):
+                log_event(
+                    log,
+                    logging.ERROR,
+                    "node hung: heartbeat stopped, killing",
+                    node=child.name,
+                    pid=child.pid,
+                    silent_s=round(silent_s, 3),
+                )
+                assert child.process is not None
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.process.pid, signal.SIGKILL)
+
+    def _find_hung(self, now_ns: int) -> list[tuple[NodeChild, float]]:
+        """Running nodes silent past their heartbeat timeout, each incarnation only once.
+
+        Keyed by incarnation, not pid: the OS may give a restarted node a pid that an
+        earlier, hung incarnation had, and the new one must still be watched. An entry
+        goes when its exit is processed, so the set holds only kills in flight.
+        """
+        rows = self.health.rows
+        hung: list[tuple[NodeChild, float]] = []
+        for child in self.root.nodes():
+            process = child.process
+            if child.state != State.RUNNING or process is None or process in self.hang_killed:
+                continue
+            last = min(int(rows["heartbeat_ns"][row]) for row in child.rows)
+            silent_s = (now_ns - max(last, child.started_ns)) / 1e9
+            if silent_s > child.spec.heartbeat_timeout_s:
+                self.hang_killed.add(process)
+                hung.append((child, silent_s))
+        return hung

@@ -73,16 +73,21 @@ def preload(config: SystemConfig) -> None:
     uvloop.run(asyncio.sleep(0))
 
 
-def run_node(config: SystemConfig, node: str, doorbells: dict[str, int]) -> NoReturn:
+def run_node(config: SystemConfig, node: str, doorbells: dict[str, int], zygote: int) -> NoReturn:
     """In the forked child: become the node and never return into the zygote."""
     code = 1
     try:
+        die_with_parent()
+        if os.getppid() != zygote:
+            # The zygote died between the fork and the prctl, so no signal will come:
+            # an orphan node nobody supervises must not run.
+            os._exit(1)
+
         import uvloop
 
         from kernel.health import HealthTable
         from kernel.node import NodeRuntime
 
-        die_with_parent()
         setup_logging(f"node:{node}", config.logging.level, config.logging.file)
         health = HealthTable.attach(config.name)
         runtime = NodeRuntime(config, node, doorbells, health)
@@ -129,6 +134,7 @@ def main() -> None:
                     return  # the supervisor is gone; our children die with us
                 request = orjson.loads(packet)
                 node = request["node"]
+                zygote = os.getpid()
                 pid = os.fork()
                 if pid == 0:
                     signal.set_wakeup_fd(-1)
@@ -137,7 +143,7 @@ def main() -> None:
                     control.close()
                     os.close(wake_read)
                     os.close(wake_write)
-                    run_node(config, node, doorbells)
+                    run_node(config, node, doorbells, zygote)
                 send(control, {"ev": "spawned", "node": node, "pid": pid})
             else:
                 while True:

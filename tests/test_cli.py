@@ -1,5 +1,6 @@
 """The command line: status of a running system, run on the shipped default."""
 
+import argparse
 import json
 import os
 import signal
@@ -7,9 +8,12 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from importlib.metadata import EntryPoint
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from kernel import cli as cli_module
 from tests.helpers import wait_until
 from tests.systems import REPO, RunningSystem, base_config, write_config
 
@@ -92,3 +96,75 @@ def test_default_config_serves_the_api_and_stops_on_sigint(tmp_path):
     assert code == 0
     assert took < 5
     assert not [f for f in os.listdir("/dev/shm") if f.startswith("gm-clitest.")]
+
+
+def test_the_cli_imports_neither_bench_nor_trading_code():
+    """The kernel knows nothing of trading nor of benchmarks, even to list the suites."""
+    probe = (
+        "import json, sys, kernel.cli; kernel.cli.build_parser(); "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('bench', 'actors'))))"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+
+
+def test_bench_help_lists_the_suites_registered_as_entry_points():
+    result = cli("bench", "--help")
+    assert result.returncode == 0, result.stderr
+    for suite in ("ring", "restart", "e2e", "data"):
+        assert repr(suite) in result.stdout
+
+
+def test_an_unknown_bench_suite_is_refused_naming_the_registered_ones():
+    result = cli("bench", "nosuch")
+    assert result.returncode == 2
+    assert "unknown bench suite(s) ['nosuch']" in result.stderr and "'ring'" in result.stderr
+
+
+runs: list[tuple[str, list[str]]] = []
+
+
+def passing_suite(options: list[str]) -> int:
+    runs.append(("passing", options))
+    return 0
+
+
+def failing_suite(options: list[str]) -> int:
+    runs.append(("failing", options))
+    return 1
+
+
+def test_bench_runs_every_registered_suite_and_the_worst_status_wins(monkeypatch):
+    group = cli_module.BENCH_GROUP
+    suites = {
+        "failing": EntryPoint("failing", "tests.test_cli:failing_suite", group),
+        "passing": EntryPoint("passing", "tests.test_cli:passing_suite", group),
+    }
+    monkeypatch.setattr(cli_module, "bench_suites", lambda: suites)
+    runs.clear()
+    assert cli_module.main(["bench", "--quick", "--no-enforce"]) == 1
+    assert runs == [
+        ("failing", ["--quick", "--no-enforce"]),
+        ("passing", ["--quick", "--no-enforce"]),
+    ]
+    runs.clear()
+    assert cli_module.main(["bench", "passing"]) == 0
+    assert runs == [("passing", [])]
+
+
+def test_bench_without_registered_suites_says_how_to_get_them(monkeypatch, capsys):
+    monkeypatch.setattr(cli_module, "bench_suites", dict)
+    with pytest.raises(SystemExit):
+        cli_module.main(["bench", "ring"])  # not registered: refused by name
+    assert cli_module._bench(argparse.Namespace(suites=[], quick=False, no_enforce=False)) == 2
+    assert "pip install -e ." in capsys.readouterr().err
