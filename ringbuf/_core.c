@@ -6,19 +6,23 @@
  *  - SharedWords: acquire/release/seq_cst access to u64 words of a buffer
  *    (the `atomics` package costs ~18 us per operation);
  *  - WriterCore: append records and publish the write cursor;
- *  - ReaderCore: hand published records to a Python handler and commit.
+ *  - ReaderCore: hand published records to Python handlers, dispatched by type id,
+ *    and commit the read cursor after each batch or when the caller says so.
  *
  * Attach, validation, ownership and policies stay in Python (ring.py). The byte
  * layout constants are defined here once and exported to Python (layout.py).
- * Every index is masked into the data area and every length is checked against
- * the largest possible record, so a corrupted ring raises instead of touching
- * memory outside the mapping.
+ * Every index is masked into the data area and every length and cursor is checked
+ * against the bounds the producer keeps, so a corrupted ring raises RingCorrupted
+ * (naming the ring) instead of touching memory outside the mapping, looping
+ * forever with the GIL held, or handing out stale records of an earlier lap.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sched.h>
 #include <string.h>
 #include <time.h>
@@ -274,6 +278,42 @@ map_ring(PyObject *obj, Py_buffer *view, unsigned long long capacity)
     return 0;
 }
 
+/* Raise `exc` with a message that starts with the ring's name ("ring 'x': ..."):
+ * a node reads many rings, and whoever reads the log must know which one broke.
+ * `name` is NULL only on a core whose __init__ never ran. */
+static void
+ring_error(PyObject *exc, PyObject *name, const char *format, ...)
+{
+    va_list vargs;
+    va_start(vargs, format);
+    PyObject *detail = PyUnicode_FromFormatV(format, vargs);
+    va_end(vargs);
+    if (detail == NULL)
+        return;
+    PyObject *message = name == NULL ? Py_NewRef(detail)
+                                     : PyUnicode_FromFormat("ring %R: %U", name, detail);
+    Py_DECREF(detail);
+    if (message == NULL)
+        return;
+    PyErr_SetObject(exc, message);
+    Py_DECREF(message);
+}
+
+/* The optional `name` argument of both cores: the ring's name, or "?" if not given. */
+static int
+set_ring_name(PyObject **slot, PyObject *name)
+{
+    if (name == NULL) {
+        name = PyUnicode_FromString("?");
+        if (name == NULL)
+            return -1;
+    } else {
+        Py_INCREF(name);
+    }
+    Py_XSETREF(*slot, name);
+    return 0;
+}
+
 /* ------------------------------------------------------------ WriterCore -- */
 
 typedef struct {
@@ -296,22 +336,29 @@ typedef struct {
     int block_on_full;     /* full policy: 1 = block (backpressure), 0 = drop */
     int blocked;           /* a write is waiting with the GIL released */
     int doorbell_fd;
+    PyObject *name;        /* the ring's name, for error messages */
 } WriterCore;
 
 static int
 writer_init(WriterCore *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"buffer", "capacity", "pos", "count", "next_slot",
-                             "dropped", "doorbell_fd", "block_on_full", NULL};
-    PyObject *obj;
+                             "dropped", "doorbell_fd", "block_on_full", "name", NULL};
+    PyObject *obj, *name = NULL;
     unsigned long long capacity, pos, count, dropped;
     int next_slot, doorbell_fd, block_on_full;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OKKKiKip", kwlist, &obj, &capacity, &pos,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OKKKiKip|U", kwlist, &obj, &capacity, &pos,
                                      &count, &next_slot, &dropped, &doorbell_fd,
-                                     &block_on_full))
+                                     &block_on_full, &name))
         return -1;
     if (self->has_view) {
         PyErr_SetString(PyExc_RuntimeError, "WriterCore is already initialised");
+        return -1;
+    }
+    if (set_ring_name(&self->name, name) < 0)
+        return -1;
+    if (pos & 7) {
+        ring_error(RingCorrupted, self->name, "write cursor %llu is not 8-byte aligned", pos);
         return -1;
     }
     if (map_ring(obj, &self->view, capacity) < 0)
@@ -338,6 +385,7 @@ writer_init(WriterCore *self, PyObject *args, PyObject *kwds)
 static void
 writer_dealloc(WriterCore *self)
 {
+    Py_CLEAR(self->name);
     if (self->has_view)
         PyBuffer_Release(&self->view);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -353,11 +401,16 @@ writer_append(WriterCore *self, uint64_t type_id, const char *src, uint64_t leng
     uint64_t tail = self->capacity - index;
     uint64_t needed = size <= tail ? size : tail + size;
     if (pos + needed - self->cached_read > self->capacity) {
+        /* The consumer commits only positions it has read, so its cursor lies on a
+         * record boundary (8-byte aligned), not past what was published and not a
+         * whole capacity behind it. Anything else is corruption: trusting it would
+         * make the writer overwrite unread records or wait forever for room. */
         uint64_t read = __atomic_load_n(WORD(self->base, READ_CURSOR), __ATOMIC_ACQUIRE);
-        if (read > self->published || self->published - read > self->capacity) {
-            PyErr_Format(RingCorrupted,
-                         "read cursor %llu is impossible for write cursor %llu",
-                         (unsigned long long)read, (unsigned long long)self->published);
+        if (read > self->published || self->published - read > self->capacity ||
+            (read & 7) != 0) {
+            ring_error(RingCorrupted, self->name,
+                       "read cursor %llu is impossible for write cursor %llu",
+                       (unsigned long long)read, (unsigned long long)self->published);
             return -1;
         }
         self->cached_read = read;
@@ -452,7 +505,7 @@ parse_record(WriterCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject
     if (values[0] == NULL || values[1] == NULL)
         goto usage;
     if (!self->has_view) {
-        PyErr_SetString(RingClosed, "ring end is closed");
+        ring_error(RingClosed, self->name, "ring end is closed");
         return -1;
     }
     long type_id = PyLong_AsLong(values[0]);
@@ -484,11 +537,11 @@ parse_record(WriterCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject
         record->length = (uint64_t)record->buffer.len;
     }
     if (record->length > self->max_payload) {
-        PyErr_Format(RecordTooLarge,
-                     "record of %llu bytes exceeds the largest payload of %llu bytes "
-                     "a ring of capacity %llu can hold",
-                     (unsigned long long)record->length, (unsigned long long)self->max_payload,
-                     (unsigned long long)self->capacity);
+        ring_error(RecordTooLarge, self->name,
+                   "record of %llu bytes exceeds the largest payload of %llu bytes "
+                   "a ring of capacity %llu can hold",
+                   (unsigned long long)record->length, (unsigned long long)self->max_payload,
+                   (unsigned long long)self->capacity);
         record_release(record);
         return -1;
     }
@@ -537,8 +590,11 @@ writer_wait_for_room(WriterCore *self, Record *record)
         if (spins < 200)
             continue;
         if (deadline >= 0 && monotonic_s() > deadline) {
-            PyErr_Format(RingFull, "the consumer freed no room for %llu bytes in %.3g s",
-                         (unsigned long long)record->length, record->timeout_s);
+            /* PyUnicode_FromFormat has no %g: format the timeout first. */
+            char timeout[32];
+            snprintf(timeout, sizeof timeout, "%.3g", record->timeout_s);
+            ring_error(RingFull, self->name, "the consumer freed no room for %llu bytes in %s s",
+                       (unsigned long long)record->length, timeout);
             return -1;
         }
         if (spins < 400) {
@@ -590,7 +646,7 @@ static PyObject *
 writer_publish(WriterCore *self, PyObject *Py_UNUSED(ignored))
 {
     if (!self->has_view) {
-        PyErr_SetString(RingClosed, "ring end is closed");
+        ring_error(RingClosed, self->name, "ring end is closed");
         return NULL;
     }
     if (writer_publish_now(self) < 0)
@@ -724,43 +780,62 @@ static PyTypeObject PayloadViewType = {
 
 /* ------------------------------------------------------------ ReaderCore -- */
 
+/* The reader keeps two positions. `pos` is the next record to hand out: every
+ * record before it was handled. `committed` is the read cursor as last stored in
+ * shared memory. They differ only while the caller polls with commit=False: it
+ * handles a batch, saves its own durable state, and only then calls commit(). A
+ * consumer that dies in between leaves the read cursor at `committed`, so whoever
+ * attaches next gets the batch again, and the producer cannot reuse its space. */
 typedef struct {
     PyObject_HEAD
     Py_buffer view;
     int has_view;
+    int busy;            /* handlers of a batch are running: no re-entry, no release */
     char *base;
     char *data;
     uint64_t capacity;
     uint64_t mask;
     uint64_t max_payload;
-    uint64_t pos;        /* next record to hand out == committed read cursor */
+    uint64_t pos;        /* next record to hand out; everything before it is handled */
+    uint64_t committed;  /* read cursor as last stored in shared memory */
+    uint64_t handled;    /* records handled since the ring was created */
     uint64_t consumed;   /* records committed since the ring was created */
+    PyObject *name;      /* the ring's name, for error messages */
     PayloadView *spare;  /* reused by poll_decode while nobody else holds it */
 } ReaderCore;
 
 static int
 reader_init(ReaderCore *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"buffer", "capacity", "pos", "consumed", NULL};
-    PyObject *obj;
+    static char *kwlist[] = {"buffer", "capacity", "pos", "consumed", "name", NULL};
+    PyObject *obj, *name = NULL;
     unsigned long long capacity, pos, consumed;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OKKK", kwlist, &obj, &capacity, &pos,
-                                     &consumed))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OKKK|U", kwlist, &obj, &capacity, &pos,
+                                     &consumed, &name))
         return -1;
     if (self->has_view) {
         PyErr_SetString(PyExc_RuntimeError, "ReaderCore is already initialised");
         return -1;
     }
+    if (set_ring_name(&self->name, name) < 0)
+        return -1;
+    if (pos & 7) {
+        /* Records are 8-byte aligned: an unaligned cursor would read misaligned
+         * headers, and the bounds below assume alignment. */
+        ring_error(RingCorrupted, self->name, "read cursor %llu is not 8-byte aligned", pos);
+        return -1;
+    }
     if (map_ring(obj, &self->view, capacity) < 0)
         return -1;
     self->has_view = 1;
+    self->busy = 0;
     self->base = self->view.buf;
     self->data = self->base + HEADER_SIZE;
     self->capacity = capacity;
     self->mask = capacity - 1;
     self->max_payload = capacity / 2 - RECORD_HEADER;
-    self->pos = pos;
-    self->consumed = consumed;
+    self->pos = self->committed = pos;
+    self->handled = self->consumed = consumed;
     self->spare = NULL;
     return 0;
 }
@@ -769,20 +844,119 @@ static void
 reader_dealloc(ReaderCore *self)
 {
     Py_CLEAR(self->spare);
+    Py_CLEAR(self->name);
     if (self->has_view)
         PyBuffer_Release(&self->view);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static void
-reader_commit(ReaderCore *self, uint64_t pos, uint64_t handled)
+/* 1 when the core may start a batch or commit; 0 with an error set. A handler that
+ * polled, committed or released its own ring would pull the position or the mapping
+ * from under the batch that is calling it. */
+static int
+reader_usable(ReaderCore *self, const char *what)
 {
-    self->pos = pos;
-    if (handled) {
-        self->consumed += handled;
+    if (!self->has_view) {
+        ring_error(RingClosed, self->name, "ring end is closed");
+        return 0;
+    }
+    if (self->busy) {
+        ring_error(PyExc_RuntimeError, self->name,
+                   "%s() called from a handler of this ring's own poll", what);
+        return 0;
+    }
+    return 1;
+}
+
+/* Store what was handled: CONSUMED first (relaxed: a statistic), then the read
+ * cursor with release, so that every read of the handled records happens before
+ * the producer can see their space as free. Returns the records newly committed. */
+static uint64_t
+reader_store(ReaderCore *self)
+{
+    uint64_t newly = self->handled - self->consumed;
+    if (newly) {
+        self->consumed = self->handled;
         __atomic_store_n(WORD(self->base, CONSUMED), self->consumed, __ATOMIC_RELAXED);
     }
-    __atomic_store_n(WORD(self->base, READ_CURSOR), pos, __ATOMIC_RELEASE);
+    if (self->pos != self->committed) {
+        self->committed = self->pos;
+        __atomic_store_n(WORD(self->base, READ_CURSOR), self->pos, __ATOMIC_RELEASE);
+    }
+    return newly;
+}
+
+/* A write cursor the producer can have published: on a record boundary (8-byte
+ * aligned), not behind what this reader has handled, and at most a capacity ahead
+ * of what it has committed (the producer never overwrites uncommitted records).
+ * 0 when possible, -1 with RingCorrupted set. */
+static inline int
+reader_check_write(ReaderCore *self, uint64_t write)
+{
+    if ((write & 7) == 0 && write >= self->pos && write - self->committed <= self->capacity)
+        return 0;
+    ring_error(RingCorrupted, self->name,
+               "write cursor %llu is impossible for read position %llu "
+               "(committed %llu, capacity %llu)",
+               (unsigned long long)write, (unsigned long long)self->pos,
+               (unsigned long long)self->committed, (unsigned long long)self->capacity);
+    return -1;
+}
+
+/* Find the record at *pos_io, skipping the padding the producer leaves where a record
+ * did not fit before the end of the data area. Requires *pos_io < write, both
+ * aligned. Every bound the producer keeps is checked, so that a corrupted header
+ * raises instead of looping, reading outside the data area, or handing out stale
+ * records of an earlier lap from past the write cursor:
+ *  - a padding claims exactly the bytes left to the end of the data area, and the
+ *    record that did not fit follows it in the same publish, so it ends strictly
+ *    below the write cursor. (So a padding at data index 0, which would claim the
+ *    whole data area, is never valid: no record is larger than half of it.)
+ *  - a record fits before the end of the data area, in the largest payload, and
+ *    below the write cursor.
+ * So each step moves forward by 8 bytes or more and stays below write: a caller
+ * looping until write ends. 0 with the record's position, type and length set;
+ * -1 with RingCorrupted set and *pos_io at the offending header. */
+static inline int
+reader_locate(ReaderCore *self, uint64_t *pos_io, uint64_t write, uint64_t *type_id_out,
+              uint64_t *length_out)
+{
+    uint64_t pos = *pos_io;
+    for (;;) {
+        uint64_t index = pos & self->mask;
+        uint64_t tail = self->capacity - index;
+        uint64_t header = __atomic_load_n(WORD(self->data, index), __ATOMIC_RELAXED);
+        uint64_t length = header & LENGTH_MASK;
+        uint64_t type_id = (header >> 32) & 0xFFFF;
+        if (type_id == PADDING_TYPE) {
+            if (length != tail - RECORD_HEADER || tail >= write - pos) {
+                ring_error(RingCorrupted, self->name,
+                           "padding record at %llu claims %llu bytes: a padding claims the "
+                           "%llu bytes to the end of the data area and a record follows "
+                           "it below the write cursor %llu",
+                           (unsigned long long)pos, (unsigned long long)length,
+                           (unsigned long long)(tail - RECORD_HEADER),
+                           (unsigned long long)write);
+                *pos_io = pos;
+                return -1;
+            }
+            pos += tail;
+            continue;
+        }
+        uint64_t size = record_size(length);
+        if (length > self->max_payload || size > tail || size > write - pos) {
+            ring_error(RingCorrupted, self->name,
+                       "record at %llu claims %llu bytes (write cursor %llu)",
+                       (unsigned long long)pos, (unsigned long long)length,
+                       (unsigned long long)write);
+            *pos_io = pos;
+            return -1;
+        }
+        *pos_io = pos;
+        *type_id_out = type_id;
+        *length_out = length;
+        return 0;
+    }
 }
 
 /* Hand the payload to the handler as a memoryview that is released right after
@@ -843,18 +1017,33 @@ note_record(const char *stage, uint64_t type_id, uint64_t length, uint64_t pos)
 }
 
 /* Decode with decoders[type_id] (a callable taking the payload buffer), then hand
- * the message to the handler. */
+ * the message to `handlers`: one callable for every type, or (when `table` is the
+ * handlers tuple) table[type_id], so that a consumer dispatches by type id here
+ * rather than with a dict lookup on type(message) in Python. */
 static PyObject *
-decode_and_deliver(ReaderCore *self, PyObject *decoders, PyObject *handler, uint64_t type_id,
-                   char *payload, uint64_t length, uint64_t pos)
+decode_and_deliver(ReaderCore *self, PyObject *decoders, PyObject *handlers, PyObject *table,
+                   uint64_t type_id, char *payload, uint64_t length, uint64_t pos)
 {
     PyObject *decode = (Py_ssize_t)type_id < PyTuple_GET_SIZE(decoders)
                            ? PyTuple_GET_ITEM(decoders, (Py_ssize_t)type_id)
                            : Py_None;
     if (decode == Py_None) {
-        PyErr_Format(UnknownRecordType, "ring record type %llu at position %llu has no decoder",
-                     (unsigned long long)type_id, (unsigned long long)pos);
+        ring_error(UnknownRecordType, self->name,
+                   "record type %llu at position %llu has no decoder",
+                   (unsigned long long)type_id, (unsigned long long)pos);
         return NULL;
+    }
+    PyObject *handler = handlers;
+    if (table != NULL) {
+        handler = (Py_ssize_t)type_id < PyTuple_GET_SIZE(table)
+                      ? PyTuple_GET_ITEM(table, (Py_ssize_t)type_id)
+                      : Py_None;
+        if (handler == Py_None) {
+            ring_error(UnknownRecordType, self->name,
+                       "record type %llu at position %llu has no handler",
+                       (unsigned long long)type_id, (unsigned long long)pos);
+            return NULL;
+        }
     }
     if (self->spare == NULL) {
         self->spare = PyObject_New(PayloadView, &PayloadViewType);
@@ -891,15 +1080,16 @@ decode_and_deliver(ReaderCore *self, PyObject *decoders, PyObject *handler, uint
 }
 
 /* The consumer's batch loop. With decoders == NULL the handler gets
- * (type_id, payload view); otherwise it gets the decoded message. */
+ * (type_id, payload view); otherwise it gets the decoded message. With commit,
+ * everything handled so far (this batch and earlier uncommitted ones) is committed
+ * on return, also when a handler raised or the ring is corrupted: the records
+ * before the failing one count as handled, the failing one is next. */
 static PyObject *
-reader_drain(ReaderCore *self, PyObject *decoders, PyObject *handler, Py_ssize_t limit,
-             long long spin_ns)
+reader_drain(ReaderCore *self, PyObject *decoders, PyObject *handlers, Py_ssize_t limit,
+             long long spin_ns, int commit)
 {
-    if (!self->has_view) {
-        PyErr_SetString(RingClosed, "ring end is closed");
+    if (!reader_usable(self, decoders == NULL ? "poll" : "poll_decode"))
         return NULL;
-    }
     uint64_t *write_cursor = WORD(self->base, WRITE_CURSOR);
     uint64_t write = __atomic_load_n(write_cursor, __ATOMIC_ACQUIRE);
     uint64_t pos = self->pos;
@@ -914,150 +1104,187 @@ reader_drain(ReaderCore *self, PyObject *decoders, PyObject *handler, Py_ssize_t
             write = __atomic_load_n(write_cursor, __ATOMIC_ACQUIRE);
         }
     }
-    if (write == pos)
+    if (write == pos) {
+        if (commit && pos != self->committed)
+            reader_store(self);
         return PyLong_FromLong(0);
-    if (write < pos || write - pos > self->capacity || (write & 7) != 0) {
-        PyErr_Format(RingCorrupted, "write cursor %llu is impossible for read cursor %llu",
-                     (unsigned long long)write, (unsigned long long)pos);
-        return NULL;
     }
-    uint64_t handled = 0;
+    if (reader_check_write(self, write) < 0)
+        return NULL;
+    PyObject *table = decoders != NULL && PyTuple_Check(handlers) ? handlers : NULL;
+    uint64_t count = 0;
     int failed = 0;
-    while (pos != write && (Py_ssize_t)handled < limit) {
-        uint64_t index = pos & self->mask;
-        uint64_t header = __atomic_load_n(WORD(self->data, index), __ATOMIC_RELAXED);
-        uint64_t length = header & LENGTH_MASK;
-        uint64_t type_id = (header >> 32) & 0xFFFF;
-        if (type_id == PADDING_TYPE) {
-            if (length != self->capacity - index - RECORD_HEADER) {
-                PyErr_Format(RingCorrupted, "padding record at %llu claims %llu bytes",
-                             (unsigned long long)pos, (unsigned long long)length);
-                failed = 1;
-                break;
-            }
-            pos += self->capacity - index;
-            continue;
-        }
-        uint64_t size = record_size(length);
-        if (length > self->max_payload || index + size > self->capacity || size > write - pos) {
-            PyErr_Format(RingCorrupted,
-                         "record at %llu claims %llu bytes (write cursor %llu)",
-                         (unsigned long long)pos, (unsigned long long)length,
-                         (unsigned long long)write);
+    self->busy = 1;
+    while (pos != write && (Py_ssize_t)count < limit) {
+        uint64_t type_id, length;
+        if (reader_locate(self, &pos, write, &type_id, &length) < 0) {
             failed = 1;
             break;
         }
-        char *payload = self->data + index + RECORD_HEADER;
+        char *payload = self->data + (pos & self->mask) + RECORD_HEADER;
         PyObject *result = decoders == NULL
-                               ? deliver(handler, type_id, payload, length)
-                               : decode_and_deliver(self, decoders, handler, type_id, payload,
-                                                    length, pos);
+                               ? deliver(handlers, type_id, payload, length)
+                               : decode_and_deliver(self, decoders, handlers, table, type_id,
+                                                    payload, length, pos);
         if (result == NULL) {
             failed = 1;
             break;
         }
         Py_DECREF(result);
-        pos += size;
-        handled++;
+        pos += record_size(length);
+        count++;
     }
-    reader_commit(self, pos, handled);
+    self->busy = 0;
+    self->pos = pos;
+    self->handled += count;
+    if (commit)
+        reader_store(self);
     if (failed)
         return NULL;
-    return PyLong_FromUnsignedLongLong(handled);
+    return PyLong_FromUnsignedLongLong(count);
 }
 
-/* Optional trailing (limit=256, spin_ns=0) arguments starting at args[index]. */
+/* Arguments of poll(handler, limit=256, spin_ns=0, commit=True) and
+ * poll_decode(decoders, handlers, limit=256, spin_ns=0, commit=True), by position
+ * or keyword. */
+typedef struct {
+    PyObject *lead[2];  /* handler, or decoders and handlers */
+    Py_ssize_t limit;
+    long long spin_ns;
+    int commit;
+} DrainArgs;
+
 static int
-parse_drain_options(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t index,
-                    Py_ssize_t *limit, long long *spin_ns)
+parse_drain_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, Py_ssize_t nlead,
+                 const char *const *names, const char *usage, DrainArgs *out)
 {
-    *limit = 256;
-    *spin_ns = 0;
-    if (nargs > index) {
-        *limit = PyLong_AsSsize_t(args[index]);
-        if (*limit == -1 && PyErr_Occurred())
+    PyObject *values[5] = {NULL, NULL, NULL, NULL, NULL};
+    Py_ssize_t total = nlead + 3;
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    if (nargs > total)
+        goto usage;
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        values[i] = args[i];
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, k);
+        Py_ssize_t slot = -1;
+        for (Py_ssize_t i = 0; i < total; i++) {
+            if (PyUnicode_CompareWithASCIIString(key, names[i]) == 0)
+                slot = i;
+        }
+        if (slot < 0 || values[slot] != NULL)
+            goto usage;
+        values[slot] = args[nargs + k];
+    }
+    for (Py_ssize_t i = 0; i < nlead; i++) {
+        if (values[i] == NULL)
+            goto usage;
+        out->lead[i] = values[i];
+    }
+    out->limit = 256;
+    out->spin_ns = 0;
+    out->commit = 1;
+    PyObject *limit = values[nlead], *spin_ns = values[nlead + 1], *commit = values[nlead + 2];
+    if (limit != NULL) {
+        out->limit = PyLong_AsSsize_t(limit);
+        if (out->limit == -1 && PyErr_Occurred())
             return -1;
     }
-    if (nargs > index + 1) {
-        *spin_ns = PyLong_AsLongLong(args[index + 1]);
-        if (*spin_ns == -1 && PyErr_Occurred())
+    if (spin_ns != NULL) {
+        out->spin_ns = PyLong_AsLongLong(spin_ns);
+        if (out->spin_ns == -1 && PyErr_Occurred())
+            return -1;
+    }
+    if (commit != NULL) {
+        out->commit = commit == Py_True ? 1 : commit == Py_False ? 0 : PyObject_IsTrue(commit);
+        if (out->commit < 0)
             return -1;
     }
     return 0;
+usage:
+    PyErr_SetString(PyExc_TypeError, usage);
+    return -1;
 }
 
 static PyObject *
-reader_poll(ReaderCore *self, PyObject *const *args, Py_ssize_t nargs)
+reader_poll(ReaderCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    Py_ssize_t limit;
-    long long spin_ns;
-    if (nargs < 1 || nargs > 3) {
-        PyErr_SetString(PyExc_TypeError, "poll(handler, limit=256, spin_ns=0)");
+    static const char *const names[] = {"handler", "limit", "spin_ns", "commit"};
+    DrainArgs a;
+    if (parse_drain_args(args, nargs, kwnames, 1, names,
+                         "poll(handler, limit=256, spin_ns=0, commit=True)", &a) < 0)
         return NULL;
-    }
-    if (parse_drain_options(args, nargs, 1, &limit, &spin_ns) < 0)
-        return NULL;
-    return reader_drain(self, NULL, args[0], limit, spin_ns);
+    return reader_drain(self, NULL, a.lead[0], a.limit, a.spin_ns, a.commit);
 }
 
 static PyObject *
-reader_poll_decode(ReaderCore *self, PyObject *const *args, Py_ssize_t nargs)
+reader_poll_decode(ReaderCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    Py_ssize_t limit;
-    long long spin_ns;
-    if (nargs < 2 || nargs > 4 || !PyTuple_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError,
-                        "poll_decode(decoders: tuple, handler, limit=256, spin_ns=0)");
+    static const char *const names[] = {"decoders", "handlers", "limit", "spin_ns", "commit"};
+    static const char usage[] =
+        "poll_decode(decoders: tuple, handlers, limit=256, spin_ns=0, commit=True)";
+    DrainArgs a;
+    if (parse_drain_args(args, nargs, kwnames, 2, names, usage, &a) < 0)
+        return NULL;
+    if (!PyTuple_Check(a.lead[0])) {
+        PyErr_SetString(PyExc_TypeError, usage);
         return NULL;
     }
-    if (parse_drain_options(args, nargs, 2, &limit, &spin_ns) < 0)
+    return reader_drain(self, a.lead[0], a.lead[1], a.limit, a.spin_ns, a.commit);
+}
+
+static PyObject *
+reader_commit(ReaderCore *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!reader_usable(self, "commit"))
         return NULL;
-    return reader_drain(self, args[0], args[1], limit, spin_ns);
+    return PyLong_FromUnsignedLongLong(reader_store(self));
 }
 
 static PyObject *
 reader_peek(ReaderCore *self, PyObject *Py_UNUSED(ignored))
 {
     if (!self->has_view) {
-        PyErr_SetString(RingClosed, "ring end is closed");
+        ring_error(RingClosed, self->name, "ring end is closed");
         return NULL;
     }
     uint64_t write = __atomic_load_n(WORD(self->base, WRITE_CURSOR), __ATOMIC_ACQUIRE);
     uint64_t pos = self->pos;
-    while (pos != write) {
-        uint64_t index = pos & self->mask;
-        uint64_t header = __atomic_load_n(WORD(self->data, index), __ATOMIC_RELAXED);
-        uint64_t length = header & LENGTH_MASK;
-        uint64_t type_id = (header >> 32) & 0xFFFF;
-        if (type_id == PADDING_TYPE) {
-            pos += self->capacity - index;
-            continue;
-        }
-        if (length > self->max_payload || index + record_size(length) > self->capacity) {
-            PyErr_Format(RingCorrupted, "record at %llu claims %llu bytes",
-                         (unsigned long long)pos, (unsigned long long)length);
-            return NULL;
-        }
-        return Py_BuildValue("(Ky#)", (unsigned long long)type_id,
-                             self->data + index + RECORD_HEADER, (Py_ssize_t)length);
-    }
-    Py_RETURN_NONE;
+    if (write == pos)
+        Py_RETURN_NONE;
+    uint64_t type_id, length;
+    if (reader_check_write(self, write) < 0 ||
+        reader_locate(self, &pos, write, &type_id, &length) < 0)
+        return NULL;
+    return Py_BuildValue("(Ky#)", (unsigned long long)type_id,
+                         self->data + (pos & self->mask) + RECORD_HEADER, (Py_ssize_t)length);
 }
 
 static PyObject *
 reader_available(ReaderCore *self, PyObject *Py_UNUSED(ignored))
 {
     if (!self->has_view) {
-        PyErr_SetString(RingClosed, "ring end is closed");
+        ring_error(RingClosed, self->name, "ring end is closed");
         return NULL;
     }
     uint64_t write = __atomic_load_n(WORD(self->base, WRITE_CURSOR), __ATOMIC_ACQUIRE);
-    return PyBool_FromLong(write != self->pos);
+    if (write == self->pos)
+        Py_RETURN_FALSE;
+    /* Raise here rather than answer True: a wait strategy would return at once, and
+     * a caller that only waits would spin on a ring that can never be read. */
+    if (reader_check_write(self, write) < 0)
+        return NULL;
+    Py_RETURN_TRUE;
 }
 
 static PyObject *
 reader_release(ReaderCore *self, PyObject *Py_UNUSED(ignored))
 {
+    if (self->busy) {
+        /* The batch running below this handler still reads the mapping. */
+        ring_error(PyExc_BufferError, self->name, "a poll of this ring end is running");
+        return NULL;
+    }
     return core_release((PyObject *)self, &self->view, &self->has_view);
 }
 
@@ -1067,27 +1294,53 @@ reader_get_u64(ReaderCore *self, void *offset)
     return PyLong_FromUnsignedLongLong(*(uint64_t *)((char *)self + (Py_ssize_t)offset));
 }
 
+static PyObject *
+reader_get_pending(ReaderCore *self, void *Py_UNUSED(closure))
+{
+    return PyLong_FromUnsignedLongLong(self->handled - self->consumed);
+}
+
+static PyObject *
+reader_get_name(ReaderCore *self, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(self->name != NULL ? self->name : Py_None);
+}
+
 static PyMethodDef reader_methods[] = {
-    {"poll", (PyCFunction)(void (*)(void))reader_poll, METH_FASTCALL,
-     "poll(handler, limit=256, spin_ns=0) -> int: hand up to limit records to"
-     " handler(type_id, view), then commit the ones handled; with nothing to read, busy-poll"
-     " up to spin_ns first."},
-    {"poll_decode", (PyCFunction)(void (*)(void))reader_poll_decode, METH_FASTCALL,
-     "poll_decode(decoders, handler, limit=256, spin_ns=0) -> int: like poll, but"
-     " decoders[type_id] turns each payload into a message and handler(message) is called."},
+    {"poll", (PyCFunction)(void (*)(void))reader_poll, METH_FASTCALL | METH_KEYWORDS,
+     "poll(handler, limit=256, spin_ns=0, commit=True) -> int: hand up to limit records to"
+     " handler(type_id, view); with nothing to read, busy-poll up to spin_ns first. With"
+     " commit, everything handled is committed on return; without, call commit() later."},
+    {"poll_decode", (PyCFunction)(void (*)(void))reader_poll_decode,
+     METH_FASTCALL | METH_KEYWORDS,
+     "poll_decode(decoders, handlers, limit=256, spin_ns=0, commit=True) -> int: like poll,"
+     " but decoders[type_id] turns each payload into a message, given to handlers(message)"
+     " or, when handlers is a tuple, to handlers[type_id](message)."},
+    {"commit", (PyCFunction)reader_commit, METH_NOARGS,
+     "commit() -> int: store the handled position as the read cursor; returns the records"
+     " newly committed."},
     {"peek", (PyCFunction)reader_peek, METH_NOARGS,
      "peek() -> (type_id, bytes) | None: a copy of the next unhandled record."},
     {"available", (PyCFunction)reader_available, METH_NOARGS,
-     "available() -> bool: records are published past the read position."},
+     "available() -> bool: records are published past the handled position."},
     {"release", (PyCFunction)reader_release, METH_NOARGS, "release(): drop the mapping."},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef reader_getset[] = {
-    {"pos", (getter)reader_get_u64, NULL, "committed read cursor",
+    {"pos", (getter)reader_get_u64, NULL,
+     "handled position: the next record to hand out (during a batch: its start)",
      (void *)offsetof(ReaderCore, pos)},
+    {"committed", (getter)reader_get_u64, NULL, "read cursor as last committed",
+     (void *)offsetof(ReaderCore, committed)},
+    {"handled", (getter)reader_get_u64, NULL,
+     "records handled since the ring was created, committed or not",
+     (void *)offsetof(ReaderCore, handled)},
     {"consumed", (getter)reader_get_u64, NULL, "records committed since the ring was created",
      (void *)offsetof(ReaderCore, consumed)},
+    {"pending", (getter)reader_get_pending, NULL, "records handled and not yet committed",
+     NULL},
+    {"name", (getter)reader_get_name, NULL, "the ring's name", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -1135,9 +1388,10 @@ spin_until_available(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssiz
         }
         ReaderCore *reader = (ReaderCore *)item;
         if (!reader->has_view) {
-            PyErr_SetString(RingClosed, "ring end is closed");
+            ring_error(RingClosed, reader->name, "ring end is closed");
             return NULL;
         }
+        /* The handled position: records handled and not yet committed are not news. */
         cursors[i] = WORD(reader->base, WRITE_CURSOR);
         positions[i] = reader->pos;
     }

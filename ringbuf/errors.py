@@ -22,7 +22,11 @@ class RingSizeMismatch(RingError):
 
 
 class RingCorrupted(RingError):
-    """The header or a record violates the layout invariants."""
+    """The header or a record violates the layout invariants.
+
+    Raised instead of looping, reading outside the ring or handing out stale records;
+    the message starts with the ring's name: `ring 'NAME': ...`.
+    """
 
 
 class RingSchemaMismatch(RingError):
@@ -38,7 +42,8 @@ class RecordTooLarge(RingError, ValueError):
 
 
 class UnknownRecordType(RingError, LookupError):
-    """A record's type id has no decoder in the consumer's table."""
+    """A record's type id has no decoder (or, with a handler table, no handler) in the
+    consumer's tables. The record is not handled: it stays the next one."""
 
 
 class RingFull(RingError):

@@ -7,7 +7,14 @@ Publication protocol (see layout.py for the bytes):
 - the consumer loads the write cursor with acquire semantics and only then reads
   the records below it, so it never sees a partly written record;
 - the consumer commits the read cursor after it has handled a batch, so a consumer
-  that dies mid-batch gets the batch again (at-least-once; dedupe on `seq`).
+  that dies mid-batch gets the batch again (at-least-once; dedupe on `seq`). A
+  consumer that must save its own state first polls with `commit=False`, saves,
+  then calls `commit()`: until then the batch stays in the ring for whoever
+  attaches next, and the producer cannot reuse its space.
+
+A corrupted ring (impossible cursors, a record or padding header that breaks the
+bounds the producer keeps) raises RingCorrupted naming the ring; the C core never
+loops on it, reads outside the data area, or hands out stale records.
 
 A producer that dies between writing a payload and publishing it leaves bytes past
 the write cursor; no consumer reads them and the next producer overwrites them.
@@ -16,6 +23,7 @@ the write cursor; no consumer reads them and the next producer overwrites them.
 import contextlib
 import os
 from collections.abc import Callable
+from typing import Any
 
 from ringbuf import layout
 from ringbuf._core import ReaderCore, SharedWords, WriterCore
@@ -30,6 +38,11 @@ from ringbuf.segment import RingInfo, Segment
 
 Payload = bytes | bytearray | memoryview
 Handler = Callable[[int, memoryview], object]
+Decoder = Callable[[memoryview], object]
+MessageHandler = Callable[[Any], object]
+Handlers = MessageHandler | tuple[MessageHandler | None, ...]
+"""One handler for every message, or a tuple indexed by record type id like the
+decoders (an entry of None: that type has no handler)."""
 
 
 def create_ring(
@@ -187,6 +200,7 @@ class RingWriter(_RingEnd):
                 self._word(layout.DROPPED),
                 doorbell.fd if doorbell is not None and self.info.doorbell else -1,
                 self.info.full_policy == "block",
+                name=name,
             )
         except BaseException:
             super().close()
@@ -256,7 +270,16 @@ class RingWriter(_RingEnd):
 
 
 class RingReader(_RingEnd):
-    """The consuming end. Reads in batches and commits after each batch is handled."""
+    """The consuming end. Reads in batches and commits after each batch is handled,
+    or, with `commit=False`, when the caller calls `commit()`.
+
+    Two positions: the handled position (`handled_pos`, the next record to hand
+    out) and the committed read cursor in shared memory (`committed_pos`). They
+    differ only while `pending` records are handled and not yet committed. Polls,
+    `peek` and `available` work from the handled position; a reader attached
+    later starts from the committed one. `close()` does not commit: pending records
+    go to the next reader.
+    """
 
     _claim_offset = layout.CONSUMER_PID
     _role = "consumer"
@@ -272,7 +295,7 @@ class RingReader(_RingEnd):
         try:
             _, read = self._cursors()
             self._core = ReaderCore(
-                self._segment.mapping, self.capacity, read, self._word(layout.CONSUMED)
+                self._segment.mapping, self.capacity, read, self._word(layout.CONSUMED), name=name
             )
         except BaseException:
             super().close()
@@ -283,6 +306,7 @@ class RingReader(_RingEnd):
         # Bind the C methods over the documented Python ones: saves a frame per call.
         self.poll = self._core.poll  # type: ignore[method-assign]
         self.poll_decode = self._core.poll_decode  # type: ignore[method-assign]
+        self.commit = self._core.commit  # type: ignore[method-assign]
         self.available = self._core.available  # type: ignore[method-assign]
 
     def _release_core(self) -> None:
@@ -299,35 +323,73 @@ class RingReader(_RingEnd):
         """The C consumer core (for wait strategies that spin in C)."""
         return self._core
 
-    def poll(self, handler: Handler, limit: int = 256, spin_ns: int = 0) -> int:
-        """Hand up to `limit` records to `handler(type_id, payload)`, then commit them.
+    @property
+    def handled_pos(self) -> int:
+        """Byte position of the next record to hand out: every record before it is handled."""
+        return self._core.pos
+
+    @property
+    def committed_pos(self) -> int:
+        """The read cursor as this reader last committed it."""
+        return self._core.committed
+
+    @property
+    def pending(self) -> int:
+        """Records handled with `commit=False` and not yet committed."""
+        return self._core.pending
+
+    def poll(
+        self, handler: Handler, limit: int = 256, spin_ns: int = 0, commit: bool = True
+    ) -> int:
+        """Hand up to `limit` records to `handler(type_id, payload)`; returns how many.
 
         With nothing to read, busy-poll in C for up to `spin_ns` first: a consumer
         that owns a core handles a record the moment it lands.
         The payload is a zero-copy view that is released when the handler returns:
         decode or copy it inside the call. If the handler raises, the records
-        before the failing one are committed and the error propagates; the
-        failing record is delivered again to whoever reads next.
+        before the failing one count as handled and the error propagates; the
+        failing record is the next one handed out.
+
+        With `commit` (the default) everything handled so far is committed on
+        return, error or not. With `commit=False` nothing is: the next poll goes
+        on after the handled records, but they stay in the ring, and a reader that
+        attaches before `commit()` gets them again.
         """
-        return self._core.poll(handler, limit, spin_ns)
+        return self._core.poll(handler, limit, spin_ns, commit)
 
     def poll_decode(
         self,
-        decoders: tuple[Callable[[memoryview], object] | None, ...],
-        handler: Callable[[object], object],
+        decoders: tuple[Decoder | None, ...],
+        handlers: Handlers,
         limit: int = 256,
         spin_ns: int = 0,
+        commit: bool = True,
     ) -> int:
         """Like `poll`, but `decoders[type_id](payload)` builds each message in C and
-        `handler(message)` receives it: one Python frame less per record.
+        the handler receives it: one Python frame less per record.
 
-        A type id without a decoder raises UnknownRecordType; a decode or handler
-        error carries a note naming the record's type, size and position.
+        `handlers` is one callable for every message, or a tuple indexed by type id
+        like `decoders`, so dispatch by type happens in C. A type id without a
+        decoder, or (with a tuple) without a handler, raises UnknownRecordType and
+        stays the next record; a decode or handler error carries a note naming the
+        record's type, size and position.
         """
-        return self._core.poll_decode(decoders, handler, limit, spin_ns)
+        return self._core.poll_decode(decoders, handlers, limit, spin_ns, commit)
+
+    def commit(self) -> int:
+        """Commit every record handled so far; returns how many were newly committed.
+
+        Stores the consumed count, then the read cursor with release semantics:
+        from then on the producer may reuse their space and a reader attached
+        later starts after them.
+        """
+        return self._core.commit()
 
     def available(self) -> bool:
-        """True when records past the read position are published."""
+        """True when records past the handled position are published.
+
+        Raises RingCorrupted when the write cursor is impossible.
+        """
         return self._core.available()
 
     def peek(self) -> tuple[int, bytes] | None:
@@ -346,6 +408,8 @@ class RingReader(_RingEnd):
             raise DoorbellMissing(f"ring {self.name!r} has no doorbell to park on")
         self._epoch += 1
         self._words.store_seq_cst(layout.SLEEP_EPOCH, self._epoch)
+        # Compare with the handled position: records handled and not yet committed
+        # are no reason to stay awake.
         if self._words.load_seq_cst(layout.WRITE_CURSOR) != self._core.pos:
             self.finish_park()
             return False

@@ -1,7 +1,10 @@
 """In-process behaviour of one ring: framing, wrap, batching, policies, errors."""
 
 import os
+import signal
 import struct
+import subprocess
+import sys
 import zlib
 from collections import deque
 
@@ -10,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ringbuf import (
+    BackoffWait,
     DoorbellMissing,
     RecordTooLarge,
     RingBusy,
@@ -22,16 +26,26 @@ from ringbuf import (
     RingSizeMismatch,
     RingVersionMismatch,
     RingWriter,
+    SpinWait,
+    UnknownRecordType,
     create_ring,
     destroy_ring,
     inspect_ring,
     layout,
 )
 
+DECODERS = (None, bytes, bytes)
+
 
 def collect(reader: RingReader, limit: int = 1 << 30) -> list[tuple[int, bytes]]:
     out: list[tuple[int, bytes]] = []
     reader.poll(lambda type_id, payload: out.append((type_id, bytes(payload))), limit)
+    return out
+
+
+def collect_decoded(reader: RingReader, limit: int = 1 << 30, commit: bool = True) -> list[object]:
+    out: list[object] = []
+    reader.poll_decode(DECODERS, out.append, limit, 0, commit)
     return out
 
 
@@ -334,3 +348,203 @@ def test_inspect_reads_counters_without_claiming(ring_name):
     stats = inspect_ring(ring_name)
     assert not stats.producer_attached and not stats.consumer_attached
     destroy_ring(segment)
+
+
+# ------------------------------------------------ commit later, dispatch in C --
+
+
+def test_uncommitted_poll_then_commit(ring):
+    writer, reader = ring
+    for i in range(5):
+        writer.try_write(1, bytes([i]))
+    got: list[bytes] = []
+    assert reader.poll(lambda type_id, payload: got.append(bytes(payload)), commit=False) == 5
+    assert got == [bytes([i]) for i in range(5)]
+    # Handled: the reader goes on after them, but nothing is in shared memory yet.
+    assert (reader.pending, reader.consumed, reader.committed_pos) == (5, 0, 0)
+    assert reader.handled_pos == 5 * 16 and reader.depth_bytes() == 5 * 16
+    assert not reader.available() and reader.peek() is None
+    assert collect_decoded(reader, commit=False) == []
+    assert reader.commit() == 5
+    assert (reader.pending, reader.consumed, reader.committed_pos) == (0, 5, 5 * 16)
+    assert reader.depth_bytes() == 0
+    assert reader.commit() == 0
+
+
+def test_uncommitted_records_keep_their_space(ring):
+    writer, reader = ring
+    while writer.try_write(1, b"y" * 100):
+        pass
+    assert len(collect_decoded(reader, commit=False)) == 4096 // 112
+    assert not writer.try_write(1, b"y" * 100)  # the producer may not reuse it yet
+    reader.commit()
+    assert writer.try_write(1, b"y" * 100)
+
+
+def test_commit_true_commits_earlier_uncommitted_batches(ring):
+    writer, reader = ring
+    for i in range(4):
+        writer.try_write(1, bytes([i]))
+    assert len(collect_decoded(reader, limit=2, commit=False)) == 2
+    assert reader.consumed == 0
+    assert reader.poll(lambda type_id, payload: None, 1) == 1  # commit=True
+    assert (reader.consumed, reader.pending) == (3, 0)
+    assert len(collect_decoded(reader, commit=False)) == 1
+    assert reader.poll(lambda type_id, payload: None) == 0  # nothing new: still commits
+    assert (reader.consumed, reader.pending, reader.depth_bytes()) == (4, 0, 0)
+
+
+def test_reattached_reader_before_commit_gets_the_records_again(ring_name):
+    segment = create_ring(ring_name, 4096)
+    with RingWriter(ring_name) as writer:
+        for i in range(6):
+            writer.try_write(1, bytes([i]) * 3)
+        with RingReader(ring_name) as reader:
+            assert len(collect_decoded(reader, limit=2)) == 2  # committed
+            assert len(collect_decoded(reader, commit=False)) == 4
+        with RingReader(ring_name) as reader:
+            assert reader.consumed == 2
+            assert collect(reader) == [(1, bytes([i]) * 3) for i in range(2, 6)]
+    destroy_ring(segment)
+
+
+def test_handler_error_without_commit_leaves_the_failing_record_next(ring):
+    writer, reader = ring
+    for i in range(5):
+        writer.try_write(1, bytes([i]))
+    seen: list[int] = []
+
+    def handler(message: bytes) -> None:
+        if message[0] == 2 and 2 not in seen:
+            seen.append(2)
+            raise RuntimeError("boom")
+        seen.append(message[0])
+
+    with pytest.raises(RuntimeError, match="boom"):
+        reader.poll_decode(DECODERS, handler, commit=False)
+    assert seen == [0, 1, 2]
+    assert (reader.pending, reader.consumed) == (2, 0)
+    assert reader.peek() == (1, b"\x02")
+    assert reader.commit() == 2
+    assert reader.poll_decode(DECODERS, handler, commit=False) == 3
+    assert seen == [0, 1, 2, 2, 3, 4]
+    assert (reader.pending, reader.consumed) == (3, 2)
+
+
+def test_tuple_of_handlers_dispatches_by_type_id(ring):
+    writer, reader = ring
+    for type_id, payload in [(1, b"a"), (2, b"bb"), (1, b"c"), (3, b"dd")]:
+        writer.try_write(type_id, payload)
+    ones: list[object] = []
+    others: list[object] = []
+    decoders = (None, bytes, lambda view: bytes(view).decode(), bytes)
+    handlers = (None, ones.append, others.append, others.append)
+    assert reader.poll_decode(decoders, handlers) == 4
+    assert ones == [b"a", b"c"]
+    assert others == ["bb", b"dd"]
+
+
+@pytest.mark.parametrize("handlers_for", ["short", "none_entry"])
+def test_type_without_a_handler_in_the_tuple_is_unknown(ring, handlers_for):
+    writer, reader = ring
+    writer.try_write(1, b"a")
+    writer.try_write(2, b"b")
+    got: list[object] = []
+    handlers = (None, got.append) if handlers_for == "short" else (None, got.append, None)
+    with pytest.raises(UnknownRecordType, match="record type 2 at position 16 has no handler"):
+        reader.poll_decode(DECODERS, handlers)
+    assert got == [b"a"] and reader.consumed == 1
+    assert reader.peek() == (2, b"b")  # not decoded, not handled: still next
+
+
+def test_poll_arguments_by_keyword_and_position(ring):
+    writer, reader = ring
+    for i in range(6):
+        writer.try_write(1, bytes([i]))
+    got: list[object] = []
+    assert reader.poll_decode(DECODERS, got.append, 1, 0) == 1  # today's positional form
+    assert reader.poll_decode(DECODERS, handlers=got.append, limit=1, commit=False) == 1
+    assert reader.poll(lambda t, p: got.append(bytes(p)), 1, 0, False) == 1
+    assert reader.poll(handler=lambda t, p: got.append(bytes(p)), limit=1, spin_ns=0) == 1
+    assert reader.core.poll(lambda t, p: got.append(bytes(p)), commit=0, limit=2) == 2
+    assert got == [bytes([i]) for i in range(6)]
+    assert (reader.consumed, reader.pending) == (4, 2)
+    with pytest.raises(TypeError, match="poll_decode"):
+        reader.poll_decode(DECODERS, got.append, limt=3)
+    with pytest.raises(TypeError, match="poll_decode"):
+        reader.poll_decode([bytes], got.append)
+    with pytest.raises(TypeError, match="poll"):
+        reader.poll(got.append, 1, 0, True, 5)
+
+
+def test_a_handler_cannot_poll_commit_or_release_its_own_ring(ring):
+    writer, reader = ring
+    writer.try_write(1, b"a")
+    writer.try_write(1, b"b")
+    errors: list[Exception] = []
+
+    def handler(message: bytes) -> None:
+        for call in (lambda: reader.poll(print), reader.commit, reader.core.release):
+            try:
+                call()
+            except (RuntimeError, BufferError) as error:
+                errors.append(error)
+
+    assert reader.poll_decode(DECODERS, handler) == 2
+    assert [type(error) for error in errors] == [RuntimeError, RuntimeError, BufferError] * 2
+    assert f"ring {reader.name!r}" in str(errors[0])
+    assert reader.consumed == 2
+
+
+def test_core_errors_name_the_ring(ring):
+    writer, reader = ring
+    writer.try_write(9, b"x")
+    with pytest.raises(UnknownRecordType, match=f"^ring {reader.name!r}: record type 9"):
+        reader.poll_decode(DECODERS, print)
+    with pytest.raises(RecordTooLarge, match=f"^ring {writer.name!r}: record of 4096 bytes"):
+        writer.try_write(1, b"z" * 4096)
+
+
+CONSUMER = """
+import sys, time
+from ringbuf import RingReader
+
+reader = RingReader(sys.argv[1])
+first = reader.poll(lambda type_id, payload: None, 2, 0, False)
+reader.commit()  # the first two are committed, the rest only handled
+rest = reader.poll(lambda type_id, payload: None, 1 << 20, 0, False)
+print(first, rest, reader.pending, flush=True)
+time.sleep(120)
+"""
+
+
+def test_consumer_killed_before_commit_leaves_its_batch_to_the_next(ring_name):
+    segment = create_ring(ring_name, 4096)
+    with RingWriter(ring_name) as writer:
+        for i in range(10):
+            writer.try_write(1, bytes([i]) * 5)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    child = subprocess.Popen(
+        [sys.executable, "-c", CONSUMER, ring_name], cwd=root, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().split() == ["2", "8", "8"]
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+    with RingReader(ring_name) as reader:  # takes over from the dead consumer
+        assert reader.consumed == 2
+        assert collect(reader) == [(1, bytes([i]) * 5) for i in range(2, 10)]
+    destroy_ring(segment)
+
+
+def test_waiting_ignores_handled_but_uncommitted_records(ring):
+    writer, reader = ring
+    writer.try_write(1, b"a")
+    assert collect_decoded(reader, commit=False) == [b"a"]
+    assert not SpinWait().wait([reader], timeout_s=0.01)
+    assert not BackoffWait(spin_s=1e-4).wait([reader], timeout_s=0.01)
+    writer.try_write(1, b"b")
+    assert SpinWait().wait([reader], timeout_s=1)
