@@ -2,24 +2,27 @@
 
 The supervisor writes the lifecycle fields (state, pid, restarts, exit status);
 the node writes the liveness fields (heartbeat, ready pid, cores, message counts,
-ring depth, last error). Each field has one writer, so no locking is needed; a
-reader may see a row mid-update, which for monitoring is fine.
+delivery counters, ring depth, last error). Each field has one writer, so no locking
+is needed; a reader may see a row mid-update, which for monitoring is fine.
+
+The table is the segment `<system>.health` (a Kind.HEALTH segment of ringbuf.shm,
+lifetime RUN). Its owner in the common header is the run's supervisor, pid and start
+time: that identity is how "this system is already running" is decided, and the
+owner other processes of the run record in their own RUN segments (`run_owner`).
 """
 
 import contextlib
 import enum
 import mmap
-import os
 import time
 
 import numpy as np
 
-from ringbuf.procs import is_alive
-from ringbuf.segment import PREFIX, SHM_DIR
+from ringbuf import shm
 
-MAGIC = 0x474D4845414C5448  # "GMHEALTH"
-VERSION = 1
-HEADER_BYTES = 64
+VERSION = 2  # 2: the common segment header; duplicates, unhandled, quarantined, gaps
+TABLE_HEADER = 64  # after the common header: u64 row count, then reserved
+ROWS_AT = shm.HEADER_BYTES + TABLE_HEADER
 NAME_BYTES = 32
 ERROR_BYTES = 120
 
@@ -38,6 +41,10 @@ ROW = np.dtype(
         ("msgs_out", "<u8"),
         ("ring_depth", "<u8"),
         ("error_len", "<u8"),
+        ("duplicates", "<u8"),  # messages dropped by seq dedupe
+        ("unhandled", "<u8"),  # messages of a type the actor does not handle
+        ("quarantined", "<u8"),  # poison messages taken out of delivery
+        ("gaps", "<u8"),  # seq gaps seen on inputs
         # static
         ("name", f"S{NAME_BYTES}"),
         ("node", f"S{NAME_BYTES}"),
@@ -45,7 +52,9 @@ ROW = np.dtype(
     ],
     align=True,
 )
-HEADER = np.dtype([("magic", "<u8"), ("version", "<u8"), ("rows", "<u8"), ("owner_pid", "<u8")])
+DEGRADING = ("unhandled", "quarantined", "gaps")
+"""Counters that make a row `degraded` once non-zero (duplicates are routine after a
+restart: at-least-once delivery redelivers, dedupe drops)."""
 
 
 class State(enum.IntEnum):
@@ -58,84 +67,108 @@ class State(enum.IntEnum):
     RESTARTING = 6
 
 
+def health_name(system: str) -> str:
+    return f"{system}.health"
+
+
 def health_path(system: str) -> str:
-    return os.path.join(SHM_DIR, f"{PREFIX}{system}.health")
+    return shm.segment_path(health_name(system))
+
+
+def run_owner(system: str) -> shm.Owner:
+    """The owner that RUN segments of `system` record: the run's supervisor (the health
+    table's owner), so they go stale with the run and not with the process that made
+    them. Without a table (a test, a benchmark) the calling process is the run."""
+    try:
+        header, _ = shm.read_header(health_name(system))
+    except (shm.ShmError, OSError):
+        return shm.Owner.current()
+    return header.owner if header.kind == shm.Kind.HEALTH else shm.Owner.current()
 
 
 class HealthTable:
     """A mapped health table; `create` in the supervisor, `attach` everywhere else."""
 
-    def __init__(self, path: str, mapping: mmap.mmap) -> None:
-        self.path = path
-        self._mapping = mapping
-        self.header = np.frombuffer(mapping, dtype=HEADER, count=1)[0:1]
-        rows = int(self.header["rows"][0])
-        self.rows = np.frombuffer(mapping, dtype=ROW, count=rows, offset=HEADER_BYTES)
-        self.index = {self.rows["name"][i].decode(): i for i in range(rows)}
+    def __init__(self, segment: shm.ShmSegment) -> None:
+        self._segment = segment
+        self.path = segment.path
+        (count,) = np.frombuffer(segment.mapping, dtype="<u8", count=1, offset=shm.HEADER_BYTES)
+        if segment.header.payload_size != TABLE_HEADER + ROW.itemsize * int(count):
+            raise shm.SegmentSizeMismatch(
+                f"{segment.path}: {segment.header.payload_size} payload bytes cannot hold "
+                f"the {int(count)} rows it claims"
+            )
+        self.rows = np.frombuffer(segment.mapping, dtype=ROW, count=int(count), offset=ROWS_AT)
+        self.index = {self.rows["name"][i].decode(): i for i in range(int(count))}
 
     @classmethod
     def create(cls, system: str, actors: list[tuple[str, str]]) -> "HealthTable":
-        """A table with a row per (actor, node); fails if the system already runs."""
-        path = health_path(system)
-        size = HEADER_BYTES + ROW.itemsize * len(actors)
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
-        try:
-            os.ftruncate(fd, size)
-            mapping = mmap.mmap(fd, size)
-        finally:
-            os.close(fd)
-        header = np.frombuffer(mapping, dtype=HEADER, count=1)
-        header["magic"], header["version"] = MAGIC, VERSION
-        header["rows"], header["owner_pid"] = len(actors), os.getpid()
-        rows = np.frombuffer(mapping, dtype=ROW, count=len(actors), offset=HEADER_BYTES)
-        for i, (actor, node) in enumerate(actors):
-            rows["name"][i] = actor.encode()[:NAME_BYTES]
-            rows["node"][i] = node.encode()[:NAME_BYTES]
-        del header, rows
-        return cls(path, mapping)
+        """A table with a row per (actor, node), owned by this process (the supervisor).
+
+        Raises FileExistsError (shm.SegmentExists) if the system already runs; a table
+        left by a dead supervisor must be removed first (`remove_stale`).
+        """
+
+        def fill(mapping: mmap.mmap) -> None:
+            np.frombuffer(mapping, dtype="<u8", count=1, offset=shm.HEADER_BYTES)[0] = len(actors)
+            rows = np.frombuffer(mapping, dtype=ROW, count=len(actors), offset=ROWS_AT)
+            for i, (actor, node) in enumerate(actors):
+                rows["name"][i] = actor.encode()[:NAME_BYTES]
+                rows["node"][i] = node.encode()[:NAME_BYTES]
+            del rows  # a view left alive would keep the mapping from closing
+
+        segment = shm.create(
+            health_name(system),
+            shm.Kind.HEALTH,
+            VERSION,
+            TABLE_HEADER + ROW.itemsize * len(actors),
+            shm.Lifetime.RUN,
+            init=fill,
+        )
+        return cls(segment)
 
     @classmethod
     def attach(cls, system: str) -> "HealthTable":
-        path = health_path(system)
+        """Attach a run's table. FileNotFoundError when no run of `system` has one;
+        ValueError (an shm error) for a segment that is not a table of this version."""
         try:
-            fd = os.open(path, os.O_RDWR)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"no running system named {system!r} ({path})") from None
+            segment = shm.attach(health_name(system), shm.Kind.HEALTH, VERSION)
+        except shm.SegmentNotFound:
+            raise shm.SegmentNotFound(
+                f"no running system named {system!r} ({health_path(system)})"
+            ) from None
         try:
-            mapping = mmap.mmap(fd, os.fstat(fd).st_size)
-        finally:
-            os.close(fd)
-        header = np.frombuffer(mapping, dtype=HEADER, count=1)
-        if int(header["magic"][0]) != MAGIC or int(header["version"][0]) != VERSION:
-            raise ValueError(f"{path} is not a health table of this version")
-        del header
-        return cls(path, mapping)
+            return cls(segment)
+        except BaseException:
+            segment.close()
+            raise
+
+    @property
+    def owner(self) -> shm.Owner:
+        """The supervisor of the run: pid and start time."""
+        return self._segment.header.owner
 
     @property
     def owner_pid(self) -> int:
-        return int(self.header["owner_pid"][0])
+        return self.owner.pid
 
     @classmethod
     def remove_stale(cls, system: str) -> bool:
         """Unlink the table of a run whose supervisor is dead; True if one was removed.
 
-        Readers (a status command, a test) may still map it, so its owner's life is
-        what decides, not whether someone maps it.
+        Readers (a status command, a test) may still map it, so its owner's identity
+        decides (pid and start time: a reused pid is not the supervisor), not whether
+        someone maps it. A table whose header cannot be read has no owner to ask and
+        goes too; a path we must not touch (a symlink, a foreign file) stays.
         """
+        name = health_name(system)
         try:
-            table = cls.attach(system)
-        except FileNotFoundError:
+            header, _ = shm.read_header(name)
+        except (shm.SegmentNotFound, PermissionError):
             return False
-        except ValueError:
-            table = None
-        alive = table is not None and is_alive(table.owner_pid)
-        if table is not None:
-            table.close()
-        if alive:
-            return False
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(health_path(system))
-        return True
+        except shm.ShmError:
+            return shm.unlink(name)
+        return header.stale and shm.unlink(name)
 
     def rows_of(self, node: str) -> list[int]:
         return [i for i in range(len(self.rows)) if self.rows["node"][i].decode() == node]
@@ -167,6 +200,11 @@ class HealthTable:
                     "msgs_in": int(row["msgs_in"]),
                     "msgs_out": int(row["msgs_out"]),
                     "ring_depth_bytes": int(row["ring_depth"]),
+                    "duplicates": int(row["duplicates"]),
+                    "unhandled": int(row["unhandled"]),
+                    "quarantined": int(row["quarantined"]),
+                    "gaps": int(row["gaps"]),
+                    "degraded": any(int(row[field]) for field in DEGRADING),
                     "last_error": row["last_error"].decode(errors="replace"),
                 }
             )
@@ -174,10 +212,9 @@ class HealthTable:
 
     def close(self) -> None:
         """Unmap; views still held elsewhere keep the memory until they are collected."""
-        del self.rows, self.header
+        del self.rows
         with contextlib.suppress(BufferError):
-            self._mapping.close()
+            self._segment.close()
 
     def unlink(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+        self._segment.unlink()

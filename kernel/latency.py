@@ -1,27 +1,33 @@
 """Latency histograms in shared memory: recorded on the hot path, read from anywhere.
 
-Each recording process owns one segment `/dev/shm/gm-<system>.lat.<owner>` holding
-named series; each series is a high-dynamic-range histogram (HDR-style log-linear
-buckets: values below 32 ns exact, above that 16 buckets per power of two, so any
-value is known to within 1/16 = 6.25 %), plus the exact maximum and the count.
+Each recording process owns one segment `<system>.lat.<owner>` (a Kind.LATENCY
+segment of ringbuf.shm, lifetime RUN, owned by the run's supervisor so that a restarted
+recorder finds its counts and the run's clean stop removes them) holding named series;
+each series is a high-dynamic-range histogram (HDR-style log-linear buckets: values
+below 32 ns exact, above that 16 buckets per power of two, so any value is known to
+within 1/16 = 6.25 %), plus the exact maximum and the count.
 One writer per series, no locks; readers (the benchmark, /metrics) copy the counts.
 Recording costs two memoryview updates and a comparison (~0.2 us in CPython).
 """
 
 import contextlib
-import os
+import mmap
 from dataclasses import dataclass
 
 import numpy as np
 
-from ringbuf.segment import PREFIX, SHM_DIR, map_shared_file
+from kernel.health import run_owner
+from ringbuf import shm
 
-MAGIC = 0x474D4C4154454E43  # "GMLATENC"
+VERSION = 1
 SUB_BITS = 5
 BUCKETS = 640  # up to 2**41 ns (~37 minutes); larger values land in the last bucket
 NAME_BYTES = 48
-HEADER_WORDS = 4  # magic, series count, reserved x2
+# After the common header: series count, reserved x3; then the names, then the series.
+HEADER_WORDS = shm.HEADER_BYTES // 8 + 4
 SERIES_WORDS = 2 + BUCKETS  # count, max, buckets
+_COUNT_AT = shm.HEADER_BYTES
+_NAMES_AT = HEADER_WORDS * 8
 
 
 def bucket_of(value_ns: int) -> int:
@@ -43,8 +49,12 @@ def bucket_bounds(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return low, high
 
 
+def latency_name(system: str, owner: str) -> str:
+    return f"{system}.lat.{owner}"
+
+
 def latency_path(system: str, owner: str) -> str:
-    return os.path.join(SHM_DIR, f"{PREFIX}{system}.lat.{owner}")
+    return shm.segment_path(latency_name(system, owner))
 
 
 class Series:
@@ -79,19 +89,26 @@ class LatencyRecorder:
 
     def __init__(self, system: str, owner: str, series: list[str]) -> None:
         self.path = latency_path(system, owner)
-        size = 8 * (HEADER_WORDS + len(series) * (SERIES_WORDS + NAME_BYTES // 8))
-        self._mapping, created = map_shared_file(self.path, size)
-        self._words = memoryview(self._mapping).cast("Q")
-        names_at = HEADER_WORDS * 8
-        if created:
-            self._words[0], self._words[1] = MAGIC, len(series)
-            for i, name in enumerate(series):
-                raw = name.encode()[:NAME_BYTES]
-                self._mapping[names_at + i * NAME_BYTES : names_at + i * NAME_BYTES + len(raw)] = (
-                    raw
-                )
-        elif self._words[0] != MAGIC or self._words[1] != len(series):
+        names = _names_block(series)
+
+        def init(mapping: mmap.mmap) -> None:
+            mapping[_COUNT_AT : _COUNT_AT + 8] = len(series).to_bytes(8, "little")
+            mapping[_NAMES_AT : _NAMES_AT + len(names)] = names
+
+        self._segment, _ = shm.create_or_attach(
+            latency_name(system, owner),
+            shm.Kind.LATENCY,
+            VERSION,
+            8 * _file_words(len(series)) - shm.HEADER_BYTES,
+            shm.Lifetime.RUN,
+            owner=run_owner(system),
+            init=init,
+        )
+        mapping = self._segment.mapping
+        if mapping[_NAMES_AT : _NAMES_AT + len(names)] != names:
+            self._segment.close()
             raise ValueError(f"{self.path} is not a histogram file of these series")
+        self._words = memoryview(mapping).cast("Q")
         first = HEADER_WORDS + len(series) * NAME_BYTES // 8
         self._series = {
             name: Series(self._words, first + i * SERIES_WORDS) for i, name in enumerate(series)
@@ -104,7 +121,16 @@ class LatencyRecorder:
         self._series.clear()
         self._words.release()
         with contextlib.suppress(BufferError):
-            self._mapping.close()
+            self._segment.close()
+
+
+def _file_words(series_count: int) -> int:
+    return HEADER_WORDS + series_count * (SERIES_WORDS + NAME_BYTES // 8)
+
+
+def _names_block(series: list[str]) -> bytes:
+    """The series names as stored: NUL-padded NAME_BYTES each."""
+    return b"".join(name.encode()[:NAME_BYTES].ljust(NAME_BYTES, b"\0") for name in series)
 
 
 @dataclass
@@ -135,29 +161,30 @@ class Histogram:
 
 
 def read_histograms(system: str) -> dict[str, Histogram]:
-    """Every series of every owner of a system, as `<owner>.<series>`."""
+    """Every series of every owner of a system, as `<owner>.<series>`.
+
+    Segments that vanish or are not histograms of this version are skipped: readers
+    (/metrics, the benchmark) must not fail on one bad file.
+    """
     out: dict[str, Histogram] = {}
-    prefix = f"{PREFIX}{system}.lat."
-    for filename in sorted(os.listdir(SHM_DIR)):
-        if not filename.startswith(prefix):
-            continue
-        owner = filename[len(prefix) :]
+    prefix = latency_name(system, "")
+    for name in shm.segment_names(prefix):
+        owner = name[len(prefix) :]
         try:
-            with open(os.path.join(SHM_DIR, filename), "rb") as handle:
-                raw = handle.read()
-        except FileNotFoundError:
+            _, raw = shm.read(name, shm.Kind.LATENCY, VERSION)
+        except (shm.ShmError, OSError):
             continue
         words = np.frombuffer(raw, dtype=np.uint64)
-        if len(words) < HEADER_WORDS or int(words[0]) != MAGIC:
+        count = int(words[_COUNT_AT // 8])
+        if len(words) != _file_words(count):
             continue
-        count = int(words[1])
         first = HEADER_WORDS + count * NAME_BYTES // 8
         for i in range(count):
-            at = HEADER_WORDS * 8 + i * NAME_BYTES
-            name = raw[at : at + NAME_BYTES].rstrip(b"\0").decode()
+            at = _NAMES_AT + i * NAME_BYTES
+            series = raw[at : at + NAME_BYTES].rstrip(b"\0").decode()
             base = first + i * SERIES_WORDS
-            out[f"{owner}.{name}"] = Histogram(
-                name=f"{owner}.{name}",
+            out[f"{owner}.{series}"] = Histogram(
+                name=f"{owner}.{series}",
                 counts=words[base + 2 : base + 2 + BUCKETS].astype(np.int64),
                 max_ns=int(words[base + 1]),
             )

@@ -25,9 +25,8 @@ from ringbuf import (
     Segment,
     create_ring,
     destroy_ring,
-    list_segments,
+    remove_run,
     remove_stale,
-    unlink_segment,
 )
 
 log = logging.getLogger("kernel.system")
@@ -48,9 +47,10 @@ class System:
         self.tree: SupervisorTree | None = None
 
     def _create_resources(self) -> None:
+        # What a crashed run left (its supervisor, the owner of its RUN segments, is
+        # dead, pid and start time compared) goes; DURABLE state (kill switch, actor
+        # snapshots) stays for this run. A live run's table makes the create below fail.
         removed = remove_stale(f"{self.config.name}.")
-        if HealthTable.remove_stale(self.config.name):
-            removed.append(f"{self.config.name}.health")
         if removed:
             log_event(
                 log, logging.WARNING, "removed stale segments of a crashed run", segments=removed
@@ -74,11 +74,10 @@ class System:
         for segment in self.segments:
             destroy_ring(segment)
         self.segments.clear()
-        # Shared state the actors created under the run's name (latency histograms,
-        # snapshots), except what is meant to outlive the run.
-        for status in list_segments(f"{self.config.name}."):
-            if not status.path.endswith(".health") and not status.persistent:
-                unlink_segment(status.name)
+        # Every RUN segment this run owns (latency histograms, non-durable snapshots; the
+        # health table too, unlinked again below), by the headers' owner and lifetime:
+        # DURABLE state (kill switch, actor snapshots) stays for the next run.
+        remove_run(f"{self.config.name}.")
         for doorbell in self.doorbells.values():
             doorbell.close()
         self.doorbells.clear()

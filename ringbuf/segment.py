@@ -1,17 +1,12 @@
-"""Shared-memory segments under /dev/shm: create, attach, validate, unlink.
-
-We map files in /dev/shm ourselves instead of using multiprocessing.shared_memory:
-its resource tracker unlinks segments when an attaching process exits, which
-breaks crash-only restarts.
-"""
+"""Ring segments: a ring is a Kind.RING segment of ringbuf.shm (line 0 of its header
+starts with the common segment header; see layout.py for the rest)."""
 
 import mmap
-import os
-import re
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from ringbuf import layout
+from ringbuf import layout, shm
 from ringbuf.errors import (
     RingCorrupted,
     RingExists,
@@ -20,24 +15,8 @@ from ringbuf.errors import (
     RingSizeMismatch,
     RingVersionMismatch,
 )
-from ringbuf.procs import start_ticks
 
-SHM_DIR = "/dev/shm"
-PREFIX = "gm-"
-PERSIST = "persist"
-"""Segments named `<run>.persist.<what>` are state meant to outlive runs (a latched
-kill switch): cleanup never treats them as stale and a run's shutdown keeps them."""
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
-
-
-def segment_path(name: str) -> str:
-    """The /dev/shm path of a ring name; rejects names that could escape the folder."""
-    if not _NAME.match(name):
-        raise ValueError(
-            f"invalid ring name {name!r}: use 1-200 characters of [A-Za-z0-9._-], "
-            "starting with a letter or digit"
-        )
-    return os.path.join(SHM_DIR, PREFIX + name)
+__all__ = ["RingInfo", "Segment", "read_info", "segment_path", "unlink_segment"]
 
 
 @dataclass(frozen=True)
@@ -52,15 +31,18 @@ class RingInfo:
     creator_start_ticks: int
     created_ns: int
     schema: int
+    lifetime: shm.Lifetime = shm.Lifetime.RUN
 
 
 class Segment:
-    """A mapped ring segment. Owns the mmap; `close` unmaps, `unlink` removes the name."""
+    """A mapped ring segment. `mapping` covers the whole file (the C core's offsets are
+    file offsets); `close` unmaps, `unlink` removes the name."""
 
-    def __init__(self, name: str, path: str, mapping: mmap.mmap, info: RingInfo) -> None:
-        self.name = name
-        self.path = path
-        self.mapping = mapping
+    def __init__(self, segment: shm.ShmSegment, info: RingInfo) -> None:
+        self._segment = segment
+        self.name = segment.name
+        self.path = segment.path
+        self.mapping: mmap.mmap = segment.mapping
         self.info = info
 
     @classmethod
@@ -72,103 +54,75 @@ class Segment:
         doorbell: bool = False,
         schema: int = 0,
         replace: bool = False,
+        lifetime: shm.Lifetime = shm.Lifetime.RUN,
     ) -> "Segment":
+        """A new ring owned by this process: a run's supervisor creates the run's rings."""
+        segment_path(name)  # a bad name is a ValueError before anything else
         _check_capacity(capacity)
         if full_policy not in layout.FULL_POLICIES:
             raise ValueError(
                 f"full_policy must be one of {layout.FULL_POLICIES}, not {full_policy!r}"
             )
-        path = segment_path(name)
         if replace:
             unlink_segment(name)
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
-        except FileExistsError:
-            raise RingExists(f"ring {name!r} already exists at {path}") from None
-        try:
-            size = layout.HEADER_SIZE + capacity
-            os.ftruncate(fd, size)
-            mapping = mmap.mmap(fd, size)
-        except BaseException:
-            os.close(fd)
-            os.unlink(path)
-            raise
-        os.close(fd)
-        pid = os.getpid()
         fields = {
-            "magic": layout.MAGIC,
-            "version": layout.LAYOUT_VERSION,
             "header_size": layout.HEADER_SIZE,
             "capacity": capacity,
             "full_policy": layout.FULL_POLICIES.index(full_policy),
             "flags": layout.FLAG_DOORBELL if doorbell else 0,
-            "creator_pid": pid,
-            "creator_start_ticks": start_ticks(pid) or 0,
-            "created_ns": time.time_ns(),
             "schema": schema,
         }
-        static = layout.pack_static(fields)
-        mapping[: len(static)] = static
-        return cls(name, path, mapping, _info(name, fields))
+
+        static = layout.pack_ring_static(fields)
+
+        def write_static(mapping: mmap.mmap) -> None:
+            mapping[layout.STATIC_OFFSET : layout.STATIC_OFFSET + len(static)] = static
+
+        with _ring_errors(name):
+            segment = shm.create(
+                name,
+                shm.Kind.RING,
+                layout.LAYOUT_VERSION,
+                layout.HEADER_SIZE + capacity - shm.HEADER_BYTES,
+                lifetime,
+                init=write_static,
+            )
+        return cls(segment, _info(name, segment.header, fields))
 
     @classmethod
     def attach(cls, name: str, capacity: int | None = None, schema: int | None = None) -> "Segment":
-        path = segment_path(name)
+        segment_path(name)  # a bad name is a ValueError naming a ring
+        with _ring_errors(name):
+            segment = shm.attach(
+                name,
+                shm.Kind.RING,
+                layout.LAYOUT_VERSION,
+                min_size=layout.HEADER_SIZE + layout.MIN_CAPACITY,
+            )
         try:
-            fd = os.open(path, os.O_RDWR)
-        except FileNotFoundError:
-            raise RingNotFound(f"no ring named {name!r} (looked for {path})") from None
-        try:
-            size = os.fstat(fd).st_size
-            if size < layout.HEADER_SIZE + layout.MIN_CAPACITY:
-                raise RingCorrupted(
-                    f"ring {name!r}: segment is {size} bytes, smaller than any valid ring"
-                )
-            mapping = mmap.mmap(fd, size)
-        finally:
-            os.close(fd)
-        try:
-            info = _validate(name, mapping, size, capacity, schema)
+            info = _validate(name, segment, capacity, schema)
         except BaseException:
-            mapping.close()
+            segment.close()
             raise
-        return cls(name, path, mapping, info)
+        return cls(segment, info)
 
     def close(self) -> None:
         """Unmap. Raises BufferError while a caller still holds a view of the mapping."""
-        if not self.mapping.closed:
-            self.mapping.close()
+        self._segment.close()
 
     def unlink(self) -> None:
         """Remove the name; processes that still map the segment keep their mapping."""
         unlink_segment(self.name)
 
 
-def map_shared_file(path: str, size: int) -> tuple[mmap.mmap, bool]:
-    """Map a fixed-size file under /dev/shm, creating it if absent; True when created.
-
-    For state that is not a ring but shares its lifecycle (histograms, snapshots):
-    a file of another size is refused, never resized.
-    """
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-    try:
-        existing = os.fstat(fd).st_size
-        if existing not in (0, size):
-            raise ValueError(f"{path} holds {existing} bytes, not the {size} expected")
-        if existing == 0:
-            os.ftruncate(fd, size)
-        return mmap.mmap(fd, size), existing == 0
-    finally:
-        os.close(fd)
+def segment_path(name: str) -> str:
+    """The /dev/shm path of a ring name; rejects names that could escape the folder."""
+    return shm.segment_path(name, "ring")
 
 
 def unlink_segment(name: str) -> bool:
-    """Remove a segment by ring name; False when there was none."""
-    try:
-        os.unlink(segment_path(name))
-    except FileNotFoundError:
-        return False
-    return True
+    """Remove a segment by name; False when there was none."""
+    return shm.unlink(name)
 
 
 def read_info(name: str) -> RingInfo:
@@ -178,6 +132,23 @@ def read_info(name: str) -> RingInfo:
         return segment.info
     finally:
         segment.close()
+
+
+@contextmanager
+def _ring_errors(name: str) -> Iterator[None]:
+    """Raise the ring's own error types for what the segment layer found."""
+    try:
+        yield
+    except shm.SegmentNotFound:
+        raise RingNotFound(f"no ring named {name!r} (looked for {segment_path(name)})") from None
+    except shm.SegmentExists:
+        raise RingExists(f"ring {name!r} already exists at {segment_path(name)}") from None
+    except shm.SegmentVersionMismatch as error:
+        raise RingVersionMismatch(str(error)) from None
+    except shm.SegmentSizeMismatch as error:
+        raise RingSizeMismatch(str(error)) from None
+    except (shm.SegmentCorrupted, shm.SegmentKindMismatch) as error:
+        raise RingCorrupted(str(error)) from None
 
 
 def _check_capacity(capacity: int) -> None:
@@ -192,30 +163,25 @@ def _check_capacity(capacity: int) -> None:
         )
 
 
-def _info(name: str, fields: dict[str, int]) -> RingInfo:
+def _info(name: str, header: shm.Header, fields: dict[str, int]) -> RingInfo:
     return RingInfo(
         name=name,
         capacity=fields["capacity"],
         full_policy=layout.FULL_POLICIES[fields["full_policy"]],
         doorbell=bool(fields["flags"] & layout.FLAG_DOORBELL),
-        creator_pid=fields["creator_pid"],
-        creator_start_ticks=fields["creator_start_ticks"],
-        created_ns=fields["created_ns"],
+        creator_pid=header.owner.pid,
+        creator_start_ticks=header.owner.start_ticks,
+        created_ns=header.created_ns,
         schema=fields["schema"],
+        lifetime=header.lifetime,
     )
 
 
 def _validate(
-    name: str, mapping: mmap.mmap, size: int, capacity: int | None, schema: int | None
+    name: str, segment: shm.ShmSegment, capacity: int | None, schema: int | None
 ) -> RingInfo:
-    fields, crc_ok = layout.unpack_static(bytes(mapping[: layout.LINE]))
-    if fields["magic"] != layout.MAGIC:
-        raise RingCorrupted(f"ring {name!r}: bad magic {fields['magic']:#x}, not a GrandModel ring")
-    if fields["version"] != layout.LAYOUT_VERSION:
-        raise RingVersionMismatch(
-            f"ring {name!r}: layout version {fields['version']}, this build reads "
-            f"version {layout.LAYOUT_VERSION}"
-        )
+    """The ring's own fields, after shm.attach checked the common header and file size."""
+    fields, crc_ok = layout.unpack_static(bytes(segment.mapping[: layout.LINE]))
     if not crc_ok:
         raise RingCorrupted(f"ring {name!r}: header checksum mismatch")
     cap = fields["capacity"]
@@ -226,9 +192,10 @@ def _validate(
         or fields["full_policy"] >= len(layout.FULL_POLICIES)
     ):
         raise RingCorrupted(f"ring {name!r}: impossible header values {fields}")
-    if size != layout.HEADER_SIZE + cap:
+    if segment.header.size != layout.HEADER_SIZE + cap:
         raise RingSizeMismatch(
-            f"ring {name!r}: segment is {size} bytes but the header says capacity {cap}"
+            f"ring {name!r}: segment is {segment.header.size} bytes but the header says "
+            f"capacity {cap}"
         )
     if capacity is not None and capacity != cap:
         raise RingSizeMismatch(f"ring {name!r}: capacity is {cap}, expected {capacity}")
@@ -236,4 +203,4 @@ def _validate(
         raise RingSchemaMismatch(
             f"ring {name!r}: schema {fields['schema']:#x}, expected {schema:#x}"
         )
-    return _info(name, fields)
+    return _info(name, segment.header, fields)

@@ -7,6 +7,7 @@ import uuid
 import numpy as np
 import pytest
 
+from kernel.health import HealthTable
 from kernel.latency import (
     BUCKETS,
     LatencyRecorder,
@@ -15,7 +16,7 @@ from kernel.latency import (
     latency_path,
     read_histograms,
 )
-from ringbuf import list_segments, unlink_segment
+from ringbuf import Kind, Lifetime, list_segments, shm, unlink_segment
 
 
 @pytest.fixture
@@ -76,3 +77,19 @@ def test_another_process_records_and_a_restart_keeps_the_counts(system):
     with pytest.raises(ValueError, match="bytes, not the"):
         LatencyRecorder(system, "venue", ["only_one"])
     assert latency_path(system, "venue").endswith(f"gm-{system}.lat.venue")
+
+
+def test_histograms_belong_to_the_run_and_refuse_other_series(system):
+    table = HealthTable.create(system, [("venue", "exec")])
+    LatencyRecorder(system, "venue", ["a", "b"]).close()
+    (status,) = list_segments(f"{system}.lat.")
+    assert (status.kind, status.lifetime) == (Kind.LATENCY, Lifetime.RUN)
+    assert status.owner == table.owner  # the run's supervisor, not the recorder
+    with pytest.raises(ValueError, match="not a histogram file of these series"):
+        LatencyRecorder(system, "venue", ["a", "c"])  # same size, other names
+    with open(latency_path(system, "venue"), "r+b") as file:
+        file.write(b"\0" * 8)  # not a segment any more
+    with pytest.raises(shm.SegmentCorrupted, match="bad magic"):
+        LatencyRecorder(system, "venue", ["a", "b"])
+    assert read_histograms(system) == {}  # readers skip what they cannot read
+    table.close()

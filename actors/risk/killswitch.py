@@ -1,31 +1,30 @@
-"""The latched risk controls, in a small shared-memory file that outlives every process.
+"""The latched risk controls, in a small shared-memory segment that outlives every process.
 
-`/dev/shm/gm-<system>.killswitch` holds the kill switch and the trading state. They live
-outside the risk actor so that a crash and restart of the actor (crash-only) cannot undo
-an operator's decision: a switch engaged before the crash is still engaged after it, and
-any process of the run (API, operator CLI) can engage it or read it.
+The segment `<system>.killswitch` (a Kind.KILLSWITCH segment of ringbuf.shm, lifetime
+DURABLE) holds the kill switch and the trading state. They live outside the risk
+actor so that a crash and restart of the actor (crash-only) cannot undo an operator's
+decision: a switch engaged before the crash is still engaged after it, and any process
+of the run (API, operator CLI) can engage it or read it. DURABLE means neither a run's
+clean stop nor the stale cleanup removes it, so a latched switch survives crashes and
+clean restarts alike; the risk actor removes it on a clean stop only when it is off
+and trading ACTIVE.
 
-Layout (little-endian, one 4 KiB page): eight u64 words, then NUL-padded UTF-8 text.
+Layout (little-endian, one 4 KiB page): the common segment header (64 bytes), then
+eight u64 words, then NUL-padded UTF-8 text; offsets below are from the payload.
 
-    word 0 magic "GMKILLSW"     word 4 engaged_at_ns (wall clock)
-    word 1 layout version       word 5 reset_at_ns (wall clock)
-    word 2 engaged (0 / 1)      word 6 trading state (TradingState)
-    word 3 engage count         word 7 state_changed_at_ns (wall clock)
+    word 0 engaged (0 / 1)      word 4 trading state (TradingState)
+    word 1 engage count         word 5 state_changed_at_ns (wall clock)
+    word 2 engaged_at_ns        word 6, 7 reserved
+    word 3 reset_at_ns          (wall clock times)
     text: reason, engaged_by, reset_by, state_reason, state_by
 
 Readers take no lock: the hot path reads one aligned word through a memoryview. Writers
 serialise on `flock` and write the audit fields before the word they describe, so a
 reader that sees the word set finds its audit fields already written (x86 stores are
 not reordered with other stores).
-
-We map the file with os.open/mmap rather than multiprocessing.shared_memory, whose
-resource tracker unlinks a segment when a process that attached it exits.
 """
 
-import contextlib
 import fcntl
-import mmap
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,14 +32,14 @@ from contextlib import contextmanager
 import msgspec
 
 from actors.messages import TradingState
-from ringbuf.segment import PERSIST, PREFIX, SHM_DIR
+from ringbuf import shm
 
-MAGIC = 0x5753_4C4C_494B_4D47  # b"GMKILLSW" read as a little-endian u64
-VERSION = 1
+VERSION = 2  # 2: the common segment header replaces the file's own magic and version
 SIZE = 4096
+_PAYLOAD = SIZE - shm.HEADER_BYTES
 
-_MAGIC, _VERSION, _ENGAGED, _COUNT, _ENGAGED_AT, _RESET_AT, _STATE, _STATE_AT = range(8)
-_TEXT = {  # name: (byte offset, bytes)
+_ENGAGED, _COUNT, _ENGAGED_AT, _RESET_AT, _STATE, _STATE_AT = range(6)
+_TEXT = {  # name: (byte offset in the payload, bytes)
     "reason": (64, 256),
     "engaged_by": (320, 64),
     "reset_by": (384, 64),
@@ -52,7 +51,8 @@ _TRADING_STATES = tuple(sorted(TradingState))  # indexed by value: 0, 1, 2
 
 
 class KillSwitchError(Exception):
-    """The kill-switch file exists but is not one (wrong size, magic or layout version)."""
+    """The kill-switch segment exists but is not one (wrong size, magic, kind or layout
+    version) or may not be opened (a symlink, another user's file)."""
 
 
 class KillSwitchState(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,46 +71,38 @@ class KillSwitchState(msgspec.Struct, frozen=True, kw_only=True):
     state_by: str
 
 
+def killswitch_name(system: str) -> str:
+    return f"{system}.killswitch"
+
+
 def killswitch_path(system: str) -> str:
-    """A `persist` segment of the run: neither the run's shutdown sweep nor the stale
-    cleanup removes it, so a latched switch survives crashes and clean restarts alike.
-    The risk actor removes it on a clean stop only when it is off and trading ACTIVE."""
-    return os.path.join(SHM_DIR, f"{PREFIX}{system}.{PERSIST}.killswitch")
+    return shm.segment_path(killswitch_name(system))
 
 
 class KillSwitch:
-    """A mapped kill-switch file. `open` creates it (disengaged, ACTIVE) or attaches it."""
+    """A mapped kill switch. `open` creates it (disengaged, ACTIVE) or attaches it."""
 
-    def __init__(self, path: str, fd: int, mapping: mmap.mmap) -> None:
-        self.path = path
-        self._fd = fd
-        self._mapping = mapping
-        self._words = memoryview(mapping).cast("Q")
+    def __init__(self, segment: shm.ShmSegment) -> None:
+        self._segment = segment
+        self.path = segment.path
+        self._payload = memoryview(segment.mapping)[shm.HEADER_BYTES :]
+        self._words = self._payload.cast("Q")
 
     @classmethod
     def open(cls, system: str) -> "KillSwitch":
-        path = killswitch_path(system)
+        """Attach the system's switch, creating it if absent (zeroed: off, ACTIVE). Of
+        processes racing to create it, one wins and the others attach its segment."""
         try:
-            fd = os.open(path, os.O_RDWR)
-        except FileNotFoundError:
-            fd = _create(path)
-        try:
-            size = os.fstat(fd).st_size
-            if size != SIZE:
-                raise KillSwitchError(f"{path} is {size} bytes, a kill switch is {SIZE}")
-            mapping = mmap.mmap(fd, SIZE)
-        except BaseException:
-            os.close(fd)
-            raise
-        switch = cls(path, fd, mapping)
-        magic, version = switch._words[_MAGIC], switch._words[_VERSION]
-        if magic != MAGIC or version != VERSION:
-            switch.close()
-            raise KillSwitchError(
-                f"{path} is not a kill switch of layout {VERSION} "
-                f"(magic {magic:#x}, version {version})"
+            segment, _ = shm.create_or_attach(
+                killswitch_name(system),
+                shm.Kind.KILLSWITCH,
+                VERSION,
+                _PAYLOAD,
+                shm.Lifetime.DURABLE,
             )
-        return switch
+        except shm.ShmError as error:
+            raise KillSwitchError(str(error)) from error
+        return cls(segment)
 
     @property
     def engaged(self) -> bool:
@@ -187,54 +179,28 @@ class KillSwitch:
         return not self.engaged and self.trading_state == TradingState.ACTIVE
 
     def unlink(self) -> None:
-        """Remove the file (others keep their mapping until they close)."""
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+        """Remove the segment (others keep their mapping until they close)."""
+        self._segment.unlink()
 
     def close(self) -> None:
-        """Unmap (the file stays: the switch must outlive this process)."""
+        """Unmap (the segment stays: the switch must outlive this process)."""
         self._words.release()
-        self._mapping.close()
-        os.close(self._fd)
+        self._payload.release()
+        self._segment.close()
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        fcntl.flock(self._segment.fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            fcntl.flock(self._segment.fd, fcntl.LOCK_UN)
 
     def _write_text(self, field: str, text: str) -> None:
         offset, size = _TEXT[field]
-        self._mapping[offset : offset + size] = text.encode()[:size].ljust(size, b"\0")
+        self._payload[offset : offset + size] = text.encode()[:size].ljust(size, b"\0")
 
     def _read_text(self, field: str) -> str:
         offset, size = _TEXT[field]
         # A text cut at the field size may end inside a UTF-8 sequence: drop the fragment.
-        return self._mapping[offset : offset + size].rstrip(b"\0").decode(errors="ignore")
-
-
-def _create(path: str) -> int:
-    """Create the file fully initialised under a private name, then link it into place,
-    so that a process racing us never attaches a half-written header. Returns an fd on
-    whichever file won the race."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
-    try:
-        os.ftruncate(fd, SIZE)
-        with mmap.mmap(fd, SIZE) as mapping:
-            header = memoryview(mapping).cast("Q")
-            header[_MAGIC] = MAGIC
-            header[_VERSION] = VERSION
-            header.release()
-        os.link(tmp, path)
-    except FileExistsError:
-        os.close(fd)
-        return os.open(path, os.O_RDWR)
-    except BaseException:
-        os.close(fd)
-        raise
-    finally:
-        os.unlink(tmp)
-    return fd
+        return bytes(self._payload[offset : offset + size]).rstrip(b"\0").decode(errors="ignore")
