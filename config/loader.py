@@ -5,7 +5,7 @@ e.g. `config/default.toml: nodes[1].cores[0]: core 7 does not exist`.
 
 Environment overrides (for secrets and one-off changes) use double underscores
 between path parts, with list entries addressed by their `name`:
-`GRANDMODEL__logging__level=debug`, `GRANDMODEL__actors__api__params__token=...`.
+`GRANDMODEL__logging__level=debug`, `GRANDMODEL__actors__feed__params__seed=11`.
 The value is read as a TOML value when it parses as one, else as a string.
 """
 
@@ -20,7 +20,6 @@ from typing import Any
 import msgspec
 
 from config.schema import SystemConfig
-from ringbuf.layout import MIN_CAPACITY
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "default.toml"
 ENV_PREFIX = "GRANDMODEL__"
@@ -49,13 +48,13 @@ def load_config(
         config = msgspec.convert(data, SystemConfig)
         validate(config, cpus)
     except msgspec.ValidationError as error:
-        raise ConfigError(f"{source}: {_field_path(str(error))}") from None
+        raise ConfigError(f"{source}: {field_path(str(error))}") from None
     except ConfigError as error:
         raise ConfigError(f"{source}: {error}") from None
     return config
 
 
-def _field_path(message: str, prefix: str = "") -> str:
+def field_path(message: str, prefix: str = "") -> str:
     """msgspec says 'reason - at `$.a[0].b`'; we say 'prefix.a[0].b: reason'."""
     match = re.match(r"^(?P<reason>.*) - at `\$\.?(?P<path>[^`]*)`$", message)
     path, reason = (match["path"], match["reason"]) if match else ("", message)
@@ -65,22 +64,44 @@ def _field_path(message: str, prefix: str = "") -> str:
 
 def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
     for key, raw in sorted(environ.items()):
-        if not key.startswith(ENV_PREFIX):
-            continue
-        parts = key[len(ENV_PREFIX) :].split("__")
-        node: Any = data
-        for i, part in enumerate(parts[:-1]):
-            child = node.get(part) if isinstance(node, dict) else None
-            if isinstance(child, list):
-                named = [item for item in child if item.get("name") == parts[i + 1]]
-                if not named:
-                    raise ConfigError(f"{key}: no {part} entry named {parts[i + 1]!r}")
-                node = {parts[i + 1]: named[0]}
-                continue
-            if child is None:
-                child = node[part] = {}
-            node = child
-        node[parts[-1]] = _parse_value(raw)
+        if key.startswith(ENV_PREFIX):
+            _apply_override(data, key, key[len(ENV_PREFIX) :].split("__"), _parse_value(raw))
+
+
+def _apply_override(data: dict[str, Any], key: str, parts: list[str], value: Any) -> None:
+    """Set `value` at `parts` in the raw TOML tree; a list of tables is addressed by the
+    `name` of its entry. Any path that does not lead to a table is a ConfigError."""
+    if not all(parts):
+        raise ConfigError(f"{key}: empty path part (use single names between '__')")
+    node: dict[str, Any] = data
+    where = ""
+    i = 0
+    while i < len(parts) - 1:
+        part = parts[i]
+        where = f"{where}.{part}" if where else part
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif isinstance(child, list):
+            entry = _named_entry(key, where, child, parts[i + 1])
+            if i + 1 == len(parts) - 1:
+                raise ConfigError(
+                    f"{key}: {where}[{parts[i + 1]!r}] is a whole entry; override one of "
+                    "its fields instead"
+                )
+            child, where, i = entry, f"{where}[{parts[i + 1]!r}]", i + 1
+        if not isinstance(child, dict):
+            raise ConfigError(f"{key}: {where} is a {type(child).__name__}, not a table")
+        node = child
+        i += 1
+    node[parts[-1]] = value
+
+
+def _named_entry(key: str, where: str, entries: list[Any], name: str) -> dict[str, Any]:
+    named = [item for item in entries if isinstance(item, dict) and item.get("name") == name]
+    if not named:
+        raise ConfigError(f"{key}: no {where} entry named {name!r}")
+    return named[0]
 
 
 def _parse_value(raw: str) -> Any:
@@ -115,9 +136,11 @@ def _unique(items: list[Any], section: str) -> dict[str, int]:
 
 
 def validate(config: SystemConfig, cpus: int | None = None) -> None:
-    """Check what the types cannot: references, the tree, cores, classes, params."""
-    from kernel.actor import Actor  # the kernel is the consumer of this contract
+    """Check what the types cannot: references, the tree, cores, streams.
 
+    The actor classes (their ports, message types and params) are checked by
+    `kernel.wiring.check_wiring`, which knows what an actor is.
+    """
     streams = _unique(config.streams, "streams")
     actors = _unique(config.actors, "actors")
     nodes = _unique(config.nodes, "nodes")
@@ -125,34 +148,25 @@ def validate(config: SystemConfig, cpus: int | None = None) -> None:
     for name in nodes.keys() & supervisors.keys():
         raise ConfigError(f"supervisors[{supervisors[name]}].name: {name!r} is also a node")
 
-    for i, stream in enumerate(config.streams):
-        cap = stream.capacity
-        if cap & (cap - 1) or cap < MIN_CAPACITY:
-            raise ConfigError(
-                f"streams[{i}].capacity: {cap} is not a power of two >= {MIN_CAPACITY}"
-            )
     producers: dict[str, str] = {}
     for i, actor in enumerate(config.actors):
-        for kind in ("inputs", "outputs"):
-            for j, stream_name in enumerate(getattr(actor, kind)):
-                if stream_name not in streams:
-                    raise ConfigError(f"actors[{i}].{kind}[{j}]: no stream {stream_name!r}")
-        for j, stream_name in enumerate(actor.outputs):
+        for j, stream_name in enumerate(actor.inputs):
+            if stream_name not in streams:
+                raise ConfigError(f"actors[{i}].inputs[{j}]: no stream {stream_name!r}")
+            if actor.inputs.index(stream_name) != j:
+                raise ConfigError(f"actors[{i}].inputs[{j}]: {stream_name!r} is listed twice")
+        for port, stream_name in actor.outputs.items():
+            if stream_name not in streams:
+                raise ConfigError(f"actors[{i}].outputs.{port}: no stream {stream_name!r}")
             if stream_name in producers:
                 raise ConfigError(
-                    f"actors[{i}].outputs[{j}]: stream {stream_name!r} already has producer "
+                    f"actors[{i}].outputs.{port}: stream {stream_name!r} already has producer "
                     f"{producers[stream_name]!r} (one producer per stream)"
                 )
             producers[stream_name] = actor.name
-        cls = import_object(actor.cls, f"actors[{i}].cls")
-        if not (isinstance(cls, type) and issubclass(cls, Actor)):
-            raise ConfigError(f"actors[{i}].cls: {actor.cls!r} is not a kernel.actor.Actor")
-        try:
-            cls.parse_params(actor.params)
-        except msgspec.ValidationError as error:
-            raise ConfigError(_field_path(str(error), f"actors[{i}].params")) from None
-
-    import_object(config.messages, "messages")
+    for i, stream in enumerate(config.streams):
+        if stream.name not in producers:
+            raise ConfigError(f"streams[{i}]: no actor's output is wired to {stream.name!r}")
 
     cpus = cpus or os.cpu_count() or 1
     hosted: dict[str, str] = {}

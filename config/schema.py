@@ -5,18 +5,16 @@ default. `config.loader` turns a TOML file into a `SystemConfig` and checks what
 types alone cannot (references between sections, cores that exist).
 """
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import msgspec
+
+from config.types import AtLeastOne, Count, Name, Positive
 
 WaitName = Literal["spin", "backoff", "park"]
 RestartType = Literal["permanent", "transient", "temporary"]
 Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
 FullPolicy = Literal["block", "drop"]
-Positive = Annotated[float, msgspec.Meta(gt=0)]
-AtLeastOne = Annotated[int, msgspec.Meta(ge=1)]
-NonNegative = Annotated[int, msgspec.Meta(ge=0)]
-Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
 
 
 class Base(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -32,12 +30,16 @@ class StreamConfig(Base):
 
 
 class ActorConfig(Base):
-    """An actor: its class, the streams it consumes, and its own parameters."""
+    """An actor: its class, the streams it consumes, where its ports publish, its params.
+
+    `outputs` maps each of the class's output ports to a stream: the wiring is stated
+    here and only here (the class declares the ports and their message types).
+    """
 
     name: Name
     cls: str
-    inputs: list[str] = []
-    outputs: list[str] = []
+    inputs: list[Name] = []
+    outputs: dict[str, Name] = {}
     params: dict[str, Any] = {}
 
 
@@ -46,7 +48,7 @@ class NodeConfig(Base):
 
     name: Name
     actors: list[str]
-    cores: list[NonNegative] = []
+    cores: list[Count] = []
     wait: WaitName = "park"
     realtime: bool = False
     restart: RestartType = "permanent"
@@ -64,7 +66,7 @@ class SupervisorConfig(Base):
     name: Name
     children: list[str]
     strategy: Strategy = "one_for_one"
-    max_restarts: NonNegative = 5
+    max_restarts: Count = 5
     period_s: Positive = 10.0
     restart: RestartType = "permanent"
 
@@ -82,6 +84,17 @@ class ZygoteConfig(Base):
     )
 
 
+class DeliveryConfig(Base):
+    """The delivery contract's knobs (README "Delivery contract")."""
+
+    max_attempts: AtLeastOne = 3
+    """Failed deliveries of one message (exception, hang, crash) before it is quarantined."""
+    quarantine_file: str = "state/quarantine.jsonl"
+    """Where quarantined messages are kept for inspection (`grandmodel quarantine`)."""
+    outbox_bytes: AtLeastOne = 4 << 20
+    """Per actor: room for what it publishes between two commits (kernel/outbox.py)."""
+
+
 class SystemConfig(Base):
     messages: str
     name: Name = "grandmodel"
@@ -93,3 +106,4 @@ class SystemConfig(Base):
     supervisors: list[SupervisorConfig] = []
     logging: LoggingConfig = LoggingConfig()
     zygote: ZygoteConfig = ZygoteConfig()
+    delivery: DeliveryConfig = DeliveryConfig()

@@ -1,15 +1,34 @@
-"""The Actor base class: what an actor implements and what it may call.
+"""The Actor base class: what an actor declares, implements and may call.
 
-An actor lives in a node process on a uvloop event loop. The kernel delivers each
-message of the actor's input streams to `on_message` (synchronously, in order,
-in batches), fires timers into `on_timer`, and calls `on_start` / `on_stop`
-around its life. An exception escaping any of them fails the actor's node
-(crash-only): the supervisor restarts it and it rebuilds its state in `on_start`.
+An actor declares its contract on the class, and the kernel does the rest:
+
+- `inputs = {MessageType: handler}`: the messages it handles. The kernel dispatches by
+  record type id, drops duplicates by `seq` and calls each handler exactly once per
+  message across kill -9 (README "Delivery contract"). `ignores` lists the types its
+  input streams carry that it deliberately skips; a message of any other type is
+  counted in health (`unhandled`, health degraded), never silently lost.
+- `outputs = {"port": Port(MessageType, ...)}`: named output ports. The config wires
+  each port to a stream (`outputs = { port = "stream" }`); the actor publishes with
+  `self.output("port").publish(msg)` and never names a stream.
+- `Params`: a msgspec Struct validated from the config's `params` table.
+- `State`: a msgspec Struct held in `self.state`. The kernel restores it before
+  `on_start` and commits it together with the input positions it reflects, so a
+  restarted actor continues exactly where its last commit left it. It survives a clean
+  restart too, unless the class sets `ephemeral_state = True`.
+
+After a crash the kernel replays the messages handled since the last commit to rebuild
+the state; what the predecessor had published is re-sent from its outbox, and the
+replay's publishes under those `seq`s write nothing (kernel/streams.py). A handler that
+is a deterministic function of (state, message) ends the replay in exactly the state its
+predecessor had; time for a decision is best read from the message.
+
+An exception escaping a handler fails the actor's node (crash-only); a message whose
+handler keeps failing is quarantined after `delivery.max_attempts` tries.
 """
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
@@ -18,9 +37,28 @@ if TYPE_CHECKING:
     from kernel.latency import LatencyRecorder
     from kernel.streams import OutputStream
 
+Handler = Callable[[Any, Any], object]
+
+
+class Port:
+    """An output port: the message types it carries; `optional` ports (telemetry) may
+    stay unwired, and then publishing on them does nothing."""
+
+    __slots__ = ("optional", "types")
+
+    def __init__(self, *types: type[msgspec.Struct], optional: bool = False) -> None:
+        if not types:
+            raise TypeError("a Port carries at least one message type")
+        self.types = types
+        self.optional = optional
+
+    def __repr__(self) -> str:
+        names = ", ".join(t.__name__ for t in self.types)
+        return f"Port({names}{', optional=True' if self.optional else ''})"
+
 
 class ActorContext:
-    """What the node gives an actor: its output streams, timers, logger.
+    """What the node gives an actor: its output ports, timers, logger.
 
     `system` is the run's name: shared state an actor creates is named
     `<system>.<something>` so that the run's shutdown and stale cleanup find it.
@@ -30,7 +68,7 @@ class ActorContext:
         self,
         name: str,
         node: str,
-        outputs: "dict[str, OutputStream]",
+        outputs: "Mapping[str, OutputStream]",
         set_timer: Callable[[str, str, float, bool], None],
         cancel_timer: Callable[[str, str], None],
         spawn: Callable[[str, Coroutine[Any, Any, None]], "asyncio.Task[None]"],
@@ -47,15 +85,28 @@ class ActorContext:
 
 
 class Actor:
-    """Subclass, declare `Params` (a msgspec Struct) if the actor takes parameters."""
+    """Subclass; declare `inputs`, `outputs`, and `Params` / `State` when needed."""
 
     Params: ClassVar[type[msgspec.Struct] | None] = None
+    State: ClassVar[type[msgspec.Struct] | None] = None
+    ephemeral_state: ClassVar[bool] = False
+    """True: the state lives for one run (kept across crashes, dropped by a new run)."""
+    inputs: ClassVar[Mapping[type[msgspec.Struct], Handler]] = {}
+    ignores: ClassVar[tuple[type[msgspec.Struct], ...]] = ()
+    """Types an input stream carries that this actor deliberately does not handle."""
+    optional_inputs: ClassVar[tuple[type[msgspec.Struct], ...]] = ()
+    """Handled types that the configuration need not wire (e.g. operator controls)."""
+    outputs: ClassVar[Mapping[str, Port]] = {}
+
+    state: Any
+    """The instance of `State` (None without one), restored before `on_start`."""
 
     def __init__(self, params: Any, context: ActorContext) -> None:
         self.params = params
         self.context = context
         self.name = context.name
         self.log = context.log
+        self.state = type(self).State() if type(self).State is not None else None
 
     @classmethod
     def warm_up(cls) -> None:
@@ -73,12 +124,35 @@ class Actor:
             return None
         return msgspec.convert(raw, cls.Params)
 
-    async def on_start(self) -> None:
-        """Rebuild state (crash-only: this also runs after every restart)."""
+    @classmethod
+    def required_ports(cls, params: Any) -> set[str]:
+        """Ports the config must wire: the non-optional ones (a class whose parameters
+        decide which optional port it publishes on says so here)."""
+        return {name for name, port in cls.outputs.items() if not port.optional}
 
-    def on_message(self, msg: Any) -> None:
-        """Handle one message of an input stream."""
-        raise NotImplementedError(f"{type(self).__name__} consumes streams but has no on_message")
+    @classmethod
+    def handlers(cls) -> dict[type[msgspec.Struct], str]:
+        """Message type -> name of the method that handles it (bound per instance, so
+        a subclass that overrides the method is called)."""
+        return {kind: handler.__name__ for kind, handler in cls.inputs.items()}
+
+    async def on_start(self) -> None:
+        """Reconcile after a (re)start: `self.state` is already restored."""
+
+    def on_message(self, msg: Any) -> bool:
+        """Deliver one message in-process (tests, tools) through the declared handler;
+        False when the actor does not handle its type. The kernel does not call this:
+        nodes dispatch by record type id with dedupe (kernel/inbox.py)."""
+        method = type(self).handlers().get(type(msg))
+        if method is None:
+            return False
+        getattr(self, method)(msg)
+        return True
+
+    def state_to_save(self) -> Any:
+        """The `State` to commit (called once per commit, not per message). The default
+        is `self.state`; an actor whose domain objects hold the data builds it here."""
+        return self.state
 
     def on_timer(self, name: str) -> None:
         """A timer set with `set_timer` fired."""
@@ -86,15 +160,12 @@ class Actor:
     async def on_stop(self) -> None:
         """Orderly shutdown (not called when the node crashes)."""
 
-    def output(self, stream: str) -> "OutputStream":
-        """The handle to publish on `stream` (keep it: saves a lookup per message)."""
+    def output(self, port: str) -> "OutputStream":
+        """The handle to publish on `port` (keep it: saves a lookup per message)."""
         try:
-            return self.context.outputs[stream]
+            return self.context.outputs[port]
         except KeyError:
-            raise KeyError(f"actor {self.name!r} does not declare output {stream!r}") from None
-
-    def publish(self, stream: str, msg: msgspec.Struct) -> None:
-        self.output(stream).publish(msg)
+            raise KeyError(f"actor {self.name!r} declares no output port {port!r}") from None
 
     def set_timer(self, name: str, interval_s: float, repeat: bool = True) -> None:
         self.context._set_timer(self.name, name, interval_s, repeat)

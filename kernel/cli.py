@@ -47,9 +47,15 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> "SystemConfig":
-    from config.loader import load_config
+    """The config with its wiring checked against the actor classes."""
+    from kernel.wiring import load_system
 
-    return load_config(args.config)
+    return load_system(args.config).config
+
+
+def _invalid(error: Exception) -> int:
+    print(f"grandmodel: invalid configuration: {error}", file=sys.stderr)
+    return 2
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -96,7 +102,8 @@ def _status(args: argparse.Namespace) -> int:
         return 0
     print(
         f"{'actor':<16}{'node':<12}{'state':<11}{'pid':>8} {'cores':<8}{'restarts':>9}"
-        f"{'hb_age_s':>10}{'in':>11}{'out':>11}{'depth_B':>10}  last_error"
+        f"{'hb_age_s':>10}{'in':>11}{'out':>11}{'depth_B':>10}{'dups':>8}{'unhandled':>10}"
+        f"{'quarantined':>12}{'gaps':>6}  last_error"
     )
     for row in rows:
         age = "-" if row["heartbeat_age_s"] is None else f"{row['heartbeat_age_s']:.3f}"
@@ -104,7 +111,8 @@ def _status(args: argparse.Namespace) -> int:
         print(
             f"{row['actor']:<16}{row['node']:<12}{row['state']:<11}{row['pid']:>8} "
             f"{cores:<8}{row['restarts']:>9}{age:>10}{row['msgs_in']:>11}{row['msgs_out']:>11}"
-            f"{row['ring_depth_bytes']:>10}  {row['last_error']}"
+            f"{row['ring_depth_bytes']:>10}{row['duplicates']:>8}{row['unhandled']:>10}"
+            f"{row['quarantined']:>12}{row['gaps']:>6}  {row['last_error']}"
         )
     return 0
 
@@ -123,18 +131,130 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quarantine(args: argparse.Namespace) -> int:
+    import orjson
+
+    from config.loader import ConfigError
+    from kernel.durable import read_quarantine
+
+    try:
+        config = _load(args)
+    except ConfigError as error:
+        return _invalid(error)
+    entries = read_quarantine(config.delivery.quarantine_file)
+    if args.actor:
+        entries = [entry for entry in entries if entry["actor"] == args.actor]
+    if args.json:
+        print(orjson.dumps(entries, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    if not entries:
+        print(f"no quarantined messages in {config.delivery.quarantine_file}")
+        return 0
+    print(f"{'actor':<14}{'stream':<16}{'seq':>9}  {'type':<16}{'failures':>8}  reason")
+    for entry in entries:
+        print(
+            f"{entry['actor']:<14}{entry['stream']:<16}{entry['seq']:>9}  {entry['type']:<16}"
+            f"{entry['failures']:>8}  {entry['reason']}"
+        )
+    return 0
+
+
+def _running(system: str) -> bool:
+    """A run of `system` is up: its health table's owner (pid and start time) lives."""
+    from kernel.health import HealthTable
+
+    try:
+        table = HealthTable.attach(system)
+    except (FileNotFoundError, ValueError):
+        return False
+    try:
+        return table.owner.alive
+    finally:
+        table.close()
+
+
+def _state(args: argparse.Namespace) -> int:
+    import orjson
+
+    from config.loader import ConfigError
+    from kernel.durable import read_record, reset_record
+
+    try:
+        config = _load(args)
+    except ConfigError as error:
+        return _invalid(error)
+    actors = [actor.name for actor in config.actors]
+    if args.actor and args.actor not in actors:
+        print(f"grandmodel: no actor {args.actor!r} in {config.name!r}", file=sys.stderr)
+        return 2
+    chosen = [args.actor] if args.actor else actors
+    if args.action == "show":
+        shown = {}
+        for name in chosen:
+            record = read_record(config.name, name)
+            shown[name] = (
+                None
+                if record is None
+                else {
+                    "inputs": record.inputs,
+                    "outputs": record.outputs,
+                    "state_bytes": len(record.state),
+                    "quarantined": record.quarantined,
+                    "failing": {key: [a.seq, a.failures] for key, a in record.attempts.items()},
+                }
+            )
+        print(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    if _running(config.name):
+        print(
+            f"grandmodel: {config.name!r} is running; stop it before resetting its state",
+            file=sys.stderr,
+        )
+        return 1
+    for name in chosen:
+        # One actor: forget its state, keep its stream positions (its neighbours' records
+        # still count on them). Every actor: forget everything, positions included.
+        if reset_record(config.name, name, keep_positions=bool(args.actor)):
+            print(f"reset the state of {name}")
+    return 0
+
+
 def _segments(args: argparse.Namespace) -> int:
-    from ringbuf import list_segments, remove_stale
+    import datetime
+
+    from ringbuf import Lifetime, list_segments, remove_stale
 
     if args.clean:
         for name in remove_stale(args.prefix):
             print(f"removed stale segment {name}")
         return 0
+    print(
+        f"{'segment':<44} {'bytes':>10}  {'kind':<10} {'lifetime':<9} {'status':<8}"
+        f" {'owner':<22} {'created (UTC)':<19}  problem"
+    )
     for status in list_segments(args.prefix):
-        state = "persistent" if status.persistent else "stale" if status.stale else "live"
-        detail = f" ({status.problem})" if status.problem else ""
+        if status.unsafe:
+            state = "unsafe"
+        elif status.stale:
+            state = "stale"
+        elif status.lifetime is Lifetime.DURABLE:
+            state = "durable"
+        else:
+            state = "live"
+        kind = getattr(status.kind, "name", None) or "?"
+        lifetime = status.lifetime.name if status.lifetime is not None else "?"
+        owner = "-"
+        if status.owner is not None:
+            alive = "alive" if status.owner_alive else "dead"
+            owner = f"{status.owner.pid}:{status.owner.start_ticks} {alive}"
+        created = "-"
+        if status.created_ns:
+            created = datetime.datetime.fromtimestamp(
+                status.created_ns / 1e9, datetime.UTC
+            ).strftime("%Y-%m-%d %H:%M:%S")
         print(
-            f"{status.name:<48} {status.size:>12} B  {state}  creator={status.creator_pid}{detail}"
+            f"{status.name:<44} {status.size:>10}  {kind:<10} {lifetime:<9} {state:<8}"
+            f" {owner:<22} {created:<19}  {status.problem or ''}"
         )
     return 0
 
@@ -166,6 +286,20 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="short smoke run")
     bench.add_argument("--no-enforce", action="store_true", help="report, never fail a budget")
     bench.set_defaults(handler=_bench)
+
+    quarantine = commands.add_parser(
+        "quarantine", help="list the messages taken out of delivery (poison, undecodable)"
+    )
+    quarantine.add_argument("--config", help="TOML file (default: the shipped one)")
+    quarantine.add_argument("--actor", help="only this actor's")
+    quarantine.add_argument("--json", action="store_true", help="JSON instead of a table")
+    quarantine.set_defaults(handler=_quarantine)
+
+    state = commands.add_parser("state", help="show or reset the actors' durable state")
+    state.add_argument("action", choices=["show", "reset"])
+    state.add_argument("--config", help="TOML file (default: the shipped one)")
+    state.add_argument("--actor", help="only this actor (reset keeps its stream positions)")
+    state.set_defaults(handler=_state)
 
     segments = commands.add_parser("segments", help="list (or --clean) ring segments in /dev/shm")
     segments.add_argument("--prefix", default="", help="only rings whose name starts with this")

@@ -18,33 +18,27 @@ import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
 
+import msgspec
+
 from config.loader import import_object
 from config.schema import SystemConfig
 from kernel.actor import Actor, ActorContext
 from kernel.codec import Codec
-from kernel.health import HealthTable, State
+from kernel.durable import DurableRecord, Quarantine, read_record
+from kernel.health import HealthTable, State, run_owner
+from kernel.inbox import Inbox, input_key
 from kernel.latency import LatencyRecorder
 from kernel.logs import log_event
-from kernel.streams import NodeStopping, OutputStream
+from kernel.outbox import Outbox, OutboxFull
+from kernel.streams import NodeStopping, OutputStream, UnwiredOutput
 from kernel.topology import RingSpec, Topology
-from ringbuf import Doorbell, RingReader, RingWriter, make_wait_strategy
+from ringbuf import Doorbell, RingReader, RingWriter, UnknownRecordType, make_wait_strategy
+
+STATE_ENCODER = msgspec.msgpack.Encoder()
 
 log = logging.getLogger("kernel.node")
 
 YIELD_EVERY_NS = 1_000_000  # a node busy with messages still lets its timers run
-
-
-def traced(
-    on_message: Callable[[Any], object], record: Callable[[int], None]
-) -> Callable[[Any], None]:
-    """Wrap a handler to record each message's hop latency (receipt - publish) first."""
-    clock = time.monotonic_ns
-
-    def handle(msg: Any) -> None:
-        record(clock() - msg.ts_ns)
-        on_message(msg)
-
-    return handle
 
 
 def apply_placement(cores: list[int], realtime: bool, node: str) -> None:
@@ -63,6 +57,41 @@ def apply_placement(cores: list[int], realtime: bool, node: str) -> None:
             )
 
 
+RUN_ID_ENV = "GRANDMODEL_RUN_ID"
+"""Set by the supervisor for its nodes: tells a crash restart from a new run."""
+
+
+class HostedActor:
+    """An actor in this node with what the kernel keeps for it."""
+
+    __slots__ = (
+        "actor",
+        "committed_out",
+        "dirty",
+        "durable",
+        "inboxes",
+        "outbox",
+        "outputs",
+        "replaying",
+        "row",
+    )
+
+    def __init__(self, actor: Actor, durable: DurableRecord, row: int) -> None:
+        self.actor = actor
+        self.durable = durable
+        self.row = row
+        self.inboxes: list[Inbox] = []
+        self.outputs: list[OutputStream] = []
+        self.outbox: Outbox | None = None
+        self.replaying = False
+        """Inputs its predecessor handled after the last commit are still to be replayed."""
+        self.dirty = False
+        self.committed_out = 0
+
+    def published(self) -> int:
+        return sum(output.seq for output in self.outputs)
+
+
 class NodeRuntime:
     def __init__(
         self, config: SystemConfig, node: str, doorbell_fds: dict[str, int], health: HealthTable
@@ -75,52 +104,193 @@ class NodeRuntime:
         self.rows = {actor: health.index[actor] for actor in self.spec.actors}
         self.doorbells = {name: Doorbell(fd, owned=False) for name, fd in doorbell_fds.items()}
         self.codec = Codec.from_union(import_object(config.messages, "messages"))
+        self.run_id = int(os.environ.get(RUN_ID_ENV, "0"))
+        self.quarantine = Quarantine(config.delivery.quarantine_file, config.name)
         self.actors: dict[str, Actor] = {}
-        self.inputs: list[tuple[RingReader, Actor]] = []
-        self._input_rings: list[RingSpec] = []
+        self.hosted: dict[str, HostedActor] = {}
+        self.inboxes: list[Inbox] = []
         self.outputs: list[OutputStream] = []
         self.timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
+        self.aborted = False
+        """A handler was cut short (a publish aborted at stop): its effects are not saved."""
+        self._handling = False
+        """Inside a drain pass, a timer or a replay: no commit may happen until it ends."""
         self.stopped = asyncio.Event()
         self._heartbeat: asyncio.TimerHandle | None = None
 
     # ---------------------------------------------------------------- building
     def _attach(self) -> None:
-        schema = self.codec.schema
-        own_doorbell = self.doorbells.get(self.name)
+        recorder = self._hop_recorder()
         for actor_name in self.spec.actors:
             actor_config = self.topology.actors[actor_name]
-            outputs = {}
-            for stream in actor_config.outputs:
-                writers = [
-                    RingWriter(
-                        ring.name,
-                        doorbell=self.doorbells.get(ring.node) if ring.doorbell else None,
-                        schema=schema,
-                    )
-                    for ring in self.topology.rings_of_stream(stream)
-                ]
-                outputs[stream] = OutputStream(stream, writers, self.codec, self._blocked)
-                self.outputs.append(outputs[stream])
             cls = import_object(actor_config.cls, f"actors.{actor_name}.cls")
+            durable = DurableRecord(self.config.name, actor_name, self.run_id)
+            record = durable.record
+            hosted_outputs: list[OutputStream] = []
+            ports: dict[str, OutputStream] = {}
+            for port in cls.outputs:
+                stream = actor_config.outputs.get(port)
+                if stream is None:
+                    ports[port] = UnwiredOutput(port, self.codec, actor_name)
+                    continue
+                output = self._output(stream, actor_name)
+                output.seq = self._resume_seq(durable, stream, actor_name)
+                ports[port] = output
+                hosted_outputs.append(output)
             context = ActorContext(
                 actor_name,
                 self.name,
-                outputs,
+                ports,
                 self._set_timer,
                 self._cancel_timer,
                 self._spawn,
                 self.config.name,
             )
             actor = cls(cls.parse_params(actor_config.params), context)
-            self.actors[actor_name] = actor
-            for ring in self.topology.inputs_of(actor_name):
-                reader = RingReader(
-                    ring.name, doorbell=own_doorbell if ring.doorbell else None, schema=schema
+            if cls.State is not None and record.state:
+                if durable.new_run and cls.ephemeral_state:
+                    log_event(
+                        log, logging.INFO, "ephemeral state of a past run dropped", actor=actor_name
+                    )
+                else:
+                    actor.state = msgspec.msgpack.decode(record.state, type=cls.State)
+            hosted = HostedActor(actor, durable, self.rows[actor_name])
+            hosted.outputs = hosted_outputs
+            if hosted_outputs:
+                self._resend_outbox(hosted)
+            hosted.committed_out = hosted.published()
+            handlers = {kind: getattr(actor, method) for kind, method in cls.handlers().items()}
+            for index, ring in enumerate(self.topology.inputs_of(actor_name)):
+                hosted.inboxes.append(
+                    self._inbox(ring, hosted, index, handlers, cls.ignores, recorder)
                 )
-                self.inputs.append((reader, actor))
-                self._input_rings.append(ring)
+            hosted.replaying = any(inbox.seq < inbox.replay_to for inbox in hosted.inboxes)
+            if not hosted.replaying:
+                self._end_replay(hosted)
+            self.actors[actor_name] = actor
+            self.hosted[actor_name] = hosted
+            self.inboxes += hosted.inboxes
+            self.outputs += hosted_outputs
+
+    def _resend_outbox(self, hosted: HostedActor) -> None:
+        """Send what the predecessor published after its last commit again, to every ring
+        of its stream, and mark those seqs as already published (kernel/outbox.py)."""
+        outbox = Outbox(
+            self.config.name,
+            hosted.actor.name,
+            self.config.delivery.outbox_bytes,
+            run_owner(self.config.name),
+        )
+        hosted.outbox = outbox
+        entries = outbox.entries()
+        for index, seq, type_id, payload in entries:
+            output = hosted.outputs[index]
+            output.write(type_id, payload)
+            output.replay_until = max(output.replay_until, seq)
+        if entries:
+            log_event(
+                log,
+                logging.WARNING,
+                "re-sent the outbox of the previous process",
+                actor=hosted.actor.name,
+                messages=len(entries),
+            )
+        for index, output in enumerate(hosted.outputs):
+            output.outbox = self._outbox_appender(hosted, outbox, index)
+
+    def _outbox_appender(
+        self, hosted: HostedActor, outbox: Outbox, index: int
+    ) -> Callable[[int, int, bytes], None]:
+        append = outbox.append
+
+        def keep(seq: int, type_id: int, payload: bytes) -> None:
+            try:
+                append(index, seq, type_id, payload)
+            except OutboxFull:
+                if self._handling:
+                    raise  # a commit now would save a handler's half-done state
+                self._commit_actor(hosted)
+                append(index, seq, type_id, payload)
+
+        return keep
+
+    def _end_replay(self, hosted: HostedActor) -> None:
+        """The replay is over: new messages get seqs past everything published so far."""
+        hosted.replaying = False
+        for output in hosted.outputs:
+            output.seq = max(output.seq, output.replay_until)
+            output.replay_until = 0
+
+    def _output(self, stream: str, producer: str) -> OutputStream:
+        writers = [
+            RingWriter(
+                ring.name,
+                doorbell=self.doorbells.get(ring.node) if ring.doorbell else None,
+                schema=self.codec.schema,
+            )
+            for ring in self.topology.rings_of_stream(stream)
+        ]
+        return OutputStream(stream, writers, self.codec, self._blocked, producer)
+
+    def _resume_seq(self, durable: DurableRecord, stream: str, producer: str) -> int:
+        """The committed seq; in a new run, past every seq a consumer has handled (the
+        old run's rings are gone, so a replay cannot happen and new messages must not
+        look like duplicates)."""
+        seq = durable.record.outputs.get(stream, 0)
+        if durable.new_run:
+            key = input_key(stream, producer)
+            for ring in self.topology.rings_of_stream(stream):
+                record = read_record(self.config.name, ring.consumer)
+                if record is not None:
+                    seq = max(seq, record.inputs.get(key, 0))
+        return seq
+
+    def _inbox(
+        self,
+        ring: RingSpec,
+        hosted: HostedActor,
+        index: int,
+        handlers: dict[type, Callable[[Any], object]],
+        ignores: tuple[type, ...],
+        recorder: LatencyRecorder | None,
+    ) -> Inbox:
+        reader = RingReader(
+            ring.name,
+            doorbell=self.doorbells.get(self.name) if ring.doorbell else None,
+            schema=self.codec.schema,
+        )
+        durable = hosted.durable
+        producer = self.topology.producer_of[ring.stream]
+        key = input_key(ring.stream, producer)
+        inbox = Inbox(
+            reader, ring.stream, producer, ring.consumer, index, durable.record.inputs.get(key, 0)
+        )
+        # How far the predecessor got: replayed in the first pass, before any commit.
+        inbox.replay_to = max(durable.store.load_word(2 * index), inbox.seq)
+        crashed = durable.crashed_in(index, key)
+        if crashed:
+            attempt = durable.count_failure(key, crashed, "")
+            durable.store_word(2 * index + 1, crashed)
+            log_event(
+                log,
+                logging.WARNING,
+                "the previous process died handling a message",
+                actor=ring.consumer,
+                stream=ring.stream,
+                seq=crashed,
+                failures=attempt.failures,
+            )
+        attempt = durable.record.attempts.get(key)
+        if attempt is not None and attempt.failures >= self.config.delivery.max_attempts:
+            inbox.poison = attempt.seq
+        inbox.quarantine = self._quarantine_message
+        record_hop = None
+        if recorder is not None:
+            record_hop = recorder.series(f"{ring.stream}->{ring.consumer}").record
+        inbox.build(self.codec, handlers, ignores, durable.store_word, record_hop)
+        return inbox
 
     # ------------------------------------------------------------------ running
     async def run(self) -> int:
@@ -135,6 +305,7 @@ class NodeRuntime:
                 await actor.on_start()
             except Exception as error:
                 self.fail(name, error, "on_start")
+            self._commit_actor(self.hosted[name])
         # Everything alive now (modules, actors, their state) lives for the whole process:
         # keep it out of the collector so that a full collection stays short on the hot path.
         gc.collect()
@@ -154,7 +325,7 @@ class NodeRuntime:
             wait=self.spec.wait,
         )
         self._heartbeat_loop(loop)
-        if self.inputs:
+        if self.inboxes:
             await self._drain()
         else:
             await self.stopped.wait()
@@ -180,42 +351,58 @@ class NodeRuntime:
         if own is not None:
             own.ring()  # wake a parked drain loop
 
+    def _abort(self) -> None:
+        """A publish gave up at stop: the handler that made it did not finish, so neither
+        its state nor its input position may be committed (it is redone after restart)."""
+        self.aborted = True
+        self.request_stop()
+
     def _hop_recorder(self) -> LatencyRecorder | None:
         """Histograms of `<stream>-><actor>` hop latencies for this node's inputs."""
-        if not self.spec.trace_latency or not self.inputs:
+        rings = [ring for actor in self.spec.actors for ring in self.topology.inputs_of(actor)]
+        if not self.spec.trace_latency or not rings:
             return None
-        hops = [f"{ring.stream}->{ring.consumer}" for ring in self._input_rings]
+        hops = [f"{ring.stream}->{ring.consumer}" for ring in rings]
         return LatencyRecorder(self.config.name, f"node.{self.name}", hops)
 
     async def _drain(self) -> None:
-        readers = [reader for reader, _ in self.inputs]
-        recorder = self._hop_recorder()
-        handlers = [actor.on_message for _, actor in self.inputs]
-        if recorder is not None:
-            handlers = [
-                traced(handler, recorder.series(f"{ring.stream}->{ring.consumer}").record)
-                for handler, ring in zip(handlers, self._input_rings, strict=True)
-            ]
-        pairs = [
-            (reader.poll_decode, handler, actor.name, reader)
-            for (reader, actor), handler in zip(self.inputs, handlers, strict=True)
+        """Drain every input in batches without committing, then save the records of
+        the actors that handled something, then commit the rings (module docstring of
+        kernel/streams.py): a crash anywhere in between redelivers, never loses."""
+        readers = [inbox.reader for inbox in self.inboxes]
+        polls = [
+            (inbox.reader.poll_decode, inbox.table, inbox, self.hosted[inbox.actor])
+            for inbox in self.inboxes
         ]
+        commits = [reader.commit for reader in readers]
         wait = make_wait_strategy(self.spec.wait, self.doorbells.get(self.name))
         decoders = self.codec.decode_table
         batch = self.spec.batch
         clock = time.monotonic_ns
         last_yield = clock()
         try:
+            self._replay(decoders, batch)
             while not self.stopping:
                 got = 0
-                for poll_decode, handler, actor_name, reader in pairs:
+                self._handling = True
+                for poll_decode, table, inbox, hosted in polls:
                     try:
-                        got += poll_decode(decoders, handler, batch)
+                        handled = poll_decode(decoders, table, batch, 0, False)
                     except NodeStopping:
-                        self.request_stop()
-                        break
+                        self._abort()
+                        return
                     except Exception as error:
-                        self.fail(actor_name, error, "on_message", reader)
+                        handled = self._failed_delivery(inbox, error)
+                    if handled:
+                        got += handled
+                        hosted.dirty = True
+                if got:
+                    for hosted in self.hosted.values():
+                        if hosted.dirty:
+                            self._commit_actor(hosted)
+                    for commit in commits:
+                        commit()
+                self._handling = False
                 if got:
                     if clock() - last_yield > YIELD_EVERY_NS:
                         await asyncio.sleep(0)
@@ -226,8 +413,119 @@ class NodeRuntime:
         finally:
             wait.close()
 
+    def _replay(self, decoders: tuple[Any, ...], batch: int) -> None:
+        """Hand each replaying actor the inputs its predecessor had handled after the last
+        commit, all before the first commit (a commit mid-replay would mix the two
+        incarnations' outputs), then end the replay and commit."""
+        replaying = [hosted for hosted in self.hosted.values() if hosted.replaying]
+        if not replaying:
+            return
+        self._handling = True
+        for hosted in replaying:
+            for inbox in hosted.inboxes:
+                while inbox.seq < inbox.replay_to:
+                    try:
+                        handled = inbox.reader.poll_decode(decoders, inbox.table, batch, 0, False)
+                    except Exception as error:
+                        handled = self._failed_delivery(inbox, error)
+                    if not handled:
+                        log_event(
+                            log,
+                            logging.WARNING,
+                            "replay stopped short: the ring holds no more",
+                            actor=inbox.actor,
+                            stream=inbox.stream,
+                            seq=inbox.seq,
+                            expected=inbox.replay_to,
+                        )
+                        break
+            self._end_replay(hosted)
+            self._commit_actor(hosted)
+        for inbox in self.inboxes:
+            inbox.reader.commit()
+        self._handling = False
+
+    def _commit_actor(self, hosted: HostedActor) -> None:
+        """Save the actor's state with its input positions and output seqs."""
+        durable = hosted.durable
+        record = durable.record
+        for inbox in hosted.inboxes:
+            record.inputs[inbox.key] = inbox.seq
+        for output in hosted.outputs:
+            record.outputs[output.name] = output.seq
+        if record.attempts:
+            record.attempts = {
+                key: attempt
+                for key, attempt in record.attempts.items()
+                if attempt.seq > record.inputs.get(key, 0)
+            }
+        actor = hosted.actor
+        if type(actor).State is not None:
+            record.state = STATE_ENCODER.encode(actor.state_to_save())
+        durable.save()
+        if hosted.outbox is not None:
+            hosted.outbox.clear()
+        hosted.dirty = False
+        hosted.committed_out = hosted.published()
+
+    def _failed_delivery(self, inbox: Inbox, error: Exception) -> int:
+        """A handler raised (fail the node, counting the attempt), or a record could not
+        be decoded (quarantine it now: decoding it again cannot succeed). Returns the
+        records consumed."""
+        hosted = self.hosted[inbox.actor]
+        durable = hosted.durable
+        in_flight = durable.store.load_word(2 * inbox.index)
+        done = durable.store.load_word(2 * inbox.index + 1)
+        if in_flight > done:
+            text = f"{type(error).__name__}: {error}"
+            durable.count_failure(inbox.key, in_flight, text)
+            durable.store_word(2 * inbox.index + 1, in_flight)
+            self.fail(inbox.actor, error, "on_message", inbox.reader)
+        if not isinstance(error, (msgspec.DecodeError, UnknownRecordType)):
+            self.fail(inbox.actor, error, "on_message", inbox.reader)
+        captured: list[tuple[int, bytes]] = []
+        inbox.reader.poll(
+            lambda type_id, view: captured.append((type_id, bytes(view))), 1, 0, False
+        )
+        type_id, payload = captured[0]
+        known = 0 < type_id <= len(self.codec.types)
+        self.quarantine.put(
+            inbox.actor,
+            inbox.stream,
+            0,
+            self.codec.types[type_id - 1].__name__ if known else f"type id {type_id}",
+            None,
+            payload,
+            1,
+            f"undecodable: {type(error).__name__}: {error}",
+        )
+        durable.record.quarantined += 1
+        return 1
+
+    def _quarantine_message(self, inbox: Inbox, msg: Any) -> None:
+        """Deliver-time: `msg` failed `delivery.max_attempts` times; keep it, skip it."""
+        durable = self.hosted[inbox.actor].durable
+        attempt = durable.record.attempts.pop(inbox.key, None)
+        self.quarantine.put(
+            inbox.actor,
+            inbox.stream,
+            msg.seq,
+            type(msg).__name__,
+            msgspec.to_builtins(msgspec.structs.asdict(msg)),
+            self.codec.encode(msg)[1],
+            attempt.failures if attempt else 0,
+            (attempt.error if attempt else "") or "its handler kept failing (crash or hang)",
+        )
+        durable.record.quarantined += 1
+        inbox.poison = 0
+
     def _heartbeat_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self._beat()
+        # Actors that publish from tasks (a feed) commit their output seqs here.
+        if not self.stopping:
+            for hosted in self.hosted.values():
+                if hosted.published() != hosted.committed_out:
+                    self._commit_actor(hosted)
         self._heartbeat = loop.call_later(
             self.config.heartbeat_interval_s, self._heartbeat_loop, loop
         )
@@ -237,13 +535,17 @@ class NodeRuntime:
         now = time.monotonic_ns()
         for actor_name, row in self.rows.items():
             rows["heartbeat_ns"][row] = now
-            if actor_name in self.actors:
-                readers = [reader for reader, actor in self.inputs if actor.name == actor_name]
-                rows["msgs_in"][row] = sum(reader.consumed for reader in readers)
-                rows["ring_depth"][row] = sum(reader.depth_bytes() for reader in readers)
-                rows["msgs_out"][row] = sum(
-                    out.seq for out in self.actors[actor_name].context.outputs.values()
-                )
+            hosted = self.hosted.get(actor_name)
+            if hosted is None:
+                continue
+            inboxes = hosted.inboxes
+            rows["msgs_in"][row] = sum(inbox.reader.consumed for inbox in inboxes)
+            rows["ring_depth"][row] = sum(inbox.reader.depth_bytes() for inbox in inboxes)
+            rows["msgs_out"][row] = hosted.published()
+            rows["duplicates"][row] = sum(inbox.duplicates for inbox in inboxes)
+            rows["unhandled"][row] = sum(inbox.unhandled for inbox in inboxes)
+            rows["gaps"][row] = sum(inbox.gaps for inbox in inboxes)
+            rows["quarantined"][row] = hosted.durable.record.quarantined
 
     async def _shutdown(self) -> None:
         if self._heartbeat is not None:
@@ -257,9 +559,18 @@ class NodeRuntime:
                 await actor.on_stop()
             except Exception as error:
                 self.fail(name, error, "on_stop")
+        if not self.aborted:
+            for hosted in self.hosted.values():
+                self._commit_actor(hosted)
+            for inbox in self.inboxes:
+                inbox.reader.commit()
         self._beat()
-        for reader, _ in self.inputs:
-            reader.close()
+        for hosted in self.hosted.values():
+            hosted.durable.close()
+            if hosted.outbox is not None:
+                hosted.outbox.close()
+        for inbox in self.inboxes:
+            inbox.reader.close()
         for output in self.outputs:
             output.close()
         log_event(log, logging.INFO, "node stopped", node=self.name)
@@ -281,12 +592,16 @@ class NodeRuntime:
         self.timers.pop((actor, name), None)
         if repeat:
             self._set_timer(actor, name, interval_s, repeat)
+        self._handling = True
         try:
             self.actors[actor].on_timer(name)
         except NodeStopping:
-            self.request_stop()
+            self._abort()
+            return
         except Exception as error:
             self.fail(actor, error, f"on_timer({name!r})")
+        self._handling = False
+        self._commit_actor(self.hosted[actor])
 
     def _spawn(self, actor: str, coro: Coroutine[Any, Any, None]) -> "asyncio.Task[None]":
         task = asyncio.get_running_loop().create_task(coro)
@@ -297,7 +612,7 @@ class NodeRuntime:
             if finished.cancelled() or finished.exception() is None:
                 return
             if isinstance(finished.exception(), NodeStopping):
-                self.request_stop()
+                self._abort()
             else:
                 self.fail(actor, finished.exception(), "task")  # type: ignore[arg-type]
 
@@ -308,7 +623,8 @@ class NodeRuntime:
     def fail(
         self, actor: str, error: BaseException, stage: str, reader: RingReader | None = None
     ) -> NoReturn:
-        """Log the failure with the message that caused it, record it, exit at once."""
+        """Log the failure with the message that caused it, record it, exit at once
+        (nothing of the failed pass is committed: it is redelivered)."""
         fields: dict[str, Any] = {
             "node": self.name,
             "actor": actor,

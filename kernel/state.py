@@ -30,6 +30,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from kernel import faults
 from kernel.health import run_owner
 from ringbuf import shm
 from ringbuf.shm import SharedWords
@@ -78,6 +79,7 @@ class SnapshotStore:
         if capacity < 0 or words < 0:
             raise ValueError(f"capacity and words must be >= 0, not {capacity} and {words}")
         self.path = state_path(system, owner)
+        self.owner = owner
         self.capacity = capacity
         self.words = words
         self._slot_size = _align64(SLOT_HEADER.size + capacity)
@@ -134,7 +136,12 @@ class SnapshotStore:
         generation = self._header.load_acquire(_LATEST_AT) + 1
         offset = self._slot_offset(generation)
         body = offset + SLOT_HEADER.size
-        self._mapping[body : body + len(payload)] = payload
+        # Two copies, so that fault injection can stop a save with half a slot written.
+        half = len(payload) // 2
+        self._mapping[body : body + half] = payload[:half]
+        if faults.armed:
+            faults.hit(self.owner, "mid_save")
+        self._mapping[body + half : body + len(payload)] = payload[half:]
         SLOT_HEADER.pack_into(self._mapping, offset, generation, len(payload), zlib.crc32(payload))
         self._header.store_release(_LATEST_AT, generation)
         return generation

@@ -1,10 +1,46 @@
-"""Output streams: stamp, encode once, write to every consumer's ring."""
+"""Output streams and the delivery contract every actor relies on.
+
+Delivery semantics (enforced by this module, kernel/inbox.py and kernel/node.py):
+
+1. **Rings are at-least-once.** A consumer commits its rings' read cursors only after
+   its actors' records are saved (below), so a consumer killed at any point gets every
+   uncommitted message again.
+2. **Handling is exactly-once.** Every message carries its stream's `seq` (1, 2, 3, ...
+   stamped here). Per input, the kernel keeps the last handled `seq` in the actor's
+   durable record and drops anything at or below it before the handler sees it.
+3. **State and positions commit together.** After each drain pass (and after each
+   timer, and on the heartbeat for actors that publish from tasks) the kernel saves one
+   record per actor holding its `State`, the last handled `seq` of every input and the
+   last `seq` of every output, crash-consistently (two checksummed slots). A restarted
+   actor resumes exactly at its last commit.
+4. **No consumer misses a message, none sees two versions of one.** Every publish is
+   first appended to the producer's outbox (kernel/outbox.py), cleared at each commit.
+   A restarted producer first sends its outbox again, byte for byte, to every ring of
+   each stream: a consumer whose ring missed a message (a publish interrupted between
+   two fan-out rings) gets it, one that had it drops it by `seq`. Then it replays the
+   inputs its predecessor handled since the commit (the predecessor's in-flight marks
+   say how far), all in its first drain pass; publishes under `seq`s its predecessor
+   already published write nothing, so the world keeps the first version even if a
+   replayed handler decides differently (an interleaving of two inputs, a clock). After
+   the replay the output `seq` continues past both. A new run resumes past every `seq`
+   its consumers have handled, so fresh messages are never mistaken for duplicates.
+5. **Poison messages are quarantined.** A message whose handler fails (exception,
+   hang or crash) `delivery.max_attempts` times is written to the quarantine file,
+   counted, shown as degraded health, and skipped. An undecodable record is
+   quarantined at once. `grandmodel quarantine` lists them.
+6. **Unhandled types are counted** in health (`unhandled`), never silently dropped.
+
+Across a whole-system restart the rings are new: messages that were published but not
+yet consumed when the previous run stopped are not replayed; consumers count the gap
+(`gaps` in health).
+"""
 
 import time
 from collections.abc import Callable
 
 import msgspec
 
+from kernel import faults
 from kernel.codec import Codec
 from ringbuf import RingFull, RingWriter
 
@@ -17,12 +53,13 @@ class NodeStopping(Exception):
 
 
 class OutputStream:
-    """One stream as its producer sees it. `seq` continues across producer restarts.
+    """One output port as its producer sees it: the stream it is wired to, its rings.
 
-    `on_blocked` is called every BLOCKED_SLICE_S while a write waits for a slow
-    consumer (`block` policy): it keeps the node's heartbeat going and returns True
-    when the node must stop, which aborts the publish with NodeStopping (the
-    message was not delivered; at-least-once delivery redoes it after a restart).
+    `seq` is the last sequence number published; the node restores it from the
+    producer's durable record. `on_blocked` is called every BLOCKED_SLICE_S while a
+    write waits for a slow consumer (`block` policy): it keeps the node's heartbeat
+    going and returns True when the node must stop, which aborts the publish with
+    NodeStopping (the message is published again after the restart, see point 4).
     """
 
     def __init__(
@@ -31,29 +68,52 @@ class OutputStream:
         writers: list[RingWriter],
         codec: Codec,
         on_blocked: Callable[[], bool] = lambda: False,
+        producer: str = "",
     ) -> None:
         self.name = name
         self.writers = writers
+        self.producer = producer
         self._encode = codec.encode
         self._on_blocked = on_blocked
         self._writes = tuple(writer.write for writer in writers)
-        # The rings count what was published, crash-consistently: resume after it.
-        self.seq = max((writer.published for writer in writers), default=0)
+        self.seq = 0
+        self.replay_until = 0
+        """Seqs up to this one were published by a predecessor (re-sent from its outbox):
+        publishing them again while the inputs are replayed writes nothing."""
+        self.outbox: Callable[[int, int, bytes], None] | None = None
+        """Called with (seq, type id, payload) before the first ring is written."""
 
     def publish(self, msg: msgspec.Struct) -> None:
-        """Stamp seq and ts_ns (and origin_ns if unset), encode once, write to each ring.
+        """Stamp seq and ts_ns (and origin_ns if unset), encode once, keep it in the
+        outbox, write it to each ring.
 
         Rings with the `block` policy wait for their consumer; `drop` rings count
         the loss and move on.
         """
-        self.seq += 1
+        seq = self.seq + 1
+        msg.seq = seq  # type: ignore[attr-defined]
+        if seq <= self.replay_until:
+            self.seq = seq
+            return
         now = time.monotonic_ns()
-        msg.seq = self.seq  # type: ignore[attr-defined]
         msg.ts_ns = now  # type: ignore[attr-defined]
         if not msg.origin_ns:  # type: ignore[attr-defined]
             msg.origin_ns = now  # type: ignore[attr-defined]
         type_id, payload = self._encode(msg)
-        for write in self._writes:
+        if self.outbox is not None:
+            self.outbox(seq, type_id, payload)
+        if faults.armed:
+            faults.hit(self.producer, "before_publish")
+        self.write(type_id, payload)
+        # Counted only once every ring has it: a publish cut short is not committed as
+        # published, so the restarted producer publishes it again (point 4 above).
+        self.seq = seq
+
+    def write(self, type_id: int, payload: bytes) -> None:
+        """Write one encoded message to every ring (also used to re-send the outbox)."""
+        for i, write in enumerate(self._writes):
+            if i and faults.armed:
+                faults.hit(self.producer, "between_rings")
             while True:
                 try:
                     write(type_id, payload, True, BLOCKED_SLICE_S)
@@ -65,3 +125,13 @@ class OutputStream:
     def close(self) -> None:
         for writer in self.writers:
             writer.close()
+
+
+class UnwiredOutput(OutputStream):
+    """An optional port the config leaves unwired: publishing counts and does nothing."""
+
+    def __init__(self, port: str, codec: Codec, producer: str) -> None:
+        super().__init__(port, [], codec, producer=producer)
+
+    def publish(self, msg: msgspec.Struct) -> None:
+        self.seq += 1

@@ -4,11 +4,13 @@ Order of start: remove stale segments of a crashed run of the same name, create
 the health table, the rings and the doorbells, start the zygote, start the
 supervisor tree. The run ends on SIGINT/SIGTERM, after `--duration`, or when the
 root supervisor fails; then the tree stops in reverse order, the zygote exits
-and every segment is unlinked. Exit status: 0 clean stop, 1 root failure.
+and the run's segments are unlinked (durable ones, the actors' records and a latched kill
+switch, stay for the next run). Exit status: 0 clean stop, 1 root failure.
 """
 
 import asyncio
 import logging
+import os
 import signal
 import time
 
@@ -17,6 +19,7 @@ from config.schema import SystemConfig
 from kernel.codec import Codec
 from kernel.health import HealthTable
 from kernel.logs import log_event
+from kernel.node import RUN_ID_ENV
 from kernel.supervisor import SupervisorFailed, SupervisorTree
 from kernel.topology import Topology
 from kernel.zygote_client import ZygoteClient, ZygoteError
@@ -92,6 +95,9 @@ class System:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         started = time.monotonic()
+        # Nodes tell a restart within this run from a new run by this id (the zygote
+        # and every node it forks inherit the environment).
+        os.environ[RUN_ID_ENV] = str(time.time_ns())
         self._create_resources()
         assert self.health is not None
         code = 0

@@ -25,6 +25,10 @@ class Topology:
         self.nodes = {node.name: node for node in config.nodes}
         self.actors = {actor.name: actor for actor in config.actors}
         streams = {stream.name: stream for stream in config.streams}
+        self.producer_of = {
+            stream: actor.name for actor in config.actors for stream in actor.outputs.values()
+        }
+        """Stream -> the actor whose port publishes on it (one producer per stream)."""
         self.rings: list[RingSpec] = []
         for actor in config.actors:
             node = self.nodes[self.node_of[actor.name]]

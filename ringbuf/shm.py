@@ -95,6 +95,7 @@ class Kind(enum.IntEnum):
     LATENCY = 3
     SNAPSHOT = 4
     KILLSWITCH = 5
+    OUTBOX = 6
 
 
 class Lifetime(enum.IntEnum):

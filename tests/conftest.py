@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kernel.codec import Codec
-from ringbuf import list_segments, unlink_segment
+from ringbuf import Lifetime, list_segments, unlink_segment
 from tests.helpers import TEST_SYSTEM, StreamCapture
 
 WORKER = Path(__file__).resolve().parent / "ring_worker.py"
@@ -88,3 +89,17 @@ def _remove_test_system_state() -> Iterator[None]:
     yield
     for status in list_segments(f"{TEST_SYSTEM}."):
         unlink_segment(status.name)
+
+
+TEST_RUN = re.compile(r"^t[0-9a-f]{8}\.")
+"""Names of the systems tests start (tests/systems.py `base_config`)."""
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _remove_durable_state_of_test_runs() -> Iterator[None]:
+    """Actor records outlive their runs by design: remove those of every test run once
+    the session ends (live segments of a run still going are left alone)."""
+    yield
+    for status in list_segments():
+        if TEST_RUN.match(status.name) and (status.stale or status.lifetime is Lifetime.DURABLE):
+            unlink_segment(status.name)

@@ -39,6 +39,7 @@ class StreamCapture:
             self.writer.write(0, b"")
         self.reader.poll(lambda type_id, payload: None, already_published)
         self.stream = OutputStream(stream, [self.writer], codec)
+        self.stream.seq = already_published
         self._messages: list[Any] = []
 
     @property

@@ -3,11 +3,12 @@
 import asyncio
 import os
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 import numpy as np
 
-from kernel.actor import Actor
+from kernel.actor import Actor, Port
 from kernel.messages import Message
 
 
@@ -19,11 +20,14 @@ class Text(Message, array_like=True, gc=False):
     body: str = ""
 
 
-TestMessage = Number | Text
+class Blob(Message, array_like=True, gc=False):
+    data: Annotated[bytes, msgspec.Meta(max_length=2048)] = b""
+
+
+TestMessage = Number | Text | Blob
 
 
 class SourceParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    stream: str = "numbers"
     count: int = 0
     per_tick: int = 50
 
@@ -32,9 +36,10 @@ class Source(Actor):
     """Publishes Number(value=seq) up to `count` (0: forever), `per_tick` per loop turn."""
 
     Params = SourceParams
+    outputs = {"out": Port(Number)}
 
     async def on_start(self) -> None:
-        self.out = self.output(self.params.stream)
+        self.out = self.output("out")
         self.spawn(self._run())
 
     async def _run(self) -> None:
@@ -46,18 +51,15 @@ class Source(Actor):
             await asyncio.sleep(0.001)
 
 
-class RelayParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    stream: str = "relayed"
-
-
 class Relay(Actor):
-    Params = RelayParams
-
     async def on_start(self) -> None:
-        self.out = self.output(self.params.stream)
+        self.out = self.output("out")
 
-    def on_message(self, msg: Number) -> None:
+    def on_number(self, msg: Number) -> None:
         self.out.publish(Number(value=msg.value, origin_ns=msg.origin_ns))
+
+    inputs = {Number: on_number}
+    outputs = {"out": Port(Number)}
 
 
 class SinkParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -91,7 +93,7 @@ class Sink(Actor):
             faults.write("fault\n")
         return True
 
-    def on_message(self, msg: Number) -> None:
+    def on_number(self, msg: Number) -> None:
         if msg.value <= self.last:
             return
         if msg.value in (self.params.crash_at, self.params.hang_at) and self._fault_due():
@@ -101,6 +103,8 @@ class Sink(Actor):
                 pass
         self.marks[msg.value] += 1
         self.last = msg.value
+
+    inputs = {Number: on_number}
 
 
 class Idle(Actor):
@@ -123,3 +127,121 @@ class Warmed(Actor):
 
     async def on_start(self) -> None:
         Path(self.params.report).write_text(f"{self.warmed_in} {os.getpid()}")
+
+
+CHAIN_MODULUS = (1 << 61) - 1
+
+
+def chain(previous: int, value: int) -> int:
+    """An order-sensitive digest: a lost, repeated or reordered value changes it."""
+    return (previous * 1_000_003 + value) % CHAIN_MODULUS
+
+
+class LedgerState(msgspec.Struct, kw_only=True):
+    count: int = 0
+    total: int = 0
+    digest: int = 0
+
+
+class Ledger(Actor):
+    """Folds every Number into its durable state (no dedupe of its own: the kernel's)."""
+
+    State = LedgerState
+
+    def on_number(self, msg: Number) -> None:
+        state = self.state
+        state.count += 1
+        state.total += msg.value
+        state.digest = chain(state.digest, msg.value)
+
+    inputs = {Number: on_number}
+
+
+class StatefulRelay(Ledger):
+    """A Ledger that also republishes each Number: a producer and a consumer at once."""
+
+    async def on_start(self) -> None:
+        self.out = self.output("out")
+
+    def on_number(self, msg: Number) -> None:
+        super().on_number(msg)
+        self.out.publish(Number(value=msg.value, origin_ns=msg.origin_ns))
+
+    outputs = {"out": Port(Number)}
+
+
+class PoisonParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    poison: int
+    mode: str = "raise"
+
+
+class PoisonedLedger(Ledger):
+    """A Ledger whose handler raises (or hangs) on every delivery of one value."""
+
+    Params = PoisonParams
+
+    def on_number(self, msg: Number) -> None:
+        if msg.value == self.params.poison:
+            if self.params.mode == "hang":
+                while True:
+                    pass
+            raise ValueError(f"poisoned by {msg.value}")
+        super().on_number(msg)
+
+
+class TextSource(Actor):
+    """Declares a stream of Numbers, Texts and Blobs (up to 2 KiB each)."""
+
+    outputs = {"out": Port(Number, Text, Blob)}
+
+
+class TextSink(Actor):
+    def on_text(self, msg: Text) -> None:
+        self.last = msg.body
+
+    inputs = {Text: on_text}
+
+
+class NumberAndTextSink(TextSink):
+    def on_number(self, msg: Number) -> None:
+        self.number = msg.value
+
+    inputs = {Number: on_number, Text: TextSink.on_text}
+    ignores = (Blob,)
+
+
+class CountParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    count: int
+
+
+class LyingSource(Actor):
+    """Declares Numbers only, but every 4th message it publishes is a Text: its
+    consumers must count those as unhandled."""
+
+    Params = CountParams
+    outputs = {"out": Port(Number)}
+
+    async def on_start(self) -> None:
+        out = self.output("out")
+        for i in range(out.seq + 1, self.params.count + 1):
+            out.publish(Text(body=str(i)) if i % 4 == 0 else Number(value=i - i // 4))
+
+
+NUMBER_TYPE_ID = 1
+"""Number's record type id: its 1-based position in TestMessage."""
+
+
+class ForgingSource(Actor):
+    """Publishes Numbers with one record of garbage bytes written straight onto its rings
+    after the 25th (a producer bug): consumers must quarantine it and go on."""
+
+    Params = CountParams
+    outputs = {"out": Port(Number)}
+
+    async def on_start(self) -> None:
+        out = self.output("out")
+        for value in range(out.seq + 1, self.params.count + 1):
+            out.publish(Number(value=value))
+            if value == 25:
+                for writer in out.writers:
+                    writer.write(NUMBER_TYPE_ID, b"\xc1\xc1", True)

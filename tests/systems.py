@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kernel.health import HealthTable
-from ringbuf import list_segments, unlink_segment
+from ringbuf import Lifetime, list_segments, unlink_segment
 from tests.helpers import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
@@ -163,3 +163,13 @@ class RunningSystem:
             self.proc.wait(timeout=10)
         for status in list_segments(f"{self.name}."):
             unlink_segment(status.name)
+
+
+def run_leftovers(name: str) -> list[str]:
+    """Segments of run `name` still in /dev/shm, except the durable ones (the actors'
+    records and a latched kill switch outlive runs by design)."""
+    return [
+        status.name
+        for status in list_segments(f"{name}.")
+        if status.lifetime is not Lifetime.DURABLE
+    ]

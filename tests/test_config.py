@@ -1,5 +1,6 @@
 """Configuration: strict types, references, field paths in errors, exit status 2."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from config.loader import DEFAULT_CONFIG, ConfigError, load_config
+from kernel.wiring import load_system
 from tests.systems import REPO, base_config, write_config
 
 
@@ -14,7 +16,7 @@ def valid(tmp_path: Path) -> dict:
     config = base_config(tmp_path)
     config["streams"] = [{"name": "numbers", "capacity": 4096}]
     config["actors"] = [
-        {"name": "source", "cls": "tests.kernel_actors:Source", "outputs": ["numbers"]},
+        {"name": "source", "cls": "tests.kernel_actors:Source", "outputs": {"out": "numbers"}},
         {
             "name": "sink",
             "cls": "tests.kernel_actors:Sink",
@@ -28,7 +30,9 @@ def valid(tmp_path: Path) -> dict:
 
 
 def load(tmp_path: Path, config: dict, environ: dict | None = None):
-    return load_config(write_config(tmp_path / "c.toml", config), environ=environ or {})
+    """The config and its wiring checked, as `grandmodel run` does."""
+    path = write_config(tmp_path / "c.toml", config)
+    return load_system(path, environ=environ or {}).config
 
 
 def test_a_valid_config_loads(tmp_path):
@@ -40,9 +44,9 @@ def test_a_valid_config_loads(tmp_path):
 def test_shipped_configs_are_valid():
     shipped = sorted(DEFAULT_CONFIG.parent.glob("*.toml"))
     assert [p.name for p in shipped] == ["default.toml", "eight_core.toml"]
-    default = load_config(DEFAULT_CONFIG, environ={})
+    default = load_system(DEFAULT_CONFIG, environ={}).config
     assert max(core for node in default.nodes for core in node.cores) < 2
-    eight = load_config(DEFAULT_CONFIG.parent / "eight_core.toml", environ={}, cpus=8)
+    eight = load_system(DEFAULT_CONFIG.parent / "eight_core.toml", environ={}, cpus=8).config
     hot_cores = [core for node in eight.nodes if node.wait == "spin" for core in node.cores]
     assert 0 not in hot_cores and len(set(hot_cores)) == len(hot_cores)
     assert all(node.cores == [0] for node in eight.nodes if node.wait != "spin")
@@ -69,7 +73,13 @@ def mutate(config: dict, path: str, value: object) -> dict:
         ("nodes.0.wait", "doze", "nodes[0].wait: Invalid enum value 'doze'"),
         ("nodes.0.batch", 0, "nodes[0].batch: Expected `int` >= 1"),
         ("streams.0.capacity", 3000, "streams[0].capacity: 3000 is not a power of two"),
-        ("actors.0.outputs", ["nope"], "actors[0].outputs[0]: no stream 'nope'"),
+        ("streams.0.capacity", 1 << 32, "streams[0].capacity: 4294967296 is not a power of two"),
+        ("streams.0.full_policy", "spill", "streams[0].full_policy: Invalid enum value"),
+        ("actors.0.outputs", {"out": "nope"}, "actors[0].outputs.out: no stream 'nope'"),
+        ("actors.0.outputs", {"numbers": "numbers"}, "actors[0].outputs.numbers: class Source"),
+        ("actors.1.inputs", ["ghost"], "actors[1].inputs[0]: no stream 'ghost'"),
+        ("actors.1.inputs", ["numbers", "numbers"], "actors[1].inputs[1]: 'numbers' is listed"),
+        ("delivery", {"max_attempts": 0}, "delivery.max_attempts: Expected `int` >= 1"),
         ("actors.0.cls", "tests.kernel_actors:Nope", "actors[0].cls: 'tests.kernel_actors' has no"),
         ("actors.0.cls", "nowhere", "actors[0].cls: 'nowhere' is not of the form"),
         ("actors.0.params", {"count": "many"}, "actors[0].params.count: Expected `int`"),
@@ -105,9 +115,75 @@ def test_an_unsupervised_node_is_refused(tmp_path):
 
 def test_a_stream_with_two_producers_is_refused(tmp_path):
     config = valid(tmp_path)
-    config["actors"][1]["outputs"] = ["numbers"]
-    with pytest.raises(ConfigError, match="already has producer 'source'"):
+    config["actors"].append(
+        {"name": "second", "cls": "tests.kernel_actors:Source", "outputs": {"out": "numbers"}}
+    )
+    config["nodes"][0]["actors"].append("second")
+    with pytest.raises(ConfigError, match=r"actors\[2\].outputs.out: stream 'numbers' already has"):
         load(tmp_path, config)
+
+
+def with_relay(tmp_path: Path, relay_cls: str = "tests.kernel_actors:Relay") -> dict:
+    config = valid(tmp_path)
+    config["streams"].append({"name": "relayed", "capacity": 4096})
+    config["actors"].append(
+        {"name": "relay", "cls": relay_cls, "inputs": ["numbers"], "outputs": {"out": "relayed"}}
+    )
+    config["nodes"][0]["actors"].append("relay")
+    return config
+
+
+def test_a_required_port_left_unwired_is_refused(tmp_path):
+    config = with_relay(tmp_path)
+    config["actors"][2]["outputs"] = {}
+    config["streams"].pop()
+    with pytest.raises(ConfigError, match=r"actors\[2\].outputs: port 'out' of Relay is not wired"):
+        load(tmp_path, config)
+
+
+def test_a_stream_nobody_consumes_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"actors\[2\].outputs.out: stream 'relayed' has no"):
+        load(tmp_path, with_relay(tmp_path))
+
+
+def test_a_stream_without_producer_is_refused(tmp_path):
+    config = valid(tmp_path)
+    config["streams"].append({"name": "silent", "capacity": 4096})
+    config["actors"][1]["inputs"].append("silent")
+    with pytest.raises(ConfigError, match=r"streams\[1\]: no actor's output is wired to 'silent'"):
+        load(tmp_path, config)
+
+
+def test_a_consumer_that_handles_nothing_its_stream_carries_is_refused(tmp_path):
+    config = valid(tmp_path)
+    config["actors"].append(
+        {"name": "words", "cls": "tests.kernel_actors:TextSink", "inputs": ["numbers"]}
+    )
+    config["nodes"][0]["actors"].append("words")
+    with pytest.raises(
+        ConfigError, match=r"actors\[2\].inputs\[0\]: stream 'numbers' carries Number"
+    ):
+        load(tmp_path, config)
+
+
+def test_a_handled_type_without_producer_is_refused(tmp_path):
+    config = valid(tmp_path)
+    config["actors"][1] = {**config["actors"][1], "params": {}}
+    config["actors"][1]["cls"] = "tests.kernel_actors:NumberAndTextSink"
+    with pytest.raises(ConfigError, match=r"actors\[1\].inputs: .* handles Text but no input"):
+        load(tmp_path, config)
+
+
+def test_a_ring_too_small_for_the_largest_message_is_refused(tmp_path):
+    config = valid(tmp_path)
+    config["actors"][0]["cls"] = "tests.kernel_actors:TextSource"
+    config["actors"][1] = {**config["actors"][1], "params": {}}
+    config["actors"][1]["cls"] = "tests.kernel_actors:NumberAndTextSink"
+    config["streams"][0]["capacity"] = 1024
+    with pytest.raises(ConfigError, match=r"streams\[0\].capacity: 1024 bytes hold records of"):
+        load(tmp_path, config)
+    config["streams"][0]["capacity"] = 1 << 16
+    load(tmp_path, config)
 
 
 def test_environment_overrides(tmp_path):
@@ -127,6 +203,43 @@ def test_environment_overrides(tmp_path):
         load(tmp_path, valid(tmp_path), environ={"GRANDMODEL__actors__ghost__cls": "x"})
 
 
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("GRANDMODEL__streams__numbers", "streams['numbers'] is a whole entry"),
+        ("GRANDMODEL__name__x", "name is a str, not a table"),
+        ("GRANDMODEL__zygote__preload__numpy", "no zygote.preload entry named 'numpy'"),
+        ("GRANDMODEL__logging____level", "empty path part"),
+        ("GRANDMODEL__nodes__one__cores__x", "no nodes['one'].cores entry named 'x'"),
+        ("GRANDMODEL__logging__level__x", "logging.level is a str, not a table"),
+    ],
+)
+def test_environment_overrides_that_lead_nowhere_are_config_errors(tmp_path, key, expected):
+    with pytest.raises(ConfigError) as error:
+        load(tmp_path, valid(tmp_path), environ={key: "1"})
+    assert expected in str(error.value)
+    assert key in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("heartbeat_interval_s", "inf", "heartbeat_interval_s: Expected `float` <="),
+        ("nodes__one__shutdown_timeout_s", "nan", "nodes[0].shutdown_timeout_s: Expected"),
+        ("actors__source__params__count", "1e999", "actors[0].params.count: Expected `int`"),
+    ],
+)
+def test_non_finite_numbers_are_refused(tmp_path, key, value, expected):
+    with pytest.raises(ConfigError) as error:
+        load(tmp_path, valid(tmp_path), environ={f"GRANDMODEL__{key}": value})
+    assert expected in str(error.value)
+
+
+def test_an_environment_override_with_a_bad_value_names_the_field(tmp_path):
+    with pytest.raises(ConfigError, match=r"actors\[0\].params.count: Expected `int`"):
+        load(tmp_path, valid(tmp_path), environ={"GRANDMODEL__actors__source__params__count": "x"})
+
+
 def test_bad_toml_and_missing_file(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("name = = 1\n")
@@ -136,14 +249,37 @@ def test_bad_toml_and_missing_file(tmp_path):
         load_config(tmp_path / "absent.toml")
 
 
-def test_run_with_a_bad_config_exits_2_naming_the_field(tmp_path):
-    path = write_config(tmp_path / "c.toml", mutate(valid(tmp_path), "nodes.0.cores", [99]))
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("nodes.0.cores", [99], "nodes[0].cores[0]: core 99 does not exist"),
+        ("actors.0.outputs", {"oops": "numbers"}, "actors[0].outputs.oops: class Source has no"),
+    ],
+)
+def test_run_with_a_bad_config_exits_2_naming_the_field(tmp_path, path, value, expected):
+    config_path = write_config(tmp_path / "c.toml", mutate(valid(tmp_path), path, value))
     result = subprocess.run(
-        [sys.executable, "-m", "kernel.cli", "run", "--config", str(path)],
+        [sys.executable, "-m", "kernel.cli", "run", "--config", str(config_path)],
         capture_output=True,
         text=True,
         cwd=REPO,
         timeout=60,
     )
     assert result.returncode == 2
-    assert "nodes[0].cores[0]: core 99 does not exist" in result.stderr
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_env_override_error_exits_2_without_a_traceback(tmp_path):
+    config_path = write_config(tmp_path / "c.toml", valid(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "-m", "kernel.cli", "run", "--config", str(config_path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        env={**os.environ, "GRANDMODEL__name__x": "1"},
+    )
+    assert result.returncode == 2
+    assert "GRANDMODEL__name__x: name is a str, not a table" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,85 @@
+"""The outbox: what a producer published since its last commit, kept for its successor.
+
+A publish appends the encoded message to the actor's outbox before it writes the first
+ring. After a crash the restarted node sends every outbox entry again to every ring of
+its stream, exactly as first encoded, so that a consumer whose ring missed it (a fan-out
+publish cut between two rings) gets the original, and one that had it drops it by `seq`.
+While the restarted actor replays the inputs its predecessor had handled since the
+commit, its publishes under those `seq`s are suppressed: the world already has their
+original version, whatever the replay computes (kernel/streams.py, points 4 and 5).
+
+The node clears the outbox once the actor's record is saved. Layout after the common
+header: a u64 byte length (written last, release), then records
+`[u64 seq][u16 stream][u16 type id][u32 length][payload]`, each padded to 8 bytes.
+"""
+
+import struct
+
+from ringbuf import Lifetime, shm
+from ringbuf.shm import SharedWords
+
+VERSION = 1
+_LENGTH_AT = shm.HEADER_BYTES
+_DATA_AT = shm.HEADER_BYTES + 64
+ENTRY = struct.Struct("<QHHI")
+
+
+class OutboxFull(RuntimeError):
+    """More was published since the last commit than the outbox holds."""
+
+
+class Outbox:
+    """One actor's outbox (a RUN segment: the rings it refills live for the run only)."""
+
+    def __init__(self, system: str, actor: str, capacity: int, owner: shm.Owner) -> None:
+        self.capacity = capacity
+        self._segment, _ = shm.create_or_attach(
+            f"{system}.outbox.{actor}",
+            shm.Kind.OUTBOX,
+            VERSION,
+            _DATA_AT - shm.HEADER_BYTES + capacity,
+            Lifetime.RUN,
+            owner=owner,
+        )
+        self._mapping = self._segment.mapping
+        self._view = memoryview(self._mapping)[_LENGTH_AT : _LENGTH_AT + 8]
+        self._words = SharedWords(self._view)
+        self._length = self._words.load_acquire(0)
+
+    def append(self, stream: int, seq: int, type_id: int, payload: bytes) -> None:
+        start = _DATA_AT + self._length
+        end = start + ENTRY.size + len(payload)
+        padded = (end + 7) & ~7
+        if padded - _DATA_AT > self.capacity:
+            raise OutboxFull(
+                f"outbox of {self.capacity} bytes is full: raise `delivery.outbox_bytes`"
+            )
+        ENTRY.pack_into(self._mapping, start, seq, stream, type_id, len(payload))
+        self._mapping[start + ENTRY.size : end] = payload
+        self._length = padded - _DATA_AT
+        self._words.store_release(0, self._length)
+
+    @property
+    def empty(self) -> bool:
+        return self._length == 0
+
+    def entries(self) -> list[tuple[int, int, int, bytes]]:
+        """(stream index, seq, type id, payload) of every entry, in publish order."""
+        found = []
+        at = _DATA_AT
+        end = _DATA_AT + self._length
+        while at < end:
+            seq, stream, type_id, length = ENTRY.unpack_from(self._mapping, at)
+            body = at + ENTRY.size
+            found.append((stream, seq, type_id, bytes(self._mapping[body : body + length])))
+            at = (body + length + 7) & ~7
+        return found
+
+    def clear(self) -> None:
+        self._length = 0
+        self._words.store_release(0, 0)
+
+    def close(self) -> None:
+        self._words.release()
+        self._view.release()
+        self._segment.close()
