@@ -23,7 +23,7 @@ and `gc=False` because they hold only scalars, strings, bytes and flat lists of 
 
 import math
 from enum import IntEnum
-from typing import Self
+from typing import Annotated, Self
 
 import msgspec
 import numpy as np
@@ -204,6 +204,10 @@ class Bar(Message, array_like=True, gc=False, frozen=False, kw_only=True, tag=2)
     ticks: int = 0
 
 
+MAX_MATRIX_BYTES = 16_384
+"""The largest model-input matrix payload (a 60x7 or 48x13 float32 matrix is far below)."""
+
+
 class MatrixMessage(Message, kw_only=True, gc=False):
     """Base of the model-input matrices: float32 C-order values as raw bytes plus the shape.
 
@@ -217,7 +221,8 @@ class MatrixMessage(Message, kw_only=True, gc=False):
     atr: float
     rows: int
     cols: int
-    data: bytes
+    data: Annotated[bytes, msgspec.Meta(max_length=MAX_MATRIX_BYTES)]
+    """rows x cols float32 values; bounded so that a ring's size can be checked at load."""
 
     @classmethod
     def from_array(

@@ -248,18 +248,17 @@ async def test_the_actor_publishes_bars_with_the_closing_ticks_origin(market, ca
     assert all(b.ts_ns > 0 and b.ts_ns != b.origin_ns for b in published)
 
 
-async def test_the_actor_routes_timeframes_to_their_streams_and_symbols_apart(capture):
-    actor, writers = _bars_actor(
-        capture, ("bars_5m", "bars_30m"), timeframes=[300, 1800], streams=["bars_5m", "bars_30m"]
-    )
+async def test_the_actor_keeps_symbols_apart_on_its_bars_port(capture):
+    actor, writers = _bars_actor(capture, ("bars",), timeframes=[300, 1800])
     await actor.on_start()
     for seconds in (0, 300, 1800):
         actor.on_message(_tick(seconds, 100.0 + seconds / 300))
         nq = _tick(seconds, 15_000.0)
         nq.symbol = "NQ"
         actor.on_message(nq)
-    five = writers["bars_5m"].messages
-    thirty = writers["bars_30m"].messages
+    published = writers["bars"].messages
+    five = [b for b in published if b.timeframe_s == 300]
+    thirty = [b for b in published if b.timeframe_s == 1800]
     assert [(b.symbol, b.start_ns - T0) for b in five] == [
         ("ES", 0),
         ("NQ", 0),
@@ -267,9 +266,3 @@ async def test_the_actor_routes_timeframes_to_their_streams_and_symbols_apart(ca
         ("NQ", 300 * NS),
     ]
     assert [(b.symbol, b.close) for b in thirty] == [("ES", 101.0), ("NQ", 15_000.0)]
-
-
-async def test_streams_must_match_the_timeframes(capture):
-    actor, _ = _bars_actor(capture, ("a",), timeframes=[300, 1800], streams=["a"])
-    with pytest.raises(ValueError, match="one stream per timeframe"):
-        await actor.on_start()

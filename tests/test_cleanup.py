@@ -59,7 +59,7 @@ def test_durable_state_is_never_stale_whatever_its_name(ring_name):
         shm.create(f"{ring_name}.{name}", Kind.KILLSWITCH, 2, 64, lifetime, owner=gone).close()
     statuses = {s.name: s for s in list_segments(ring_name)}
     durable = statuses[f"{ring_name}.a"]
-    assert durable.persistent and durable.lifetime is Lifetime.DURABLE and not durable.stale
+    assert durable.lifetime is Lifetime.DURABLE and not durable.stale
     assert durable.kind is Kind.KILLSWITCH and durable.version == 2 and durable.problem is None
     # A name no longer protects anything: the header's lifetime decides.
     assert statuses[f"{ring_name}.b.persist.killswitch"].stale
@@ -71,6 +71,6 @@ def test_a_ring_reports_its_kind_lifetime_and_creator(ring_name):
     segment = create_ring(ring_name, 1024)
     (status,) = list_segments(ring_name)
     assert (status.kind, status.lifetime) == (Kind.RING, Lifetime.RUN)
-    assert status.owner == shm.Owner.current() and status.creator_pid == os.getpid()
+    assert status.owner == shm.Owner.current() and status.owner.pid == os.getpid()
     assert status.mapped and not status.stale and status.problem is None
     destroy_ring(segment)

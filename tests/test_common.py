@@ -192,8 +192,8 @@ async def test_the_feed_and_the_replay_of_its_ticks_are_paced_alike(tmp_path, ca
     replay_params = {"path": path, "pace": "xN", "speed": 800.0, "max_gap_s": 1.0}
     replay_out = capture("replayed", codec)
     replay = ReplayActor(
-        msgspec.convert({**replay_params, "chunk_rows": 50, "stream": "replayed"}, ReplayParams),
-        actor_context("replay", {"replayed": replay_out.stream}),
+        msgspec.convert({**replay_params, "chunk_rows": 50}, ReplayParams),
+        actor_context("replay", {"ticks": replay_out.stream}),
     )
     await replay.on_start()
     await asyncio.wait_for(replay._task, 10)

@@ -13,6 +13,7 @@ from actors.execution import (
     OrderState,
     Outcome,
 )
+from actors.execution.actor import ExecutionState
 from actors.messages import (
     AnyMessage,
     Control,
@@ -30,7 +31,7 @@ from actors.messages import (
     Tick,
     TimeInForce,
 )
-from actors.venue import VenueActor, VenueParams
+from actors.venue import ExchangeParams, VenueActor
 from kernel.codec import Codec
 from tests.helpers import StreamCapture, actor_context
 
@@ -272,7 +273,7 @@ async def test_finished_orders_are_retained_within_the_bound(capture):
 
 
 def test_params_parse_strictly_from_config():
-    assert ExecutionActor.parse_params({}).stream == "orders"
+    assert ExecutionActor.parse_params({}).retain_done == 256
     with pytest.raises(msgspec.ValidationError, match="unknown field `streams`"):
         ExecutionActor.parse_params({"streams": "x"})
 
@@ -302,7 +303,7 @@ class _Chain:
         """Both actors started; the venue has a still book of `depth` a side at 100/100.25."""
         execution, orders = await _execution(capture)
         replies = capture("venue", CODEC)
-        venue = VenueActor(VenueParams(), actor_context("venue", {"venue": replies.stream}))
+        venue = VenueActor(ExchangeParams(), actor_context("venue", {"reports": replies.stream}))
         await venue.on_start()
         for i in range(3):
             venue.on_message(
@@ -358,15 +359,17 @@ async def test_an_order_beyond_the_depth_ends_cancelled_with_the_filled_part(cap
     )
 
 
-async def test_a_verdict_redelivered_after_an_execution_restart_does_not_fill_twice(capture):
+async def test_the_order_table_is_durable_state_a_restored_actor_knows(capture):
+    """The kernel commits `state_to_save()` and restores it into a new instance: the order
+    sent before is known, so the same verdict again sends nothing."""
     chain = await _Chain.start(capture)
     chain.send(_verdict("I-3", quantity=2))
-    await chain.execution.on_start()  # a restart: every order forgotten
-    replies = chain.send(_verdict("I-3", quantity=2))
-    assert [type(r) for r in replies] == [OrderReject]
-    order = chain.execution.orders["I-3-1"]
-    assert (order.state, order.reject_reason) == (
-        OrderState.REJECTED,
-        RejectReason.DUPLICATE_ORDER_ID,
-    )
+    saved = msgspec.msgpack.encode(chain.execution.state_to_save())
+    restored = ExecutionActor(ExecutionParams(), chain.execution.context)
+    restored.state = msgspec.msgpack.decode(saved, type=ExecutionState)
+    await restored.on_start()
+    chain.execution = restored
+    assert restored.orders["I-3-1"].state == OrderState.FILLED
+    assert chain.send(_verdict("I-3", quantity=2)) == []
+    assert restored.counts.redelivered == 1 and restored.counts.orders == 1
     assert chain.venue.venue.stats.contracts_filled == 2

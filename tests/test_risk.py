@@ -42,7 +42,7 @@ from actors.risk import (
     killswitch_path,
     risk_contracts,
 )
-from actors.risk.actor import SNAPSHOT_TIMER
+from actors.risk.actor import SNAPSHOT_TIMER, RiskState
 from kernel.codec import Codec
 from ringbuf import list_segments, unlink_segment
 from tests.helpers import actor_context
@@ -496,7 +496,7 @@ def test_utilisation_counts_pending_and_the_day_loss(make_gate, clock):
 def test_limits_reject_unknown_and_non_finite_values():
     with pytest.raises(msgspec.ValidationError, match="unknown field"):
         msgspec.convert({"max_positions": 3}, RiskLimits)
-    with pytest.raises(msgspec.ValidationError, match="finite"):
+    with pytest.raises(msgspec.ValidationError, match=r"\$\.max_notional"):
         msgspec.convert({"max_notional": math.inf}, RiskLimits)
     with pytest.raises(msgspec.ValidationError):
         msgspec.convert({"risk_per_trade_fraction": 0.05}, RiskLimits)
@@ -719,10 +719,18 @@ def test_a_file_that_is_not_a_switch_is_refused(system, damage):
 
 
 async def _risk_actor(capture, system: str, **params: object) -> tuple[RiskActor, dict]:
+    return await _risk_actor_with_state(capture, system, RiskState(), **params)
+
+
+async def _risk_actor_with_state(
+    capture, system: str, state: RiskState, **params: object
+) -> tuple[RiskActor, dict]:
+    """The actor over real rings, started from `state` (what the kernel restores)."""
     codec = Codec.from_union(AnyMessage)
-    captures = {name: capture(name, codec) for name in ("verdicts", "risk_snapshots")}
+    captures = {name: capture(name, codec) for name in ("verdicts", "snapshots")}
     context = actor_context("risk", {n: c.stream for n, c in captures.items()}, system=system)
     actor = RiskActor(RiskActor.parse_params(params), context)
+    actor.state = state
     await actor.on_start()
     return actor, captures
 
@@ -747,7 +755,7 @@ async def test_the_actor_books_fills_and_publishes_snapshots(capture, system):
     actor.on_message(fill(LONG, 2, 5000.0, fee=2.0, fill_id="f-1"))  # redelivered
     actor.on_message(bar(5010.0, end_ns=T0 + 300 * NS))
     actor.on_timer(SNAPSHOT_TIMER)
-    risk, position = out["risk_snapshots"].messages
+    risk, position = out["snapshots"].messages
     assert type(risk) is RiskSnapshot and type(position) is PositionSnapshot
     assert risk.equity == 100_000.0 - 2.0 + 2 * 10 * 50.0 and risk.net_position == 2
     assert risk.trading_state == TradingState.ACTIVE and not risk.kill_switch
@@ -771,7 +779,7 @@ async def test_control_changes_the_state_and_reports_it_at_once(capture, system)
     halted, resumed = out["verdicts"].messages
     assert not halted.approved and halted.reason == DenyReason.HALTED
     assert resumed.approved
-    states = [s.trading_state for s in out["risk_snapshots"].messages if type(s) is RiskSnapshot]
+    states = [s.trading_state for s in out["snapshots"].messages if type(s) is RiskSnapshot]
     assert states == [TradingState.HALTED, TradingState.ACTIVE]
     await actor.on_stop()
 
@@ -794,28 +802,43 @@ async def test_a_restarted_actor_still_sees_the_engaged_switch(capture, system):
     await restarted.on_stop()
 
 
-def test_the_params_are_the_limits_plus_streams():
-    params = RiskActor.parse_params({"max_position": 3, "verdicts": "v"})
+def test_the_params_are_the_limits_plus_the_report_interval():
+    params = RiskActor.parse_params({"max_position": 3, "snapshot_interval_s": 0.5})
     assert isinstance(params, RiskParams) and isinstance(params, RiskLimits)
-    assert (params.max_position, params.verdicts, params.snapshots) == (3, "v", "risk_snapshots")
-    assert (params.snapshot_interval_s, params.point_value) == (1.0, 50.0)
+    assert (params.max_position, params.snapshot_interval_s, params.point_value) == (3, 0.5, 50.0)
     with pytest.raises(msgspec.ValidationError, match="unknown field"):
-        RiskActor.parse_params({"verdict": "v"})
+        RiskActor.parse_params({"verdicts": "v"})
 
 
-async def test_a_restarted_actor_restores_its_book_from_the_snapshot(capture, system):
-    first, _ = await _risk_actor(capture, system)
-    first.on_message(bar(4150.0))
-    first.on_message(fill(LONG, 3, 4150.0, fee=1.0, fill_id="f-1"))
-    first.on_message(fill(SHORT, 1, 4152.0, fee=1.0, fill_id="f-2"))
-    realized = first.book.realized_pnl
-    second, _ = await _risk_actor(capture, system)  # a kill -9 runs no on_stop first
-    assert second.book.position("ES") == 2
-    assert second.book.realized_pnl == pytest.approx(realized)
-    second.on_message(fill(SHORT, 1, 4152.0, fee=1.0, fill_id="f-2"))  # redelivered
-    assert second.book.position("ES") == 2
-    await second.on_stop()
+async def test_the_durable_state_carries_the_book_and_the_gates_memory(capture, system):
+    """What the kernel commits (`state_to_save`, msgpack) restores a new instance with the
+    same book, unfilled approvals, order-rate window and intent ids. The restart of a
+    real process from this state is tests/test_pipeline.py's (kill -9 mid-save)."""
+    first, out = await _risk_actor(capture, system, max_orders_per_minute=2)
+    first.on_message(bar(5000.0))
+    first.on_message(fill(LONG, 3, 5000.0, fee=1.0, fill_id="f-1"))
+    first.on_message(fill(SHORT, 1, 5002.0, fee=1.0, fill_id="f-2"))
+    sent = intent()
+    first.on_message(sent)
+    assert out["verdicts"].messages[-1].approved
+    saved = msgspec.msgpack.encode(first.state_to_save())
     await first.on_stop()
+
+    second, out = await _risk_actor_with_state(
+        capture, system, msgspec.msgpack.decode(saved, type=RiskState), max_orders_per_minute=2
+    )
+    assert second.book.position("ES") == 2
+    assert second.book.realized_pnl == pytest.approx(first.book.realized_pnl)
+    assert second.gate.pending.quantity("ES", 1) == first.gate.pending.quantity("ES", 1) > 0
+    second.on_message(fill(SHORT, 1, 5002.0, fee=1.0, fill_id="f-2"))  # an old fill again
+    assert second.book.position("ES") == 2
+    second.on_message(msgspec.structs.replace(sent))  # the same intent id again
+    assert out["verdicts"].messages[-1].reason == DenyReason.DUPLICATE_ID
+    second.on_message(intent())  # the window still holds the first approval: one more fits
+    assert out["verdicts"].messages[-1].approved
+    second.on_message(intent())
+    assert out["verdicts"].messages[-1].reason == DenyReason.ORDER_RATE_LIMIT
+    await second.on_stop()
 
 
 @pytest.mark.parametrize("reason", list(SCENARIOS), ids=lambda reason: reason.name)

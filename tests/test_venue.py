@@ -29,7 +29,7 @@ from actors.messages import (
     Tick,
     TimeInForce,
 )
-from actors.venue import RecentIds, SimulatedVenue, SymbolBook, VenueActor, VenueParams
+from actors.venue import ExchangeParams, RecentIds, SimulatedVenue, SymbolBook, VenueActor
 from kernel.codec import Codec
 from kernel.latency import read_histograms
 from tests.helpers import StreamCapture, actor_context
@@ -90,7 +90,7 @@ def _order(
 async def _venue(capture, **params: object) -> tuple[VenueActor, StreamCapture]:
     out = capture("venue", CODEC)
     actor = VenueActor(
-        msgspec.convert(params, VenueParams), actor_context("venue", {"venue": out.stream})
+        msgspec.convert(params, ExchangeParams), actor_context("venue", {"reports": out.stream})
     )
     await actor.on_start()
     return actor, out
@@ -137,7 +137,7 @@ def test_the_volatility_estimate_is_an_ewma_of_mid_variance_rates_scaled_to_a_da
     ("bid", "ask"), [(100.25, 100.0), (math.nan, 100.0), (0.0, 100.0), (100.0, math.inf)]
 )
 def test_an_unusable_quote_leaves_the_book_unchanged(bid, ask):
-    venue = SimulatedVenue(msgspec.convert({}, VenueParams))
+    venue = SimulatedVenue(msgspec.convert({}, ExchangeParams))
     venue.on_tick(_tick(0, 99.0, 99.25))
     venue.on_tick(_tick(1, bid, ask))
     book = venue.books["ES"]
@@ -366,7 +366,7 @@ async def test_the_receive_hook_sees_each_order_on_arrival(capture):
 
     out = capture("venue", CODEC)
     actor = Timed(
-        msgspec.convert(EXACT, VenueParams), actor_context("venue", {"venue": out.stream})
+        msgspec.convert(EXACT, ExchangeParams), actor_context("venue", {"reports": out.stream})
     )
     await actor.on_start()
     for tick in _calm_market():
@@ -382,7 +382,7 @@ def test_params_parse_strictly_from_config():
     params = VenueActor.parse_params(
         {"fee_per_contract": 1.0, "symbols": {"NQ": {"tick_size": 0.25}}}
     )
-    assert (params.stream, params.fee_per_contract, list(params.symbols)) == ("venue", 1.0, ["NQ"])
+    assert (params.fee_per_contract, list(params.symbols)) == (1.0, ["NQ"])
     with pytest.raises(msgspec.ValidationError, match="unknown field `fee`"):
         VenueActor.parse_params({"fee": 1.0})
     with pytest.raises(msgspec.ValidationError):

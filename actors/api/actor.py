@@ -7,7 +7,6 @@ never asks other actors anything, so a slow or dead actor cannot stall it.
 
 import contextlib
 import os
-from typing import Any
 
 from aiohttp import web
 
@@ -15,6 +14,7 @@ from actors.api.health import HealthSource
 from actors.api.params import ApiParams
 from actors.api.server import Routes, build_app
 from actors.api.state import RiskState
+from actors.messages import PositionSnapshot, RiskSnapshot
 from kernel.actor import Actor
 
 SHUTDOWN_TIMEOUT_S = 2.0
@@ -46,8 +46,11 @@ class ApiActor(Actor):
         if self.params.port_file is not None:
             write_atomically(self.params.port_file, f"{self.port}\n")
 
-    def on_message(self, msg: Any) -> None:
-        self.risk.update(msg)
+    def on_risk_snapshot(self, snapshot: RiskSnapshot) -> None:
+        self.risk.snapshot = snapshot
+
+    def on_position_snapshot(self, position: PositionSnapshot) -> None:
+        self.risk.positions[position.symbol] = position
 
     async def on_stop(self) -> None:
         await self._runner.cleanup()
@@ -55,6 +58,8 @@ class ApiActor(Actor):
         if self.params.port_file is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.params.port_file)
+
+    inputs = {RiskSnapshot: on_risk_snapshot, PositionSnapshot: on_position_snapshot}
 
 
 def write_atomically(path: str, text: str) -> None:

@@ -35,13 +35,6 @@ class RiskState:
         self.snapshot: RiskSnapshot | None = None
         self.positions: dict[str, PositionSnapshot] = {}
 
-    def update(self, msg: object) -> None:
-        """Keep `msg` if it is a snapshot; other message types are not the API's business."""
-        if type(msg) is RiskSnapshot:
-            self.snapshot = msg
-        elif type(msg) is PositionSnapshot:
-            self.positions[msg.symbol] = msg
-
     def to_json(self) -> dict[str, Any] | None:
         """The /risk body, or None before the first RiskSnapshot arrived."""
         if self.snapshot is None:

@@ -1,49 +1,40 @@
 """BarsActor: consumes Ticks, publishes the Bars they close."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 
 from actors.bars.builder import BarBuilder
-from actors.messages import Tick
-from kernel.actor import Actor
-from kernel.streams import OutputStream
+from actors.messages import Bar, Tick
+from kernel.actor import Actor, Port
 
 
 class BarsParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     timeframes: tuple[Annotated[int, msgspec.Meta(gt=0)], ...] = (300, 1800)
-    """Bar lengths in seconds."""
-    stream: str = "bars"
-    """The stream every bar goes to, unless `streams` routes it."""
-    streams: tuple[str, ...] = ()
-    """Optional: one stream per entry of `timeframes` (e.g. ["bars_5m", "bars_30m"])."""
+    """Bar lengths in seconds; every closed bar goes out on the `bars` port (consumers
+    pick their timeframe by `Bar.timeframe_s`)."""
 
 
 class BarsActor(Actor):
     """One `BarBuilder` per symbol; a closed bar is published at once, stamped with the
-    `origin_ns` of the tick that closed it. Other message types are ignored."""
+    `origin_ns` of the tick that closed it. The bars in progress and the indicators are not
+    durable state: after a restart each builder starts afresh with the next tick, so the
+    bar in progress then covers only the ticks after the restart."""
 
     Params = BarsParams
     params: BarsParams
 
     async def on_start(self) -> None:
-        params = self.params
-        if params.streams and len(params.streams) != len(params.timeframes):
-            raise ValueError(
-                f"streams {list(params.streams)} must name one stream per timeframe "
-                f"{list(params.timeframes)}"
-            )
-        names = params.streams or (params.stream,) * len(params.timeframes)
-        self._routes: dict[int, OutputStream] = {
-            tf: self.output(name) for tf, name in zip(params.timeframes, names, strict=True)
-        }
+        self._out = self.output("bars")
         self._builders: dict[str, BarBuilder] = {}
 
-    def on_message(self, msg: Any) -> None:
-        if type(msg) is not Tick:
-            return
-        builder = self._builders.get(msg.symbol)
+    def on_tick(self, tick: Tick) -> None:
+        builder = self._builders.get(tick.symbol)
         if builder is None:
-            builder = self._builders[msg.symbol] = BarBuilder(msg.symbol, self.params.timeframes)
-        for bar in builder.on_tick(msg):
-            self._routes[bar.timeframe_s].publish(bar)
+            builder = self._builders[tick.symbol] = BarBuilder(tick.symbol, self.params.timeframes)
+        publish = self._out.publish
+        for bar in builder.on_tick(tick):
+            publish(bar)
+
+    inputs = {Tick: on_tick}
+    outputs = {"bars": Port(Bar)}

@@ -1,17 +1,15 @@
 """ExecutionActor, IMMEDIATE strategy: each approved risk verdict becomes one market IOC order.
 
 Idempotency: the client order id is a function of the intent id alone (`client_order_id`),
-so a verdict re-delivered to this incarnation is recognised and not sent again, and one
-re-delivered to a restarted incarnation (which has forgotten its orders) is sent again with
-the same id, which the venue rejects as DUPLICATE_ORDER_ID instead of filling it twice. That
-reject then ends the new incarnation's copy of the order as REJECTED (reason kept on the
-order); the fills of the original went to the previous incarnation and to risk.
+and the order table is the actor's durable state, committed with the input positions it
+reflects. A restarted actor knows every order it sent (so the venue's late replies find
+their order) and the kernel drops verdicts it already handled; a verdict that carries an
+intent already sent is recognised by its order id and not sent again.
 """
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import TypeVar
 
 import msgspec
 
@@ -28,21 +26,20 @@ from actors.messages import (
     RiskVerdict,
     TimeInForce,
 )
-from kernel.actor import Actor
+from config.types import Count
+from kernel.actor import Actor, Port
 
 VenueReport = TypeVar("VenueReport", OrderAck, OrderReject, Fill)
 
 
 class ExecutionParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    stream: str = "orders"
-    """Where the OrderRequests go (the venue consumes it)."""
-    retain_done: Annotated[int, msgspec.Meta(ge=0)] = 10_000
+    retain_done: Count = 256
     """Finished orders kept, oldest dropped first, to recognise late or re-delivered replies
-    and verdicts; bounded because the actor runs for days."""
+    and verdicts; bounded because the actor runs for days and the table is saved with
+    every commit (a few microseconds per order)."""
 
 
-@dataclass(slots=True)
-class ExecutionCounts:
+class ExecutionCounts(msgspec.Struct, kw_only=True):
     """What the actor did and refused, for health reporting and tests."""
 
     orders: int = 0
@@ -64,37 +61,55 @@ def client_order_id(intent_id: str) -> str:
     return f"{intent_id}-1"
 
 
+class ExecutionState(msgspec.Struct, kw_only=True):
+    """The durable state: every order sent and not yet retired, and the counts."""
+
+    orders: dict[str, Order] = {}
+    done: list[str] = []
+    """Finished orders' ids, oldest first (retired beyond `retain_done`)."""
+    counts: ExecutionCounts = msgspec.field(default_factory=ExecutionCounts)
+
+
 class ExecutionActor(Actor):
-    """Consumes RiskVerdict, OrderAck, OrderReject and Fill; publishes OrderRequest on
-    `Params.stream`. Other message types are ignored. Crash-only: a restart starts with
-    no orders (see the module docstring for why that is safe)."""
+    """Consumes RiskVerdict, OrderAck, OrderReject and Fill; publishes OrderRequests on
+    its `orders` port. The order table survives restarts (durable state)."""
 
     Params = ExecutionParams
     params: ExecutionParams
+    State = ExecutionState
+    state: ExecutionState
 
     async def on_start(self) -> None:
-        self._out = self.output(self.params.stream)
-        self.orders: dict[str, Order] = {}
-        self.counts = ExecutionCounts()
-        self._done: deque[str] = deque()
+        self._out = self.output("orders")
+        state = self.state
+        self.orders = state.orders
+        self.counts = state.counts
+        self._done = deque(state.done)
+        if self.orders:
+            working = sum(not order.done for order in self.orders.values())
+            self.log.info("order table restored: %d orders, %d working", len(self.orders), working)
 
-    def on_message(self, msg: Any) -> None:
-        kind = type(msg)
-        if kind is RiskVerdict:
-            self._on_verdict(msg)
-        elif kind is Fill:
-            self._on_report(msg, Order.apply_fill)
-        elif kind is OrderAck:
-            self._on_report(msg, Order.apply_ack)
-        elif kind is OrderReject and self._on_report(msg, Order.apply_reject):
+    def state_to_save(self) -> ExecutionState:
+        state = self.state
+        state.done = list(self._done)
+        return state
+
+    def on_fill(self, fill: Fill) -> None:
+        self._on_report(fill, Order.apply_fill)
+
+    def on_ack(self, ack: OrderAck) -> None:
+        self._on_report(ack, Order.apply_ack)
+
+    def on_reject(self, reject: OrderReject) -> None:
+        if self._on_report(reject, Order.apply_reject):
             self.log.info(
                 "order %s rejected by the venue: %s %s",
-                msg.client_order_id,
-                RejectReason(msg.reason).name,
-                msg.detail,
+                reject.client_order_id,
+                RejectReason(reject.reason).name,
+                reject.detail,
             )
 
-    def _on_verdict(self, verdict: RiskVerdict) -> None:
+    def on_verdict(self, verdict: RiskVerdict) -> None:
         counts = self.counts
         if not verdict.approved:
             counts.denied += 1
@@ -171,3 +186,6 @@ class ExecutionActor(Actor):
         self._done.append(order.client_order_id)
         if len(self._done) > self.params.retain_done:
             del self.orders[self._done.popleft()]
+
+    inputs = {RiskVerdict: on_verdict, Fill: on_fill, OrderAck: on_ack, OrderReject: on_reject}
+    outputs = {"orders": Port(OrderRequest)}

@@ -14,8 +14,9 @@ Fills are idempotent on `fill_id`: a re-delivered fill is recognised and not app
 """
 
 import math
-from dataclasses import dataclass, field
 from enum import Enum, IntEnum
+
+import msgspec
 
 from actors.messages import Direction, Fill, OrderAck, OrderReject, RejectReason
 
@@ -66,9 +67,9 @@ TRANSITIONS: dict[tuple[OrderState, OrderEvent], OrderState] = {
 TERMINAL = frozenset({OrderState.FILLED, OrderState.REJECTED, OrderState.CANCELLED})
 
 
-@dataclass(slots=True)
-class Order:
-    """One order as execution knows it: what was asked, and what the venue has said."""
+class Order(msgspec.Struct, kw_only=True):
+    """One order as execution knows it: what was asked, and what the venue has said.
+    A msgspec Struct: the order table is execution's durable state."""
 
     client_order_id: str
     intent_id: str
@@ -82,7 +83,7 @@ class Order:
     """Volume-weighted price of the fills; NaN until the first one."""
     fees: float = 0.0
     reject_reason: RejectReason | None = None
-    fill_ids: set[str] = field(default_factory=set)
+    fill_ids: set[str] = msgspec.field(default_factory=set)
 
     @property
     def done(self) -> bool:

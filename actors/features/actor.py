@@ -5,25 +5,23 @@ by default) and a `StrategicFeatures` engine on the strategic timeframe (30-minu
 each closed bar of a timeframe it publishes that timeframe's matrix once the assembler is
 full (TacticalMatrix 60x7, StrategicMatrix 48x13); the strategic engine's MLMI, NWRQK and
 FVG signals feed the synergy detector, whose Synergy messages go out on the same
-stream. Every message carries the origin_ns of the bar (the tick that closed it).
+port (`features`). Every message carries the origin_ns of the bar (the tick that closed it).
 """
 
 from dataclasses import dataclass
-from typing import Any
 
 import msgspec
 
 from actors.features.engine import StrategicFeatures, TacticalFeatures
 from actors.matrices import MatrixAssembler
-from actors.messages import Bar, StrategicMatrix, TacticalMatrix
+from actors.messages import Bar, StrategicMatrix, Synergy, TacticalMatrix
 from actors.synergy import BarSignals, SynergyDetector
-from kernel.actor import Actor
+from kernel.actor import Actor, Port
 
 BARS_PER_YEAR_OF_DAY_SECONDS = 252 * 23_400
 
 
 class FeaturesParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    stream: str = "features"
     tactical_timeframe_s: int = 300
     strategic_timeframe_s: int = 1800
     lvn_bin_width: float = 0.25
@@ -45,7 +43,7 @@ class FeaturesActor(Actor):
     params: FeaturesParams
 
     async def on_start(self) -> None:
-        self.out = self.output(self.params.stream)
+        self.out = self.output("features")
         self.symbols: dict[str, _SymbolState] = {}
 
     def _state(self, symbol: str) -> _SymbolState:
@@ -61,9 +59,7 @@ class FeaturesActor(Actor):
             )
         return state
 
-    def on_message(self, msg: Any) -> None:
-        if type(msg) is not Bar:
-            return
+    def on_bar(self, msg: Bar) -> None:
         p = self.params
         if msg.timeframe_s == p.tactical_timeframe_s:
             tactical = self._state(msg.symbol).tactical
@@ -104,3 +100,6 @@ class FeaturesActor(Actor):
         )
         message.origin_ns = bar.origin_ns
         self.out.publish(message)
+
+    inputs = {Bar: on_bar}
+    outputs = {"features": Port(TacticalMatrix, StrategicMatrix, Synergy)}

@@ -6,10 +6,12 @@ than one tick interval) take no wall time, so at "realtime" a tick is due every
 `tick_interval_s` wall seconds. Ticks are generated `batch` at a time and each message is
 made when it is published.
 
-Crash-only: the output stream's `seq` survives a restart of the producer, so a restarted
-feed fast-forwards its generator past the ticks already published and continues the
-same market where its predecessor stopped. Ticks generated but not yet due when the actor
-stops are not published, and not counted, so the successor generates them again.
+Crash-only: the output's `seq` is committed in the actor's durable record (on the
+heartbeat), so a restarted feed fast-forwards its generator past the ticks committed and
+publishes the same market from there: ticks its predecessor published after that commit
+come again under the same `seq`s, and consumers that had them drop them. Ticks generated
+but not yet due when the actor stops are not published, and not counted, so the successor
+generates them again.
 """
 
 import asyncio
@@ -22,13 +24,12 @@ from actors.common.ticks import make_ticks
 from actors.feed.market import MarketParams, SyntheticMarket
 from actors.messages import Tick
 from config.types import AtLeastOne, Count, Positive
-from kernel.actor import Actor
+from kernel.actor import Actor, Port
 
 
 class FeedParams(MarketParams, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """The market's parameters plus how to publish its ticks."""
 
-    stream: str = "ticks"
     pace: Pace = "realtime"
     """realtime: 1 market second per wall second; xN: `speed` of them; fast: no pacing."""
     speed: Positive = 1.0
@@ -40,10 +41,11 @@ class FeedParams(MarketParams, frozen=True, forbid_unknown_fields=True, kw_only=
 
 
 class FeedActor(Actor):
-    """Publishes `Tick`s of one synthetic symbol on `Params.stream`."""
+    """Publishes `Tick`s of one synthetic symbol on its `ticks` port."""
 
     Params = FeedParams
     params: FeedParams
+    outputs = {"ticks": Port(Tick)}
 
     @classmethod
     def warm_up(cls) -> None:
@@ -51,7 +53,7 @@ class FeedActor(Actor):
         SyntheticMarket(FeedParams()).next_batch(16)
 
     async def on_start(self) -> None:
-        self._out = self.output(self.params.stream)
+        self._out = self.output("ticks")
         self._market = SyntheticMarket(self.params)
         # Ticks published on the stream so far, by this actor and its predecessors.
         self.published = self._out.seq

@@ -4,9 +4,10 @@ Pacing is `actors.common.pacing.Pacer`, the one the synthetic feed uses, on the 
 market times, with gaps longer than `max_gap_s` (when set) taking no wall time; file
 reads run in a worker thread (`prefetch.Prefetcher`).
 
-Crash-only: the output stream's `seq` survives a restart of the producer, and reading a
+Crash-only: the output's `seq` is committed in the actor's durable record, and reading a
 file is deterministic, so a restarted replay reads the file again from the top and
-skips as many rows as the stream already carries. Bars carry no indicators (NaN ATR and
+skips the rows committed; rows published after that commit come again under the same
+`seq`s, which consumers that had them drop. Bars carry no indicators (NaN ATR and
 momentum): those are computed downstream.
 """
 
@@ -22,14 +23,12 @@ from actors.replay.prefetch import Prefetcher
 from actors.replay.reader import Chunk, ReplaySource, read_chunks, value_columns
 from actors.replay.stats import NS_PER_S, ReplayStats
 from config.types import AtLeastOne, Count, Positive
-from kernel.actor import Actor
+from kernel.actor import Actor, Port
 
 
 class ReplayParams(ReplaySource, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """The file and its checks (`ReplaySource`) plus how to publish its rows."""
 
-    stream: str | None = None
-    """Output stream; None means the kind's name, "ticks" or "bars"."""
     pace: Pace = "realtime"
     """realtime: 1 market second per wall second; xN: `speed` of them; fast: no pacing."""
     speed: Positive = 1.0
@@ -46,13 +45,19 @@ class ReplayParams(ReplaySource, frozen=True, forbid_unknown_fields=True, kw_onl
 
 
 class ReplayActor(Actor):
-    """Publishes the `Tick`s or `Bar`s of one file on `Params.stream`, then idles."""
+    """Publishes the `Tick`s or `Bar`s of one file on its `ticks` or `bars` port (the one
+    that `kind` names must be wired), then idles."""
 
     Params = ReplayParams
     params: ReplayParams
+    outputs = {"ticks": Port(Tick, optional=True), "bars": Port(Bar, optional=True)}
+
+    @classmethod
+    def required_ports(cls, params: ReplayParams) -> set[str]:
+        return {params.kind}
 
     async def on_start(self) -> None:
-        self._out = self.output(self.params.stream or self.params.kind)
+        self._out = self.output(self.params.kind)
         # Rows published on the stream so far, by this actor and its predecessors.
         self.published = self._out.seq
         if self.published:

@@ -7,13 +7,12 @@ Every `snapshot_interval_s`, and at once after a trading-state change, it publis
 RiskSnapshot (with each limit and its utilisation) and a PositionSnapshot per symbol seen.
 
 Crash-only restart: the kill switch and the trading state live in shared memory
-(killswitch.py) and are found as they were; the book (positions, P&L, trade statistics,
-the newest fill ids) is restored from its snapshot (kernel.state), saved after every
-fill. Not persisted: the duplicate-intent memory (a re-sent order keeps its client
-order id, which the venue refuses) and unfilled approvals (pending quantity).
+(killswitch.py) and are found as they were. Everything else is the actor's durable
+`State`, committed by the kernel with the input positions it reflects: the book
+(positions, daily P&L, peak equity, trade statistics, the newest fill ids) and the
+gate's memory (unfilled approvals, the throttle window, the newest intent ids). It
+survives kill -9, a clean restart and a supervisor crash alike.
 """
-
-from typing import Annotated, Any
 
 import msgspec
 
@@ -23,17 +22,20 @@ from actors.messages import (
     Control,
     ControlCommand,
     Fill,
+    OrderAck,
+    OrderReject,
     PositionSnapshot,
     RiskSnapshot,
+    RiskVerdict,
     TradeIntent,
     TradingState,
 )
 from actors.risk.book import BookState, InvalidFill, RiskBook
-from actors.risk.gate import RiskGate
+from actors.risk.gate import GateMemory, RiskGate
 from actors.risk.killswitch import KillSwitch
 from actors.risk.limits import RiskLimits
-from kernel.actor import Actor
-from kernel.state import SnapshotStore
+from config.types import Positive
+from kernel.actor import Actor, Port
 
 SNAPSHOT_TIMER = "snapshot"
 REPORTED_LIMITS = (
@@ -55,43 +57,42 @@ _STATES = {
 
 
 class RiskParams(RiskLimits, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """The limits, plus where the actor publishes and how often it reports."""
+    """The limits, plus how often the actor reports."""
 
-    verdicts: str = "verdicts"
-    """Output stream of the RiskVerdicts."""
-    snapshots: str = "risk_snapshots"
-    """Output stream of the RiskSnapshots and PositionSnapshots."""
-    snapshot_interval_s: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    snapshot_interval_s: Positive = 1.0
 
 
-_BOOK_ENCODER = msgspec.msgpack.Encoder()
-_BOOK_DECODER = msgspec.msgpack.Decoder(BookState)
+class RiskState(msgspec.Struct, kw_only=True):
+    """The durable state: the book and the gate's memory."""
+
+    book: BookState | None = None
+    gate: GateMemory = msgspec.field(default_factory=GateMemory)
 
 
 class RiskActor(Actor):
     """Hosts the gate and the book. What an operator or the gate latched (kill switch,
-    trading state) lives in the kill-switch file, and the book in a shared-memory
-    snapshot taken after every fill: both survive a restart of the actor."""
+    trading state) lives in the kill-switch file; the book and the gate's memory are the
+    durable state: all of it survives a restart of the actor."""
 
     Params = RiskParams
     params: RiskParams
+    State = RiskState
+    state: RiskState
 
     async def on_start(self) -> None:
         params = self.params
-        self._verdicts = self.output(params.verdicts)
-        self._snapshots = self.output(params.snapshots)
+        self._verdicts = self.output("verdicts")
+        self._snapshots = self.output("snapshots")
         self.controls = KillSwitch.open(self.context.system)
         self.book = RiskBook(params.initial_equity, params.point_value)
-        self._store = SnapshotStore(self.context.system, self.name)
-        saved = self._store.load()
-        if saved is not None:
-            self.book.restore(_BOOK_DECODER.decode(saved))
+        if self.state.book is not None:
+            self.book.restore(self.state.book)
             self.log.warning(
-                "book restored from its snapshot: net position %d, equity %.2f",
+                "book restored from the durable state: net position %d, equity %.2f",
                 self.book.net_position,
                 self.book.equity,
             )
-        self.gate = RiskGate(params, self.book, self.controls)
+        self.gate = RiskGate(params, self.book, self.controls, memory=self.state.gate)
         self._limits = {name: float(getattr(params, name)) for name in REPORTED_LIMITS}
         state = self.controls.state()
         if state.engaged or state.trading_state != TradingState.ACTIVE:
@@ -106,16 +107,14 @@ class RiskActor(Actor):
             )
         self.set_timer(SNAPSHOT_TIMER, params.snapshot_interval_s)
 
-    def on_message(self, msg: Any) -> None:
-        kind = type(msg)
-        if kind is TradeIntent:
-            self._verdicts.publish(self.gate.check(msg))
-        elif kind is Bar:
-            self.book.on_bar(msg)
-        elif kind is Fill:
-            self._on_fill(msg)
-        elif kind is Control:
-            self._on_control(msg)
+    def on_intent(self, intent: TradeIntent) -> None:
+        self._verdicts.publish(self.gate.check(intent))
+
+    def on_bar(self, bar: Bar) -> None:
+        self.book.on_bar(bar)
+
+    def state_to_save(self) -> RiskState:
+        return RiskState(book=self.book.state(), gate=self.gate.memory())
 
     def on_timer(self, name: str) -> None:
         if name == SNAPSHOT_TIMER:
@@ -127,7 +126,6 @@ class RiskActor(Actor):
         if self.controls.at_rest:
             self.controls.unlink()
         self.controls.close()
-        self._store.close()
 
     def publish_snapshots(self) -> None:
         book = self.book
@@ -165,7 +163,7 @@ class RiskActor(Actor):
                 )
             )
 
-    def _on_fill(self, fill: Fill) -> None:
+    def on_fill(self, fill: Fill) -> None:
         try:
             fresh = self.book.on_fill(fill)
         except InvalidFill as error:
@@ -173,12 +171,9 @@ class RiskActor(Actor):
             self.log.error("fill ignored: %s", error)
             return
         if fresh:
-            # Saved before the fill's record is committed: a crash in between replays a
-            # fill the snapshot already holds, and its id makes the replay a no-op.
-            self._store.save(_BOOK_ENCODER.encode(self.book.state()))
             self.gate.on_fill(fill.symbol, int(fill.side), fill.quantity)
 
-    def _on_control(self, control: Control) -> None:
+    def on_control(self, control: Control) -> None:
         state = _STATES.get(control.command)
         if state is None:
             return
@@ -188,3 +183,13 @@ class RiskActor(Actor):
                 "trading state %s by %s: %s", state.name, by, control.reason or "no reason"
             )
             self.publish_snapshots()
+
+    inputs = {TradeIntent: on_intent, Bar: on_bar, Fill: on_fill, Control: on_control}
+    ignores = (OrderAck, OrderReject)
+    """The venue's stream also carries order acks and rejects: execution's business."""
+    optional_inputs = (Control,)
+    """Operator controls arrive when a control stream is wired (none in the default)."""
+    outputs = {
+        "verdicts": Port(RiskVerdict),
+        "snapshots": Port(RiskSnapshot, PositionSnapshot, optional=True),
+    }

@@ -14,8 +14,8 @@ import math
 
 import msgspec
 
+from actors.common.recent import RecentIds
 from actors.messages import Bar, Direction, Fill
-from actors.risk.recent import RecentIds
 
 DAY_NS = 86_400_000_000_000
 REMEMBERED_FILLS = 100_000
@@ -183,7 +183,7 @@ class RiskBook:
             day=self._day,
             day_start_equity=self._day_start_equity,
             peak_equity=self._peak_equity,
-            fill_ids=self._fill_ids.newest(PERSISTED_FILL_IDS),  # type: ignore[arg-type]
+            fill_ids=self._fill_ids.newest(PERSISTED_FILL_IDS),
         )
 
     def restore(self, state: BookState) -> None:

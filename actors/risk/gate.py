@@ -39,16 +39,21 @@ import math
 import time
 from collections.abc import Callable
 
+import msgspec
+
 from actors.common.recent import RecentIds
 from actors.messages import DenyReason, Direction, RiskVerdict, TradeIntent, TradingState
 from actors.risk.book import RiskBook
 from actors.risk.killswitch import KillSwitch
 from actors.risk.limits import RiskLimits
-from actors.risk.pending import PendingOrders
+from actors.risk.pending import Approval, PendingOrders
 from actors.risk.sizing import kelly_fraction, risk_contracts
 from actors.risk.throttle import OrderThrottle
 
 REMEMBERED_INTENTS = 100_000
+PERSISTED_INTENTS = 1_024
+"""Intent ids the durable state keeps: enough to outlive a restart and its redelivery,
+few enough that saving the state after each decision stays cheap (~10 us)."""
 GATE = "risk-gate"
 """How the gate signs the trading-state changes it makes itself."""
 
@@ -74,6 +79,15 @@ _FIXED, _KELLY, _CLOSING = "fixed-fractional sizing", "fractional Kelly sizing",
 log = logging.getLogger(__name__)
 
 
+class GateMemory(msgspec.Struct, kw_only=True):
+    """The gate's memory between intents: unfilled approvals, the throttle's window
+    (CLOCK_MONOTONIC ns, which runs on across process restarts) and the newest intent ids."""
+
+    pending: list[Approval] = []
+    approvals_ns: list[int] = []
+    intent_ids: list[str] = []
+
+
 class RiskGate:
     """`check` decides; `on_fill` releases pending quantity. `clock` is CLOCK_MONOTONIC in
     ns by default and injected by tests (throttle window, pending expiry)."""
@@ -84,14 +98,24 @@ class RiskGate:
         book: RiskBook,
         controls: KillSwitch,
         clock: Callable[[], int] = time.monotonic_ns,
+        memory: "GateMemory | None" = None,
     ) -> None:
         self.limits = limits
         self.book = book
         self.controls = controls
-        self.pending = PendingOrders(round(limits.pending_ttl_s * 1e9))
+        memory = memory or GateMemory()
+        self.pending = PendingOrders(round(limits.pending_ttl_s * 1e9), memory.pending)
         self._clock = clock
-        self._intent_ids = RecentIds(REMEMBERED_INTENTS)
-        self._throttle = OrderThrottle(limits.max_orders_per_minute)
+        self._intent_ids = RecentIds.from_list(REMEMBERED_INTENTS, memory.intent_ids)
+        self._throttle = OrderThrottle(limits.max_orders_per_minute, memory.approvals_ns)
+
+    def memory(self) -> "GateMemory":
+        """What the gate must not forget across a restart, as data."""
+        return GateMemory(
+            pending=self.pending.to_list(),
+            approvals_ns=self._throttle.to_list(),
+            intent_ids=self._intent_ids.newest(PERSISTED_INTENTS),
+        )
 
     def on_fill(self, symbol: str, side: int, quantity: int) -> None:
         self.pending.fill(symbol, side, quantity)

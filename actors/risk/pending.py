@@ -7,11 +7,14 @@ rejects or the unfilled rest of an IOC order.
 """
 
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Iterable
+
+import msgspec
 
 
-@dataclass(slots=True)
-class _Approval:
+class Approval(msgspec.Struct, array_like=True):
+    """One approval's unfilled rest (durable: part of the risk actor's state)."""
+
     expires_ns: int
     symbol: str
     side: int
@@ -22,12 +25,18 @@ class _Approval:
 
 
 class PendingOrders:
-    def __init__(self, ttl_ns: int) -> None:
+    def __init__(self, ttl_ns: int, approvals: Iterable[Approval] = ()) -> None:
         self._ttl_ns = ttl_ns
-        self._approvals: deque[_Approval] = deque()
+        self._approvals: deque[Approval] = deque()
         self._totals: dict[tuple[str, int], int] = {}
         self.notional = 0.0
         """Gross notional of every pending contract, both sides, at its approval price."""
+        for approval in approvals:
+            self._append(approval)
+
+    def to_list(self) -> list[Approval]:
+        """The approvals not yet released, oldest first (what the constructor takes back)."""
+        return [approval for approval in self._approvals if approval.quantity]
 
     def quantity(self, symbol: str, side: int) -> int:
         """Pending contracts on `side` (+1 buy, -1 sell) of `symbol`."""
@@ -36,12 +45,13 @@ class PendingOrders:
     def add(
         self, now_ns: int, symbol: str, side: int, quantity: int, contract_notional: float
     ) -> None:
-        self._approvals.append(
-            _Approval(now_ns + self._ttl_ns, symbol, side, quantity, contract_notional)
-        )
-        key = (symbol, side)
-        self._totals[key] = self._totals.get(key, 0) + quantity
-        self.notional += quantity * contract_notional
+        self._append(Approval(now_ns + self._ttl_ns, symbol, side, quantity, contract_notional))
+
+    def _append(self, approval: Approval) -> None:
+        self._approvals.append(approval)
+        key = (approval.symbol, approval.side)
+        self._totals[key] = self._totals.get(key, 0) + approval.quantity
+        self.notional += approval.quantity * approval.contract_notional
 
     def expire(self, now_ns: int) -> None:
         approvals = self._approvals
@@ -62,7 +72,7 @@ class PendingOrders:
         while approvals and approvals[0].quantity == 0:
             approvals.popleft()
 
-    def _release(self, approval: _Approval, quantity: int | None) -> None:
+    def _release(self, approval: Approval, quantity: int | None) -> None:
         """Take `quantity` (None: all that is left) off an approval and the totals."""
         used = approval.quantity if quantity is None else quantity
         if not used:

@@ -1,26 +1,32 @@
-"""TacticalActor: runs a tactical strategy on closed bars and publishes TradeIntents."""
+"""TacticalActor: runs a tactical strategy on closed bars and publishes TradeIntents.
+
+The strategy's memory (last direction, position in the bar history, hold counts) is the
+actor's durable state: a restarted actor neither repeats nor forgets a swing.
+"""
 
 import msgspec
 
-from actors.messages import Bar
-from actors.tactical.baseline import BaselineRule, BaselineStrategy
-from kernel.actor import Actor
+from actors.messages import Bar, TradeIntent
+from actors.tactical.baseline import BaselineMemory, BaselineRule, BaselineStrategy
+from config.types import Fraction, NonNegative, Positive
+from kernel.actor import Actor, Port
 
 
 class TacticalParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     strategy: str = "baseline"
-    intents: str = "intents"
     timeframe_s: int = 300
-    threshold_pct: float = 0.05
-    min_atr_fraction: float = 0.0001
-    max_atr_fraction: float = 0.02
-    stop_atr: float = 2.0
-    target_atr: float = 3.0
+    threshold_pct: Positive = 0.05
+    min_atr_fraction: NonNegative = 0.0001
+    max_atr_fraction: Fraction = 0.02
+    stop_atr: Positive = 2.0
+    target_atr: Positive = 3.0
 
 
 class TacticalActor(Actor):
     Params = TacticalParams
     params: TacticalParams
+    State = BaselineMemory
+    state: BaselineMemory
 
     @classmethod
     def parse_params(cls, raw: dict[str, object]) -> TacticalParams:
@@ -41,12 +47,15 @@ class TacticalActor(Actor):
                 p.max_atr_fraction,
                 p.stop_atr,
                 p.target_atr,
-            )
+            ),
+            self.state,
         )
-        self.out = self.output(p.intents)
+        self.out = self.output("intents")
 
-    def on_message(self, msg: object) -> None:
-        if type(msg) is Bar:
-            intent = self.strategy.on_bar(msg)
-            if intent is not None:
-                self.out.publish(intent)
+    def on_bar(self, bar: Bar) -> None:
+        intent = self.strategy.on_bar(bar)
+        if intent is not None:
+            self.out.publish(intent)
+
+    inputs = {Bar: on_bar}
+    outputs = {"intents": Port(TradeIntent)}

@@ -18,6 +18,8 @@ twice (after a restart) yields the same id and risk drops the duplicate.
 import math
 from dataclasses import dataclass
 
+import msgspec
+
 from actors.messages import Bar, Direction, TradeIntent
 
 
@@ -31,25 +33,48 @@ class BaselineRule:
     target_atr: float = 3.0
 
 
-class BaselineStrategy:
-    """Turns bars into intents by the rule above; remembers the last direction."""
+class BaselineMemory(msgspec.Struct, kw_only=True):
+    """What the strategy carries from bar to bar (the tactical actor's durable state)."""
 
-    def __init__(self, rule: BaselineRule) -> None:
+    last_direction: Direction = Direction.FLAT
+    """The direction of the last intent emitted: one intent per swing."""
+    last_bar_end_ns: int = 0
+    """End of the last bar of the timeframe seen (the bar history's position)."""
+    holds_unknown: int = 0
+    holds_volatility: int = 0
+
+
+class BaselineStrategy:
+    """Turns bars into intents by the rule above; `memory` is updated in place."""
+
+    def __init__(self, rule: BaselineRule, memory: BaselineMemory | None = None) -> None:
         self.rule = rule
-        self.last_direction = Direction.FLAT
-        self.holds_unknown = 0
-        self.holds_volatility = 0
+        self.memory = memory if memory is not None else BaselineMemory()
+
+    @property
+    def last_direction(self) -> Direction:
+        return self.memory.last_direction
+
+    @property
+    def holds_unknown(self) -> int:
+        return self.memory.holds_unknown
+
+    @property
+    def holds_volatility(self) -> int:
+        return self.memory.holds_volatility
 
     def on_bar(self, bar: Bar) -> TradeIntent | None:
         rule = self.rule
         if bar.timeframe_s != rule.timeframe_s:
             return None
+        memory = self.memory
+        memory.last_bar_end_ns = bar.end_ns
         momentum, atr, close = bar.momentum_5, bar.atr, bar.close
         if not (math.isfinite(momentum) and math.isfinite(atr) and math.isfinite(close)):
-            self.holds_unknown += 1
+            memory.holds_unknown += 1
             return None
         if close <= 0 or not rule.min_atr_fraction <= atr / close <= rule.max_atr_fraction:
-            self.holds_volatility += 1
+            memory.holds_volatility += 1
             return None
         if momentum >= rule.threshold_pct:
             direction = Direction.LONG
@@ -57,9 +82,9 @@ class BaselineStrategy:
             direction = Direction.SHORT
         else:
             return None
-        if direction == self.last_direction:
+        if direction == memory.last_direction:
             return None
-        self.last_direction = direction
+        memory.last_direction = direction
         score = min(1.0, abs(momentum) / (2 * rule.threshold_pct))
         return TradeIntent(
             intent_id=f"{bar.symbol}-{bar.timeframe_s}-{bar.end_ns}",

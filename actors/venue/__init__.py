@@ -1,7 +1,7 @@
 """The venue: a simulated exchange fed by the same market data as the strategies."""
 
 from actors.common.recent import RecentIds
-from actors.venue.actor import VenueActor, VenueParams
+from actors.venue.actor import VenueActor
 from actors.venue.book import SymbolBook
 from actors.venue.venue import ExchangeParams, SimulatedVenue, SymbolSpec, VenueReply, VenueStats
 
@@ -12,7 +12,6 @@ __all__ = [
     "SymbolBook",
     "SymbolSpec",
     "VenueActor",
-    "VenueParams",
     "VenueReply",
     "VenueStats",
 ]

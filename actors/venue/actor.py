@@ -1,23 +1,15 @@
 """VenueActor: the simulated exchange on the engine's streams."""
 
 import time
-from typing import Any
 
-from actors.messages import CancelRequest, OrderRequest, Tick
+from actors.messages import CancelRequest, Fill, OrderAck, OrderReject, OrderRequest, Tick
 from actors.venue.venue import ExchangeParams, SimulatedVenue
-from kernel.actor import Actor
-
-
-class VenueParams(ExchangeParams, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """The exchange's parameters plus where its replies go."""
-
-    stream: str = "venue"
-    """Acks, rejects and fills, for execution (order states) and risk (positions)."""
+from kernel.actor import Actor, Port
 
 
 class VenueActor(Actor):
     """Consumes Ticks (the book), OrderRequests and CancelRequests; publishes the
-    `SimulatedVenue`'s replies on `Params.stream`. Other message types are ignored.
+    `SimulatedVenue`'s replies (acks, rejects, fills) on its `reports` port.
 
     Market time is the latest tick's `event_ns`: the replies carry it. Crash-only: a
     restarted venue starts with empty books and forgets the ids it saw (a real exchange
@@ -25,29 +17,29 @@ class VenueActor(Actor):
     restarts, which is the case that matters).
     """
 
-    Params = VenueParams
-    params: VenueParams
+    Params = ExchangeParams
+    params: ExchangeParams
 
     async def on_start(self) -> None:
-        self._out = self.output(self.params.stream)
+        self._out = self.output("reports")
         self.venue = SimulatedVenue(self.params)
         self._clock_ns = 0
         latency = self.latency(["tick_to_order", "order_path"])
         self._tick_to_order = latency.series("tick_to_order").record
         self._order_path = latency.series("order_path").record
 
-    def on_message(self, msg: Any) -> None:
-        kind = type(msg)
-        if kind is Tick:
-            self.venue.on_tick(msg)
-            self._clock_ns = max(self._clock_ns, msg.event_ns)
-        elif kind is OrderRequest:
-            self.on_order_received(msg, time.monotonic_ns())
-            for reply in self.venue.on_order(msg, self._clock_ns):
-                self._out.publish(reply)
-        elif kind is CancelRequest:
-            for reply in self.venue.on_cancel(msg, self._clock_ns):
-                self._out.publish(reply)
+    def on_tick(self, tick: Tick) -> None:
+        self.venue.on_tick(tick)
+        self._clock_ns = max(self._clock_ns, tick.event_ns)
+
+    def on_order(self, order: OrderRequest) -> None:
+        self.on_order_received(order, time.monotonic_ns())
+        for reply in self.venue.on_order(order, self._clock_ns):
+            self._out.publish(reply)
+
+    def on_cancel(self, cancel: CancelRequest) -> None:
+        for reply in self.venue.on_cancel(cancel, self._clock_ns):
+            self._out.publish(reply)
 
     def on_order_received(self, order: OrderRequest, received_ns: int) -> None:
         """Record the two spans of design §7 at the order's arrival, before handling:
@@ -57,3 +49,8 @@ class VenueActor(Actor):
             self._tick_to_order(received_ns - order.origin_ns)
         if order.intent_ns:
             self._order_path(received_ns - order.intent_ns)
+
+    inputs = {Tick: on_tick, OrderRequest: on_order, CancelRequest: on_cancel}
+    optional_inputs = (CancelRequest,)
+    """Nothing cancels in the default pipeline (IOC orders); execution algorithms will."""
+    outputs = {"reports": Port(OrderAck, OrderReject, Fill)}
