@@ -84,30 +84,30 @@ full_policy = "drop"
 [[actors]]
 name = "feed"
 cls = "actors.feed:FeedActor"
-outputs = ["ticks"]
+outputs = {{ ticks = "ticks" }}
 params = {{ pace = "xN", speed = {ticks_per_s}, seed = 11 }}
 [[actors]]
 name = "venue"
 cls = "actors.venue:VenueActor"
 inputs = ["ticks", "orders"]
-outputs = ["venue"]
+outputs = {{ reports = "venue" }}
 [[actors]]
 name = "bars"
 cls = "actors.bars:BarsActor"
 inputs = ["ticks"]
-outputs = ["bars"]
+outputs = {{ bars = "bars" }}
 params = {{ timeframes = [5] }}
 [[actors]]
 name = "tactical"
 cls = "actors.tactical:TacticalActor"
 inputs = ["bars"]
-outputs = ["intents"]
+outputs = {{ intents = "intents" }}
 params = {{ timeframe_s = 5, threshold_pct = 0.002, min_atr_fraction = 0.0 }}
 [[actors]]
 name = "risk"
 cls = "actors.risk:RiskActor"
 inputs = ["intents", "venue", "bars"]
-outputs = ["verdicts", "risk_snapshots"]
+outputs = {{ verdicts = "verdicts", snapshots = "risk_snapshots" }}
 [actors.params]
 max_orders_per_minute = 1000000
 daily_loss_limit = 1e12
@@ -121,7 +121,7 @@ initial_equity = 1e12
 name = "execution"
 cls = "actors.execution:ExecutionActor"
 inputs = ["verdicts", "venue"]
-outputs = ["orders"]
+outputs = {{ orders = "orders" }}
 
 [[nodes]]
 name = "market"

@@ -46,7 +46,7 @@ capacity = 1048576
 [[actors]]
 name = "pulse"
 cls = "bench.probes:PulseSource"
-outputs = ["pulses"]
+outputs = {{ out = "pulses" }}
 
 [[actors]]
 name = "probe"

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kernel import cli as cli_module
 from tests.helpers import wait_until
-from tests.systems import REPO, RunningSystem, base_config, write_config
+from tests.systems import REPO, RunningSystem, base_config, run_leftovers, write_config
 
 
 def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -90,12 +90,11 @@ def test_default_config_serves_the_api_and_stops_on_sigint(tmp_path):
         families = {f.name for f in text_string_to_metric_families(body)}
         assert {"grandmodel_actor_up", "grandmodel_latency_seconds"} <= families
         assert get(port, "/nowhere")[0] == 404
-        code, took = system.terminate(signum=signal.SIGINT)
+        code, _ = system.terminate(signum=signal.SIGINT)
     finally:
         system.close()
     assert code == 0
-    assert took < 5
-    assert not [f for f in os.listdir("/dev/shm") if f.startswith("gm-clitest.")]
+    assert not run_leftovers("clitest")
 
 
 def test_the_cli_imports_neither_bench_nor_trading_code():
@@ -168,3 +167,67 @@ def test_bench_without_registered_suites_says_how_to_get_them(monkeypatch, capsy
         cli_module.main(["bench", "ring"])  # not registered: refused by name
     assert cli_module._bench(argparse.Namespace(suites=[], quick=False, no_enforce=False)) == 2
     assert "pip install -e ." in capsys.readouterr().err
+
+
+def ledger_system(tmp_path) -> tuple[dict, object]:
+    config = base_config(tmp_path, delivery={"quarantine_file": str(tmp_path / "q.jsonl")})
+    config["streams"] = [{"name": "numbers", "capacity": 1 << 14}]
+    config["actors"] = [
+        {
+            "name": "source",
+            "cls": "tests.kernel_actors:Source",
+            "outputs": {"out": "numbers"},
+            "params": {"count": 100},
+        },
+        {"name": "ledger", "cls": "tests.kernel_actors:Ledger", "inputs": ["numbers"]},
+    ]
+    config["nodes"] = [{"name": "solo", "actors": ["source", "ledger"], "wait": "backoff"}]
+    config["supervisors"] = [{"name": "root", "children": ["solo"]}]
+    return config, write_config(tmp_path / "c.toml", config)
+
+
+def test_state_show_and_reset(tmp_path):
+    config, path = ledger_system(tmp_path)
+    system = RunningSystem(path, config["name"], tmp_path / "run.jsonl")
+    try:
+        system.wait_running()
+
+        def shown() -> dict:
+            result = cli("state", "show", "--config", str(path))
+            assert result.returncode == 0, result.stderr
+            return json.loads(result.stdout)
+
+        wait_until(lambda: shown()["ledger"]["inputs"] == {"numbers<-source": 100}, 30, "100")
+        refused = cli("state", "reset", "--config", str(path))
+        assert refused.returncode == 1 and "is running" in refused.stderr
+    finally:
+        assert system.terminate()[0] == 0
+    record = shown()["ledger"]
+    assert record["state_bytes"] > 0 and shown()["source"]["outputs"] == {"numbers": 100}
+    one = cli("state", "reset", "--config", str(path), "--actor", "ledger")
+    assert one.returncode == 0 and "reset the state of ledger" in one.stdout
+    assert shown()["ledger"] == {**record, "state_bytes": 0}  # positions kept
+    everything = cli("state", "reset", "--config", str(path))
+    assert everything.returncode == 0
+    assert shown() == {"source": None, "ledger": None}
+    unknown = cli("state", "reset", "--config", str(path), "--actor", "ghost")
+    assert unknown.returncode == 2 and "no actor 'ghost'" in unknown.stderr
+
+
+def test_quarantine_lists_what_was_taken_out_of_delivery(tmp_path):
+    from kernel.durable import Quarantine
+
+    config, path = ledger_system(tmp_path)
+    empty = cli("quarantine", "--config", str(path))
+    assert empty.returncode == 0 and "no quarantined messages" in empty.stdout
+    Quarantine(str(tmp_path / "q.jsonl"), config["name"]).put(
+        "ledger", "numbers", 7, "Number", {"value": 7}, b"\x93\x07", 3, "ValueError: bad"
+    )
+    table = cli("quarantine", "--config", str(path))
+    assert table.returncode == 0
+    assert "ledger" in table.stdout and "ValueError: bad" in table.stdout
+    (entry,) = json.loads(cli("quarantine", "--config", str(path), "--json").stdout)
+    assert (entry["seq"], entry["message"], entry["failures"]) == (7, {"value": 7}, 3)
+    assert (
+        json.loads(cli("quarantine", "--config", str(path), "--actor", "x", "--json").stdout) == []
+    )
