@@ -31,16 +31,6 @@ class SegmentStatus:
     """A symlink, not a regular file, not ours, or writable by others: never removed."""
 
     @property
-    def creator_pid(self) -> int | None:
-        """The owner's pid (the name predates owners that are not the creator)."""
-        return self.owner.pid if self.owner is not None else None
-
-    @property
-    def persistent(self) -> bool:
-        """DURABLE: meant to outlive runs."""
-        return self.lifetime is shm.Lifetime.DURABLE
-
-    @property
     def stale(self) -> bool:
         """Nobody will use it again.
 
