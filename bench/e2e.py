@@ -28,7 +28,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.report import RESULTS_DIR, SuiteReport, wait_for
+from bench.report import RESULTS_DIR, SuiteReport, forget_run, wait_for
 from kernel.latency import Histogram, read_histograms
 
 BUDGET_US = 500.0
@@ -224,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             system.send_signal(signal.SIGTERM)
             system.wait(timeout=30)
+            forget_run(name)
     for series in SPANS:
         report.add_histogram(series.split(".", 1)[1], histograms[series])
     for label, series in HOPS:

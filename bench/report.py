@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from kernel.latency import Histogram
+from ringbuf import list_segments, unlink_segment
 
 RESULTS_DIR = Path(os.environ.get("GRANDMODEL_BENCH_RESULTS", Path(__file__).parent / "results"))
 
@@ -187,3 +188,10 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor()
+
+
+def forget_run(system: str) -> None:
+    """Remove what a benchmark's throw-away system left in /dev/shm, the durable actor
+    records included (each run has a name of its own, nothing will read them again)."""
+    for status in list_segments(f"{system}."):
+        unlink_segment(status.name)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from bench.report import SuiteReport, wait_for
+from bench.report import SuiteReport, forget_run, wait_for
 from kernel.health import HealthTable
 
 KILLS = 50
@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             system.send_signal(signal.SIGTERM)
             system.wait(timeout=30)
+            forget_run(name)
     report.budget_at_most("kill9-to-consuming", "p99", 50.0)
     report.budget_at_most("supervisor-idle-cpu", "max", 2.0)
     report.notes.append(

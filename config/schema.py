@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from config.types import AtLeastOne, Count, Name, Positive
+from config.types import AtLeastOne, Count, Name, NonNegative, Positive
 
 WaitName = Literal["spin", "backoff", "park"]
 RestartType = Literal["permanent", "transient", "temporary"]
@@ -55,6 +55,9 @@ class NodeConfig(Base):
     batch: AtLeastOne = 256
     trace_latency: bool = True
     """Record each input message's hop latency (receipt - publish) in a histogram."""
+    commit_interval_s: NonNegative = 0.02
+    """Most time between two commits of the node's actor records and ring cursors while
+    messages flow (0: after every drain pass); the heartbeat commits in any case."""
     heartbeat_timeout_s: Positive = 2.0
     shutdown_timeout_s: Positive = 3.0
     start_timeout_s: Positive = 20.0

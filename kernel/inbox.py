@@ -79,15 +79,16 @@ class Inbox:
         codec: Codec,
         handlers: dict[type, Callable[[Any], object]],
         ignored: tuple[type, ...],
-        store_word: Callable[[int, int], None],
+        set_word: Callable[[int, int], None],
         record_hop: Callable[[int], None] | None,
     ) -> None:
-        """The dispatch table indexed by record type id (index 0 is unused)."""
+        """The dispatch table indexed by record type id (index 0 is unused). `set_word`
+        stores a u64 at a byte offset of the actor's durable store (its scratch words)."""
         entries: list[Deliver | None] = [None]
         for kind in codec.types:
             handler = handlers.get(kind)
             if handler is not None:
-                entries.append(self._deliver(handler, store_word, record_hop))
+                entries.append(self._deliver(handler, set_word, record_hop))
             else:
                 entries.append(self._skip(kind in ignored))
         self.table = tuple(entries)
@@ -95,13 +96,14 @@ class Inbox:
     def _deliver(
         self,
         handler: Callable[[Any], object],
-        store_word: Callable[[int, int], None],
+        set_word: Callable[[int, int], None],
         record_hop: Callable[[int], None] | None,
     ) -> Deliver:
         inbox = self
-        in_flight, done = 2 * self.index, 2 * self.index + 1
+        in_flight, done = 16 * self.index, 16 * self.index + 8  # byte offsets of words
         actor = self.actor
         clock = time.monotonic_ns
+        armed = faults.armed  # fixed for the process's life (set from the environment)
 
         def deliver(msg: Any) -> None:
             if record_hop is not None:
@@ -117,11 +119,11 @@ class Inbox:
                 inbox.quarantine(inbox, msg)
                 inbox.seq = seq
                 return
-            store_word(in_flight, seq)
+            set_word(in_flight, seq)
             handler(msg)
-            store_word(done, seq)
+            set_word(done, seq)
             inbox.seq = seq
-            if faults.armed:
+            if armed:
                 faults.hit(actor, "after_handler")
 
         return deliver

@@ -1,11 +1,15 @@
 """A node: one OS process running its actors on a uvloop event loop.
 
-The node attaches its rings (created by the supervisor), builds its actors, runs
-`on_start`, then drains its input rings in batches, waiting the configured way
-when they are empty. It beats a heartbeat into the health table from a loop
-timer, so a handler stuck in a loop shows as a hang. Any exception from an actor
-fails the whole node at once (crash-only): it is logged with the message that
-caused it, written to the health table, and the process exits with status 1.
+The node attaches its rings (created by the supervisor), builds its actors and restores
+their durable records (state, input positions, output seqs), re-sends what a crashed
+predecessor had published since its last commit, runs `on_start`, replays what the
+predecessor had handled since that commit, then drains its input rings in passes: every
+input in a batch without committing, then each touched actor's record saved, then the
+rings' read cursors committed (the delivery contract, kernel/streams.py). It waits the
+configured way when the rings are empty and beats a heartbeat into the health table from
+a loop timer, so a handler stuck in a loop shows as a hang. Any exception from an actor
+fails the whole node at once (crash-only): it is logged with the message that caused it,
+written to the health table, and the process exits with status 1.
 """
 
 import asyncio
@@ -16,6 +20,7 @@ import signal
 import time
 import traceback
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any, NoReturn
 
 import msgspec
@@ -117,6 +122,7 @@ class NodeRuntime:
         """A handler was cut short (a publish aborted at stop): its effects are not saved."""
         self._handling = False
         """Inside a drain pass, a timer or a replay: no commit may happen until it ends."""
+        self._committed_ns = 0
         self.stopped = asyncio.Event()
         self._heartbeat: asyncio.TimerHandle | None = None
 
@@ -197,24 +203,21 @@ class NodeRuntime:
                 actor=hosted.actor.name,
                 messages=len(entries),
             )
+        make_room = self._make_room(hosted)
         for index, output in enumerate(hosted.outputs):
-            output.outbox = self._outbox_appender(hosted, outbox, index)
+            output.outbox = partial(outbox.append, index)
+            output.on_outbox_full = make_room
 
-    def _outbox_appender(
-        self, hosted: HostedActor, outbox: Outbox, index: int
-    ) -> Callable[[int, int, bytes], None]:
-        append = outbox.append
+    def _make_room(self, hosted: HostedActor) -> Callable[[], None]:
+        def commit() -> None:
+            if self._handling:  # a commit now would save a handler's half-done state
+                raise OutboxFull(
+                    f"actor {hosted.actor.name!r} published more than `delivery.outbox_bytes` "
+                    "since its last commit"
+                )
+            self._commit_actor(hosted)
 
-        def keep(seq: int, type_id: int, payload: bytes) -> None:
-            try:
-                append(index, seq, type_id, payload)
-            except OutboxFull:
-                if self._handling:
-                    raise  # a commit now would save a handler's half-done state
-                self._commit_actor(hosted)
-                append(index, seq, type_id, payload)
-
-        return keep
+        return commit
 
     def _end_replay(self, hosted: HostedActor) -> None:
         """The replay is over: new messages get seqs past everything published so far."""
@@ -289,7 +292,7 @@ class NodeRuntime:
         record_hop = None
         if recorder is not None:
             record_hop = recorder.series(f"{ring.stream}->{ring.consumer}").record
-        inbox.build(self.codec, handlers, ignores, durable.store_word, record_hop)
+        inbox.build(self.codec, handlers, ignores, durable.store.word_setter(), record_hop)
         return inbox
 
     # ------------------------------------------------------------------ running
@@ -366,15 +369,17 @@ class NodeRuntime:
         return LatencyRecorder(self.config.name, f"node.{self.name}", hops)
 
     async def _drain(self) -> None:
-        """Drain every input in batches without committing, then save the records of
-        the actors that handled something, then commit the rings (module docstring of
-        kernel/streams.py): a crash anywhere in between redelivers, never loses."""
+        """Drain every input in batches without committing; at most every
+        `commit_interval_s` (and on the heartbeat) save the records of the actors that
+        handled something, then commit the rings (module docstring of kernel/streams.py):
+        a crash anywhere in between redelivers, never loses. Group commit keeps the
+        cost of saving a large state off most messages' path."""
         readers = [inbox.reader for inbox in self.inboxes]
         polls = [
             (inbox.reader.poll_decode, inbox.table, inbox, self.hosted[inbox.actor])
             for inbox in self.inboxes
         ]
-        commits = [reader.commit for reader in readers]
+        interval_ns = round(self.spec.commit_interval_s * 1e9)
         wait = make_wait_strategy(self.spec.wait, self.doorbells.get(self.name))
         decoders = self.codec.decode_table
         batch = self.spec.batch
@@ -396,13 +401,9 @@ class NodeRuntime:
                     if handled:
                         got += handled
                         hosted.dirty = True
-                if got:
-                    for hosted in self.hosted.values():
-                        if hosted.dirty:
-                            self._commit_actor(hosted)
-                    for commit in commits:
-                        commit()
                 self._handling = False
+                if got and clock() - self._committed_ns >= interval_ns:
+                    self._commit_pass()
                 if got:
                     if clock() - last_yield > YIELD_EVERY_NS:
                         await asyncio.sleep(0)
@@ -412,6 +413,15 @@ class NodeRuntime:
                     last_yield = clock()
         finally:
             wait.close()
+
+    def _commit_pass(self) -> None:
+        """Save the record of every actor with something new, then commit the rings."""
+        for hosted in self.hosted.values():
+            if hosted.dirty or hosted.published() != hosted.committed_out:
+                self._commit_actor(hosted)
+        for inbox in self.inboxes:
+            inbox.reader.commit()
+        self._committed_ns = time.monotonic_ns()
 
     def _replay(self, decoders: tuple[Any, ...], batch: int) -> None:
         """Hand each replaying actor the inputs its predecessor had handled after the last
@@ -521,11 +531,10 @@ class NodeRuntime:
 
     def _heartbeat_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self._beat()
-        # Actors that publish from tasks (a feed) commit their output seqs here.
-        if not self.stopping:
-            for hosted in self.hosted.values():
-                if hosted.published() != hosted.committed_out:
-                    self._commit_actor(hosted)
+        # What the drain loop has not committed yet, and the output seqs of actors that
+        # publish from tasks (a feed), are committed here at the latest.
+        if not self.stopping and not self._handling:
+            self._commit_pass()
         self._heartbeat = loop.call_later(
             self.config.heartbeat_interval_s, self._heartbeat_loop, loop
         )

@@ -42,6 +42,7 @@ import msgspec
 
 from kernel import faults
 from kernel.codec import Codec
+from kernel.outbox import OutboxFull
 from ringbuf import RingFull, RingWriter
 
 BLOCKED_SLICE_S = 0.05
@@ -82,6 +83,8 @@ class OutputStream:
         publishing them again while the inputs are replayed writes nothing."""
         self.outbox: Callable[[int, int, bytes], None] | None = None
         """Called with (seq, type id, payload) before the first ring is written."""
+        self.on_outbox_full: Callable[[], None] = lambda: None
+        """Makes room in a full outbox (a commit), or raises when none may happen now."""
 
     def publish(self, msg: msgspec.Struct) -> None:
         """Stamp seq and ts_ns (and origin_ns if unset), encode once, keep it in the
@@ -101,7 +104,11 @@ class OutputStream:
             msg.origin_ns = now  # type: ignore[attr-defined]
         type_id, payload = self._encode(msg)
         if self.outbox is not None:
-            self.outbox(seq, type_id, payload)
+            try:
+                self.outbox(seq, type_id, payload)
+            except OutboxFull:
+                self.on_outbox_full()
+                self.outbox(seq, type_id, payload)
         if faults.armed:
             faults.hit(self.producer, "before_publish")
         self.write(type_id, payload)

@@ -2,6 +2,7 @@
 
 from collections import deque
 from collections.abc import Iterable
+from itertools import islice
 
 
 class RecentIds:
@@ -52,8 +53,10 @@ class RecentIds:
     def newest(self, count: int) -> list[str]:
         """The `count` most recently added ids, oldest first (for a state that persists only
         the tail)."""
-        order = self._order
-        return list(order)[max(len(order) - count, 0) :]
+        # From the right end: O(count), not O(capacity) (a durable state saves this often).
+        newest = list(islice(reversed(self._order), count))
+        newest.reverse()
+        return newest
 
     def __contains__(self, item: str) -> bool:
         return item in self._seen

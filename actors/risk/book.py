@@ -19,7 +19,7 @@ from actors.messages import Bar, Direction, Fill
 
 DAY_NS = 86_400_000_000_000
 REMEMBERED_FILLS = 100_000
-PERSISTED_FILL_IDS = 4_096
+PERSISTED_FILL_IDS = 1_024
 """Fill ids kept in a snapshot: redelivery after a crash only repeats the newest ones."""
 
 
