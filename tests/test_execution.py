@@ -231,7 +231,7 @@ async def test_denied_and_empty_verdicts_send_nothing(capture):
     assert (actor.counts.denied, actor.counts.ignored, actor.counts.orders) == (1, 3, 0)
 
 
-async def test_a_redelivered_verdict_is_not_resent_and_a_restart_reuses_the_id(capture):
+async def test_a_redelivered_verdict_is_not_resent_and_the_same_intent_makes_the_same_id(capture):
     actor, out = await _execution(capture)
     actor.on_message(_verdict("I-7"))
     actor.on_message(_verdict("I-7"))

@@ -282,7 +282,7 @@ async def test_paced_feeds_keep_the_rate_with_millisecond_sleeps(
     _assert_ticks_match(writer.messages, _generate(actor.params, count))
 
 
-async def test_a_restarted_feed_resumes_where_the_stream_left_off(capture):
+async def test_a_feed_whose_stream_holds_ticks_continues_the_same_market(capture):
     actor, writer = _feed(capture, published=1000, pace="fast", max_ticks=1500, seed=5)
     await actor.on_start()
     await asyncio.wait_for(actor._task, 10)

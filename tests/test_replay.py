@@ -515,7 +515,7 @@ async def test_fast_replay_publishes_every_tick_and_logs_the_stats(tmp_path, cap
     await actor.on_stop()
 
 
-async def test_a_restarted_replay_resumes_after_the_rows_already_published(tmp_path, capture):
+async def test_a_replay_whose_stream_holds_rows_skips_them(tmp_path, capture):
     table = _random_ticks(2500)
     pq.write_table(table, tmp_path / "ticks.parquet")
     path = str(tmp_path / "ticks.parquet")

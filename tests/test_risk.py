@@ -784,7 +784,7 @@ async def test_control_changes_the_state_and_reports_it_at_once(capture, system)
     await actor.on_stop()
 
 
-async def test_a_restarted_actor_still_sees_the_engaged_switch(capture, system):
+async def test_a_new_instance_sees_the_engaged_switch_from_shared_memory(capture, system):
     actor, _ = await _risk_actor(capture, system)
     operator = KillSwitch.open(system)
     operator.engage("runaway strategy", "risk-officer")

@@ -389,7 +389,7 @@ def test_params_parse_strictly_from_config():
         VenueActor.parse_params({"depth_multiplier": 0})
 
 
-async def test_a_restarted_venue_replies_to_a_redelivered_order_with_the_same_ids(capture):
+async def test_a_fresh_venue_replies_to_a_repeated_order_with_the_same_ids(capture):
     first, out = await _traded(capture)
     first.on_message(_order("again-1", Direction.LONG, 2, origin_ns=5))
     second, out_after = await _traded(capture)  # a fresh venue: its dedupe memory is gone
