@@ -245,3 +245,22 @@ class ForgingSource(Actor):
             if value == 25:
                 for writer in out.writers:
                     writer.write(NUMBER_TYPE_ID, b"\xc1\xc1", True)
+
+
+class HangOnceParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    hang_at: int
+    faults_file: str
+
+
+class HangOnceLedger(Ledger):
+    """A Ledger that hangs once on one value (the marker file outlives its restarts)."""
+
+    Params = HangOnceParams
+
+    def on_number(self, msg: Number) -> None:
+        marker = Path(self.params.faults_file)
+        if msg.value == self.params.hang_at and not marker.exists():
+            marker.write_text("hung\n")
+            while True:
+                pass
+        super().on_number(msg)

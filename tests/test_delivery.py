@@ -222,3 +222,45 @@ def test_an_undecodable_record_is_quarantined_at_once(tmp_path, systems):
     assert all("undecodable" in entry["reason"] for entry in entries)
     assert system.rows()["c"]["restarts"] == 0
     assert system.terminate()[0] == 0
+
+
+def test_a_producer_stopped_while_blocked_on_a_full_ring_loses_nothing(tmp_path, systems):
+    """Backpressure then stop: `b` hangs, the small rings fill, the source blocks in a
+    publish; the hang kill of `b` makes the root restart every node (one_for_all), so the
+    source is stopped in the middle of that publish (written to `a`'s ring, not `b`'s)."""
+    count = 3_000
+    config = fan_out_config(tmp_path, count)
+    config["streams"] = [{"name": "numbers", "capacity": 4096}]
+    config["actors"] = [
+        config["actors"][0],
+        {"name": "a", "cls": LEDGER, "inputs": ["numbers"]},
+        {
+            "name": "b",
+            "cls": "tests.kernel_actors:HangOnceLedger",
+            "inputs": ["numbers"],
+            "params": {"hang_at": 1_000, "faults_file": str(tmp_path / "hung")},
+        },
+    ]
+    config["nodes"] = [
+        {"name": f"n_{actor['name']}", "actors": [actor["name"]], "wait": "park"}
+        for actor in config["actors"]
+    ]
+    config["nodes"][2]["heartbeat_timeout_s"] = 0.5
+    config["supervisors"] = [
+        {
+            "name": "root",
+            "children": [node["name"] for node in config["nodes"]],
+            "strategy": "one_for_all",
+        }
+    ]
+    system = start(tmp_path, config)
+    systems.append(system)
+    wait_for_counts(system.name, count, ("a", "b"))
+    assert (tmp_path / "hung").exists()
+    want = expected_state(list(range(1, count + 1)))
+    assert ledger(system.name, "a") == want
+    assert ledger(system.name, "b") == want
+    rows = system.rows()
+    assert rows["source"]["restarts"] == 1 and rows["b"]["restarts"] == 1
+    assert all(rows[actor]["gaps"] == 0 for actor in ("a", "b"))
+    assert system.terminate()[0] == 0
