@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from kernel.state import SnapshotStore, delete_store
+from kernel.state import SnapshotStore, delete_store, state_path
 
 log = logging.getLogger("kernel.durable")
 
@@ -70,7 +70,6 @@ class DurableRecord:
         self.actor = actor
         self.run_id = run_id
         self.store = SnapshotStore(system, store_owner(actor), RECORD_CAPACITY, words=WORDS)
-        self.store_word = self.store.store_word
         saved = self.store.load()
         self.record = _DECODER.decode(saved) if saved is not None else Record(run_id=run_id)
         self.new_run = self.record.run_id != run_id
@@ -79,16 +78,20 @@ class DurableRecord:
             for word in range(WORDS):
                 self.store.store_word(word, 0)
 
+    def marks(self, index: int) -> tuple[int, int]:
+        """(seq in flight, last seq done) of input `index` (kernel/inbox.py writes them)."""
+        return self.store.load_word(2 * index), self.store.load_word(2 * index + 1)
+
     def crashed_in(self, index: int, key: str) -> int:
         """The seq whose handler was running when the previous process died (0: none)."""
-        in_flight = self.store.load_word(2 * index)
-        done = self.store.load_word(2 * index + 1)
+        in_flight, done = self.marks(index)
         if in_flight > done and in_flight > self.record.inputs.get(key, 0):
             return in_flight
         return 0
 
-    def count_failure(self, key: str, seq: int, error: str) -> Attempt:
-        """One more failed delivery of (key, seq), saved at once (the caller may exit)."""
+    def count_failure(self, index: int, key: str, seq: int, error: str) -> Attempt:
+        """One more failed delivery of (key, seq), saved at once (the caller may exit),
+        and marked done so that the next start does not count it again."""
         attempt = self.record.attempts.get(key)
         if attempt is None or attempt.seq != seq:
             attempt = Attempt(seq, 0)
@@ -96,6 +99,7 @@ class DurableRecord:
         attempt.error = error or attempt.error
         self.record.attempts[key] = attempt
         self.save()
+        self.store.store_word(2 * index + 1, seq)
         return attempt
 
     def save(self) -> None:
@@ -107,7 +111,10 @@ class DurableRecord:
 
 
 def read_record(system: str, actor: str) -> Record | None:
-    """Another actor's last committed record (read-only use), or None."""
+    """Another actor's last committed record (read-only use), or None. Reading creates
+    no store for an actor that never ran."""
+    if not os.path.exists(state_path(system, store_owner(actor))):
+        return None
     store = SnapshotStore(system, store_owner(actor), RECORD_CAPACITY, words=WORDS)
     try:
         saved = store.load()

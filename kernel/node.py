@@ -271,11 +271,10 @@ class NodeRuntime:
             reader, ring.stream, producer, ring.consumer, index, durable.record.inputs.get(key, 0)
         )
         # How far the predecessor got: replayed in the first pass, before any commit.
-        inbox.replay_to = max(durable.store.load_word(2 * index), inbox.seq)
+        inbox.replay_to = max(durable.marks(index)[0], inbox.seq)
         crashed = durable.crashed_in(index, key)
         if crashed:
-            attempt = durable.count_failure(key, crashed, "")
-            durable.store_word(2 * index + 1, crashed)
+            attempt = durable.count_failure(index, key, crashed, "")
             log_event(
                 log,
                 logging.WARNING,
@@ -484,12 +483,10 @@ class NodeRuntime:
         records consumed."""
         hosted = self.hosted[inbox.actor]
         durable = hosted.durable
-        in_flight = durable.store.load_word(2 * inbox.index)
-        done = durable.store.load_word(2 * inbox.index + 1)
+        in_flight, done = durable.marks(inbox.index)
         if in_flight > done:
             text = f"{type(error).__name__}: {error}"
-            durable.count_failure(inbox.key, in_flight, text)
-            durable.store_word(2 * inbox.index + 1, in_flight)
+            durable.count_failure(inbox.index, inbox.key, in_flight, text)
             self.fail(inbox.actor, error, "on_message", inbox.reader)
         if not isinstance(error, (msgspec.DecodeError, UnknownRecordType)):
             self.fail(inbox.actor, error, "on_message", inbox.reader)

@@ -478,6 +478,32 @@ record_release(Record *record)
         PyBuffer_Release(&record->buffer);
 }
 
+/* Bind vectorcall arguments to `count` named slots: positional first, then keywords by
+ * name. 0 on success; -1 (no error set) for too many, unknown or repeated arguments, for
+ * the caller to raise its usage message. Missing slots stay NULL. */
+static int
+bind_arguments(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+               const char *const *names, Py_ssize_t count, PyObject **values)
+{
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    if (nargs > count)
+        return -1;
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        values[i] = args[i];
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, k);
+        Py_ssize_t slot = -1;
+        for (Py_ssize_t i = 0; i < count; i++) {
+            if (PyUnicode_CompareWithASCIIString(key, names[i]) == 0)
+                slot = i;
+        }
+        if (slot < 0 || values[slot] != NULL)
+            return -1;
+        values[slot] = args[nargs + k];
+    }
+    return 0;
+}
+
 /* Parse (type_id, payload, publish=True[, timeout_s=None]); -1 with an error set. */
 static int
 parse_record(WriterCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
@@ -485,23 +511,8 @@ parse_record(WriterCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject
 {
     static const char *const names[] = {"type_id", "payload", "publish", "timeout_s"};
     PyObject *values[4] = {NULL, NULL, NULL, NULL};
-    Py_ssize_t max_args = with_timeout ? 4 : 3;
-    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
-    if (nargs > max_args)
+    if (bind_arguments(args, nargs, kwnames, names, with_timeout ? 4 : 3, values) < 0)
         goto usage;
-    for (Py_ssize_t i = 0; i < nargs; i++)
-        values[i] = args[i];
-    for (Py_ssize_t k = 0; k < nkw; k++) {
-        PyObject *key = PyTuple_GET_ITEM(kwnames, k);
-        Py_ssize_t slot = -1;
-        for (Py_ssize_t i = 0; i < max_args; i++) {
-            if (PyUnicode_CompareWithASCIIString(key, names[i]) == 0)
-                slot = i;
-        }
-        if (slot < 0 || values[slot] != NULL)
-            goto usage;
-        values[slot] = args[nargs + k];
-    }
     if (values[0] == NULL || values[1] == NULL)
         goto usage;
     if (!self->has_view) {
@@ -1159,23 +1170,8 @@ parse_drain_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, Py_
                  const char *const *names, const char *usage, DrainArgs *out)
 {
     PyObject *values[5] = {NULL, NULL, NULL, NULL, NULL};
-    Py_ssize_t total = nlead + 3;
-    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
-    if (nargs > total)
+    if (bind_arguments(args, nargs, kwnames, names, nlead + 3, values) < 0)
         goto usage;
-    for (Py_ssize_t i = 0; i < nargs; i++)
-        values[i] = args[i];
-    for (Py_ssize_t k = 0; k < nkw; k++) {
-        PyObject *key = PyTuple_GET_ITEM(kwnames, k);
-        Py_ssize_t slot = -1;
-        for (Py_ssize_t i = 0; i < total; i++) {
-            if (PyUnicode_CompareWithASCIIString(key, names[i]) == 0)
-                slot = i;
-        }
-        if (slot < 0 || values[slot] != NULL)
-            goto usage;
-        values[slot] = args[nargs + k];
-    }
     for (Py_ssize_t i = 0; i < nlead; i++) {
         if (values[i] == NULL)
             goto usage;
