@@ -17,10 +17,11 @@ delivery attempts are counted; see kernel/durable.py).
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from kernel import faults
 from kernel.codec import Codec
+from kernel.latency import Handling
 from ringbuf import RingReader
 
 log = logging.getLogger("kernel.inbox")
@@ -80,7 +81,7 @@ class Inbox:
         handlers: dict[type, Callable[[Any], object]],
         ignored: tuple[type, ...],
         set_word: Callable[[int, int], None],
-        record_hop: Callable[[int], None] | None,
+        trace: "HopTrace | None",
     ) -> None:
         """The dispatch table indexed by record type id (index 0 is unused). `set_word`
         stores a u64 at a byte offset of the actor's durable store (its scratch words)."""
@@ -88,7 +89,7 @@ class Inbox:
         for kind in codec.types:
             handler = handlers.get(kind)
             if handler is not None:
-                entries.append(self._deliver(handler, set_word, record_hop))
+                entries.append(self._deliver(handler, set_word, trace))
             else:
                 entries.append(self._skip(kind in ignored))
         self.table = tuple(entries)
@@ -97,17 +98,21 @@ class Inbox:
         self,
         handler: Callable[[Any], object],
         set_word: Callable[[int, int], None],
-        record_hop: Callable[[int], None] | None,
+        trace: "HopTrace | None",
     ) -> Deliver:
         inbox = self
         in_flight, done = 16 * self.index, 16 * self.index + 8  # byte offsets of words
         actor = self.actor
         clock = time.monotonic_ns
         armed = faults.armed  # fixed for the process's life (set from the environment)
+        if trace is not None:
+            record_hop, record_handle, handling = trace.hop, trace.handle, trace.handling
 
         def deliver(msg: Any) -> None:
-            if record_hop is not None:
-                record_hop(clock() - msg.ts_ns)
+            if trace is not None:
+                received = clock()
+                record_hop(received - msg.ts_ns)
+                handling.since_ns = received
             seq = msg.seq
             last = inbox.seq
             if seq <= last:
@@ -123,6 +128,9 @@ class Inbox:
             handler(msg)
             set_word(done, seq)
             inbox.seq = seq
+            if trace is not None:
+                handling.since_ns = 0
+                record_handle(clock() - received)
             if armed:
                 faults.hit(actor, "after_handler")
 
@@ -150,6 +158,16 @@ class Inbox:
                     )
 
         return skip
+
+
+class HopTrace(NamedTuple):
+    """What a traced input records: each message's hop (publish stamp -> handed to the
+    handler: encode, ring write, wake-up, waiting behind other work, decode) and how
+    long its handler ran; `handling` tells the node's outputs when the handler began."""
+
+    hop: Callable[[int], None]
+    handle: Callable[[int], None]
+    handling: Handling
 
 
 def input_key(stream: str, producer: str) -> str:

@@ -31,8 +31,8 @@ from kernel.actor import Actor, ActorContext
 from kernel.codec import Codec
 from kernel.durable import DurableRecord, Quarantine, read_record
 from kernel.health import HealthTable, State, run_owner
-from kernel.inbox import Inbox, input_key
-from kernel.latency import LatencyRecorder
+from kernel.inbox import HopTrace, Inbox, input_key
+from kernel.latency import Handling, LatencyRecorder
 from kernel.logs import log_event
 from kernel.outbox import Outbox, OutboxFull
 from kernel.streams import NodeStopping, OutputStream, UnwiredOutput
@@ -44,6 +44,8 @@ STATE_ENCODER = msgspec.msgpack.Encoder()
 log = logging.getLogger("kernel.node")
 
 YIELD_EVERY_NS = 1_000_000  # a node busy with messages still lets its timers run
+COMMIT_OVERDUE_FACTOR = 5
+"""Commit intervals after which a node whose inputs never go quiet commits anyway."""
 
 
 def apply_placement(cores: list[int], realtime: bool, node: str) -> None:
@@ -123,12 +125,16 @@ class NodeRuntime:
         self._handling = False
         """Inside a drain pass, a timer or a replay: no commit may happen until it ends."""
         self._committed_ns = 0
+        self._uncommitted = False
+        """Messages were handled since the last commit pass."""
         self.stopped = asyncio.Event()
         self._heartbeat: asyncio.TimerHandle | None = None
+        self.recorder: LatencyRecorder | None = None
+        self.handling = Handling()
+        self._record_commit: Callable[[int], None] | None = None
 
     # ---------------------------------------------------------------- building
     def _attach(self) -> None:
-        recorder = self._hop_recorder()
         for actor_name in self.spec.actors:
             actor_config = self.topology.actors[actor_name]
             cls = import_object(actor_config.cls, f"actors.{actor_name}.cls")
@@ -142,6 +148,7 @@ class NodeRuntime:
                     ports[port] = UnwiredOutput(port, self.codec, actor_name)
                     continue
                 output = self._output(stream, actor_name)
+                self._trace_publish(output)
                 output.seq = self._resume_seq(durable, stream, actor_name)
                 ports[port] = output
                 hosted_outputs.append(output)
@@ -169,9 +176,7 @@ class NodeRuntime:
             hosted.committed_out = hosted.published()
             handlers = {kind: getattr(actor, method) for kind, method in cls.handlers().items()}
             for index, ring in enumerate(self.topology.inputs_of(actor_name)):
-                hosted.inboxes.append(
-                    self._inbox(ring, hosted, index, handlers, cls.ignores, recorder)
-                )
+                hosted.inboxes.append(self._inbox(ring, hosted, index, handlers, cls.ignores))
             hosted.replaying = any(inbox.seq < inbox.replay_to for inbox in hosted.inboxes)
             if not hosted.replaying:
                 self._end_replay(hosted)
@@ -257,7 +262,6 @@ class NodeRuntime:
         index: int,
         handlers: dict[type, Callable[[Any], object]],
         ignores: tuple[type, ...],
-        recorder: LatencyRecorder | None,
     ) -> Inbox:
         reader = RingReader(
             ring.name,
@@ -288,10 +292,15 @@ class NodeRuntime:
         if attempt is not None and attempt.failures >= self.config.delivery.max_attempts:
             inbox.poison = attempt.seq
         inbox.quarantine = self._quarantine_message
-        record_hop = None
-        if recorder is not None:
-            record_hop = recorder.series(f"{ring.stream}->{ring.consumer}").record
-        inbox.build(self.codec, handlers, ignores, durable.store.word_setter(), record_hop)
+        trace = None
+        if self.recorder is not None:
+            hop = f"{ring.stream}->{ring.consumer}"
+            trace = HopTrace(
+                self.recorder.series(hop).record,
+                self.recorder.series(f"handle {hop}").record,
+                self.handling,
+            )
+        inbox.build(self.codec, handlers, ignores, durable.store.word_setter(), trace)
         return inbox
 
     # ------------------------------------------------------------------ running
@@ -301,6 +310,9 @@ class NodeRuntime:
             loop.add_signal_handler(signum, self.request_stop)
         apply_placement(self.spec.cores, self.spec.realtime, self.name)
         self._beat()
+        self.recorder = self._recorder()
+        if self.recorder is not None:
+            self._record_commit = self.recorder.series("commit").record
         self._attach()
         for name, actor in self.actors.items():
             try:
@@ -312,6 +324,7 @@ class NodeRuntime:
         # keep it out of the collector so that a full collection stays short on the hot path.
         gc.collect()
         gc.freeze()
+        self._trace_pauses()
         pid = os.getpid()
         mask = sum(1 << core for core in os.sched_getaffinity(0))
         for row in self.rows.values():
@@ -359,26 +372,78 @@ class NodeRuntime:
         self.aborted = True
         self.request_stop()
 
-    def _hop_recorder(self) -> LatencyRecorder | None:
-        """Histograms of `<stream>-><actor>` hop latencies for this node's inputs."""
-        rings = [ring for actor in self.spec.actors for ring in self.topology.inputs_of(actor)]
-        if not self.spec.trace_latency or not rings:
+    def _recorder(self) -> LatencyRecorder | None:
+        """This node's latency histograms (`trace_latency`), by series:
+
+        - `<stream>-><actor>`: publish stamp -> handed to the handler (the hop);
+        - `handle <stream>-><actor>`: the handler's run;
+        - `publish <stream>`: stamp -> every ring written (encode, outbox, writes);
+        - `handler until publish <stream>`: handler begins -> its publish stamp;
+        - `commit`: a commit pass; `gc pause`: a garbage collection.
+        """
+        if not self.spec.trace_latency:
             return None
-        hops = [f"{ring.stream}->{ring.consumer}" for ring in rings]
-        return LatencyRecorder(self.config.name, f"node.{self.name}", hops)
+        series = ["commit", "gc pause"]
+        for actor in self.spec.actors:
+            for ring in self.topology.inputs_of(actor):
+                series += [f"{ring.stream}->{actor}", f"handle {ring.stream}->{actor}"]
+            for stream in self.topology.actors[actor].outputs.values():
+                series += [f"publish {stream}", f"handler until publish {stream}"]
+        return LatencyRecorder(self.config.name, f"node.{self.name}", series)
+
+    def _trace_publish(self, output: OutputStream) -> None:
+        """Record each publish of `output`: its cost, and when a handler made it, how
+        long the handler took to get there (together with the hops, every microsecond
+        of a message's way through the node is in some series)."""
+        recorder, handling = self.recorder, self.handling
+        if recorder is None:
+            return
+        record_publish = recorder.series(f"publish {output.name}").record
+        record_lead = recorder.series(f"handler until publish {output.name}").record
+        clock = time.monotonic_ns
+
+        def traced(stamp_ns: int) -> None:
+            record_publish(clock() - stamp_ns)
+            since = handling.since_ns
+            if since:
+                record_lead(stamp_ns - since)
+
+        output.traced = traced
+
+    def _trace_pauses(self) -> None:
+        """Garbage collections: a pause here is a pause of every message in flight."""
+        recorder = self.recorder
+        if recorder is None:
+            return
+        record = recorder.series("gc pause").record
+        clock = time.monotonic_ns
+        started = [0]
+
+        def on_gc(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                started[0] = clock()
+            else:
+                record(clock() - started[0])
+
+        gc.callbacks.append(on_gc)
 
     async def _drain(self) -> None:
-        """Drain every input in batches without committing; at most every
-        `commit_interval_s` (and on the heartbeat) save the records of the actors that
-        handled something, then commit the rings (module docstring of kernel/streams.py):
-        a crash anywhere in between redelivers, never loses. Group commit keeps the
-        cost of saving a large state off most messages' path."""
+        """Drain every input in batches without committing; save the records of the
+        actors that handled something, then commit the rings (module docstring of
+        kernel/streams.py): a crash anywhere in between redelivers, never loses.
+
+        Group commit keeps the cost of saving a large state off most messages' path, and
+        its timing keeps it off their way: the commit runs when the inputs are empty and
+        `commit_interval_s` has passed since the last one (a burst of messages is handled
+        whole, then committed), or, if the inputs never go quiet, once
+        COMMIT_OVERDUE_FACTOR intervals have passed. The heartbeat commits what is left."""
         readers = [inbox.reader for inbox in self.inboxes]
         polls = [
             (inbox.reader.poll_decode, inbox.table, inbox, self.hosted[inbox.actor])
             for inbox in self.inboxes
         ]
         interval_ns = round(self.spec.commit_interval_s * 1e9)
+        overdue_ns = COMMIT_OVERDUE_FACTOR * interval_ns
         wait = make_wait_strategy(self.spec.wait, self.doorbells.get(self.name))
         decoders = self.codec.decode_table
         batch = self.spec.batch
@@ -401,12 +466,16 @@ class NodeRuntime:
                         got += handled
                         hosted.dirty = True
                 self._handling = False
-                if got and clock() - self._committed_ns >= interval_ns:
-                    self._commit_pass()
                 if got:
-                    if clock() - last_yield > YIELD_EVERY_NS:
+                    self._uncommitted = True
+                    now = clock()
+                    if now - self._committed_ns >= overdue_ns:
+                        self._commit_pass()
+                    if now - last_yield > YIELD_EVERY_NS:
                         await asyncio.sleep(0)
                         last_yield = clock()
+                elif self._uncommitted and clock() - self._committed_ns >= interval_ns:
+                    self._commit_pass()  # then poll again: messages may have come meanwhile
                 else:
                     await wait.wait_async(readers)
                     last_yield = clock()
@@ -415,12 +484,16 @@ class NodeRuntime:
 
     def _commit_pass(self) -> None:
         """Save the record of every actor with something new, then commit the rings."""
+        started = time.monotonic_ns()
+        self._uncommitted = False
         for hosted in self.hosted.values():
             if hosted.dirty or hosted.published() != hosted.committed_out:
                 self._commit_actor(hosted)
         for inbox in self.inboxes:
             inbox.reader.commit()
         self._committed_ns = time.monotonic_ns()
+        if self._record_commit is not None:
+            self._record_commit(self._committed_ns - started)
 
     def _replay(self, decoders: tuple[Any, ...], batch: int) -> None:
         """Hand each replaying actor the inputs its predecessor had handled after the last

@@ -85,6 +85,8 @@ class OutputStream:
         """Called with (seq, type id, payload) before the first ring is written."""
         self.on_outbox_full: Callable[[], None] = lambda: None
         """Makes room in a full outbox (a commit), or raises when none may happen now."""
+        self.traced: Callable[[int], None] | None = None
+        """Called with the publish stamp once every ring has the message (latency tracing)."""
 
     def publish(self, msg: msgspec.Struct) -> None:
         """Stamp seq and ts_ns (and origin_ns if unset), encode once, keep it in the
@@ -115,6 +117,8 @@ class OutputStream:
         # Counted only once every ring has it: a publish cut short is not committed as
         # published, so the restarted producer publishes it again (point 4 above).
         self.seq = seq
+        if self.traced is not None:
+            self.traced(now)
 
     def write(self, type_id: int, payload: bytes) -> None:
         """Write one encoded message to every ring (also used to re-send the outbox)."""

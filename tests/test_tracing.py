@@ -1,0 +1,71 @@
+"""A traced node records where each message's time goes (the `bench e2e` breakdown):
+hops, handler runs, publish costs, handler-until-publish leads, commits."""
+
+from pathlib import Path
+
+from kernel.latency import read_histograms
+from tests.systems import RunningSystem, base_config, wait_until, write_config
+
+COUNT = 2_000
+
+
+def relay_system(tmp_path: Path) -> dict:
+    config = base_config(tmp_path)
+    config["streams"] = [
+        {"name": "numbers", "capacity": 1 << 16},
+        {"name": "relayed", "capacity": 1 << 16},
+    ]
+    config["actors"] = [
+        {
+            "name": "source",
+            "cls": "tests.kernel_actors:Source",
+            "outputs": {"out": "numbers"},
+            "params": {"count": COUNT},
+        },
+        {
+            "name": "relay",
+            "cls": "tests.kernel_actors:Relay",
+            "inputs": ["numbers"],
+            "outputs": {"out": "relayed"},
+        },
+        {"name": "ledger", "cls": "tests.kernel_actors:Ledger", "inputs": ["relayed"]},
+    ]
+    config["nodes"] = [
+        {"name": "front", "actors": ["source"], "wait": "backoff"},
+        {"name": "back", "actors": ["relay", "ledger"], "wait": "backoff"},
+    ]
+    config["supervisors"] = [{"name": "root", "children": ["front", "back"]}]
+    return config
+
+
+def test_a_traced_node_records_hops_handlers_publishes_leads_and_commits(tmp_path):
+    config = relay_system(tmp_path)
+    name = config["name"]
+    system = RunningSystem(write_config(tmp_path / "c.toml", config), name, tmp_path / "r.jsonl")
+    try:
+        system.wait_running()
+
+        def counts() -> dict[str, int]:
+            return {key: h.count for key, h in read_histograms(name).items()}
+
+        wait_until(lambda: counts().get("node.back.relayed->ledger", 0) == COUNT, 60, "all")
+        histograms = read_histograms(name)
+        for series in (
+            "node.back.numbers->relay",
+            "node.back.handle numbers->relay",
+            "node.back.publish relayed",
+            "node.back.handler until publish relayed",
+            "node.back.relayed->ledger",
+            "node.back.handle relayed->ledger",
+            "node.front.publish numbers",
+        ):
+            assert histograms[series].count == COUNT, series
+        # The source publishes from a task, not from a handler: no lead to record.
+        assert histograms["node.front.handler until publish numbers"].count == 0
+        assert histograms["node.back.commit"].count >= 1
+        # A relay's handler includes its publish; its lead ends where the publish starts.
+        handle = histograms["node.back.handle numbers->relay"]
+        lead = histograms["node.back.handler until publish relayed"]
+        assert handle.max_ns >= lead.percentile(50) > 0
+    finally:
+        system.terminate()
