@@ -35,6 +35,18 @@ from ringbuf import (
 log = logging.getLogger("kernel.system")
 
 
+def keep_off_spinning_cores(config: SystemConfig) -> None:
+    """Pin this process (the supervisor; the zygote inherits it) to the cores no spinning
+    node holds: a spinning node owns its core, and a supervisor check or a fork landing
+    there would stall the order path for a whole time slice. Left alone when every
+    core spins."""
+    spinning = {core for node in config.nodes if node.wait == "spin" for core in node.cores}
+    allowed = os.sched_getaffinity(0)
+    rest = allowed - spinning
+    if rest and rest != allowed:
+        os.sched_setaffinity(0, rest)
+
+
 class AlreadyRunning(RuntimeError):
     """Another run of the same system name is alive."""
 
@@ -98,6 +110,7 @@ class System:
         # Nodes tell a restart within this run from a new run by this id (the zygote
         # and every node it forks inherit the environment).
         os.environ[RUN_ID_ENV] = str(time.time_ns())
+        keep_off_spinning_cores(self.config)
         self._create_resources()
         assert self.health is not None
         code = 0

@@ -5,6 +5,7 @@ import signal
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
 from ringbuf.procs import is_alive
@@ -323,3 +324,24 @@ def test_a_killed_zygote_takes_its_nodes_and_fails_the_run_cleanly(tmp_path, sys
     for pid in children:
         assert not is_alive(pid)
     assert not run_leftovers(config["name"])
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
+def test_the_supervisor_and_zygote_keep_off_the_core_of_a_spinning_node(tmp_path, systems):
+    spun = max(os.sched_getaffinity(0))
+    config = base_config(tmp_path)
+    config["actors"] = [{"name": "idle_s", "cls": IDLE}, {"name": "idle_p", "cls": IDLE}]
+    config["nodes"] = [
+        {"name": "s", "actors": ["idle_s"], "wait": "spin", "cores": [spun]},
+        {"name": "p", "actors": ["idle_p"], "wait": "park", "cores": [spun]},
+    ]
+    config["supervisors"] = [{"name": "root", "children": ["s", "p"]}]
+    system = start(tmp_path, config)
+    systems.append(system)
+    supervisor = psutil.Process(system.proc.pid)
+    assert spun not in supervisor.cpu_affinity()
+    zygote = next(child for child in supervisor.children() if "zygote" in " ".join(child.cmdline()))
+    assert spun not in zygote.cpu_affinity()
+    rows = system.rows()
+    # The nodes themselves sit where the config puts them.
+    assert rows["idle_s"]["cores"] == [spun]
