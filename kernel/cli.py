@@ -39,6 +39,7 @@ def _bench(args: argparse.Namespace) -> int:
         options.append("--quick")
     if args.no_enforce:
         options.append("--no-enforce")
+    options += args.suite_options
     status = 0
     for name in args.suites or list(suites):
         # The worst exit status wins: one broken budget fails the whole run.
@@ -280,7 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--config", help="TOML file (default: the shipped config/default.toml)")
     check.set_defaults(handler=_config)
 
-    bench = commands.add_parser("bench", help="run benchmark suites (all when none is named)")
+    bench = commands.add_parser(
+        "bench",
+        help="run benchmark suites (all when none is named); a suite's own options "
+        "(e.g. `bench e2e --load`; `python -m bench.e2e --help` lists them) pass through",
+    )
     suites = sorted(bench_suites())
     bench.add_argument("suites", nargs="*", metavar="SUITE", help=f"any of {suites}")
     bench.add_argument("--quick", action="store_true", help="short smoke run")
@@ -310,12 +315,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # A suite's own options (`bench e2e --load`) pass through to it; elsewhere they are errors.
+    args, extra = parser.parse_known_args(argv)
+    if args.command != "bench" and extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "bench":
         known = bench_suites()
         unknown = [name for name in args.suites if name not in known]
         if unknown:
             parser.error(f"unknown bench suite(s) {unknown}; choose from {sorted(known)}")
+        if extra and len(args.suites) != 1:
+            parser.error(f"suite options {extra} need exactly one suite named")
+        args.suite_options = extra
     return int(args.handler(args))
 
 

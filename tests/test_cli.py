@@ -159,13 +159,34 @@ def test_bench_runs_every_registered_suite_and_the_worst_status_wins(monkeypatch
     runs.clear()
     assert cli_module.main(["bench", "passing"]) == 0
     assert runs == [("passing", [])]
+    # A suite's own options pass through to it, after the common ones.
+    runs.clear()
+    assert cli_module.main(["bench", "passing", "--quick", "--load", "--rates", "1,2"]) == 0
+    assert runs == [("passing", ["--quick", "--load", "--rates", "1,2"])]
+
+
+def test_suite_options_need_one_suite_and_other_commands_refuse_unknown_options(monkeypatch):
+    group = cli_module.BENCH_GROUP
+    suites = {
+        "failing": EntryPoint("failing", "tests.test_cli:failing_suite", group),
+        "passing": EntryPoint("passing", "tests.test_cli:passing_suite", group),
+    }
+    monkeypatch.setattr(cli_module, "bench_suites", lambda: suites)
+    runs.clear()
+    with pytest.raises(SystemExit) as exit_info:
+        cli_module.main(["bench", "--load"])
+    assert exit_info.value.code == 2 and runs == []
+    with pytest.raises(SystemExit) as exit_info:
+        cli_module.main(["segments", "--load"])
+    assert exit_info.value.code == 2
 
 
 def test_bench_without_registered_suites_says_how_to_get_them(monkeypatch, capsys):
     monkeypatch.setattr(cli_module, "bench_suites", dict)
     with pytest.raises(SystemExit):
         cli_module.main(["bench", "ring"])  # not registered: refused by name
-    assert cli_module._bench(argparse.Namespace(suites=[], quick=False, no_enforce=False)) == 2
+    options = argparse.Namespace(suites=[], quick=False, no_enforce=False, suite_options=[])
+    assert cli_module._bench(options) == 2
     assert "pip install -e ." in capsys.readouterr().err
 
 
