@@ -56,8 +56,10 @@ class NodeConfig(Base):
     trace_latency: bool = True
     """Record each input message's hop latency (receipt - publish) in a histogram."""
     commit_interval_s: NonNegative = 0.02
-    """Most time between two commits of the node's actor records and ring cursors while
-    messages flow (0: after every drain pass); the heartbeat commits in any case."""
+    """Time between two commits of the node's actor records and ring cursors while
+    messages flow (0: after every drain pass). A commit waits for a quiet moment of the
+    inputs and saves one actor per quiet moment; inputs that never go quiet, or a node
+    without inputs, are committed after 5 intervals at the latest."""
     heartbeat_timeout_s: Positive = 2.0
     shutdown_timeout_s: Positive = 3.0
     start_timeout_s: Positive = 20.0

@@ -126,7 +126,7 @@ class NodeRuntime:
         """Inside a drain pass, a timer or a replay: no commit may happen until it ends."""
         self._committed_ns = 0
         self._uncommitted = False
-        """Messages were handled since the last commit pass."""
+        """Messages were handled since every actor was last committed."""
         self.stopped = asyncio.Event()
         self._heartbeat: asyncio.TimerHandle | None = None
         self.recorder: LatencyRecorder | None = None
@@ -475,7 +475,11 @@ class NodeRuntime:
                         await asyncio.sleep(0)
                         last_yield = clock()
                 elif self._uncommitted and clock() - self._committed_ns >= interval_ns:
-                    self._commit_pass()  # then poll again: messages may have come meanwhile
+                    # One actor per quiet moment, then poll again: a message that came
+                    # meanwhile waits for one actor's save at most, not for all of them.
+                    if not self._commit_next():
+                        self._uncommitted = False
+                        self._committed_ns = clock()
                 else:
                     await wait.wait_async(readers)
                     last_yield = clock()
@@ -494,6 +498,21 @@ class NodeRuntime:
         self._committed_ns = time.monotonic_ns()
         if self._record_commit is not None:
             self._record_commit(self._committed_ns - started)
+
+    def _commit_next(self) -> bool:
+        """Save the record of the first actor with something new, then commit its rings
+        (each actor's record covers its own inputs only, so actors commit one by one as
+        well as together). False when no actor had anything new."""
+        for hosted in self.hosted.values():
+            if hosted.dirty or hosted.published() != hosted.committed_out:
+                started = time.monotonic_ns()
+                self._commit_actor(hosted)
+                for inbox in hosted.inboxes:
+                    inbox.reader.commit()
+                if self._record_commit is not None:
+                    self._record_commit(time.monotonic_ns() - started)
+                return True
+        return False
 
     def _replay(self, decoders: tuple[Any, ...], batch: int) -> None:
         """Hand each replaying actor the inputs its predecessor had handled after the last
@@ -601,9 +620,15 @@ class NodeRuntime:
 
     def _heartbeat_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self._beat()
-        # What the drain loop has not committed yet, and the output seqs of actors that
-        # publish from tasks (a feed), are committed here at the latest.
-        if not self.stopping and not self._handling:
+        # What the drain loop has left uncommitted for long, and the output seqs of actors
+        # that publish from tasks (a feed), are committed here: not on every beat, which
+        # would stall the messages in flight at a random moment, only when overdue.
+        overdue_ns = COMMIT_OVERDUE_FACTOR * round(self.spec.commit_interval_s * 1e9)
+        if (
+            not self.stopping
+            and not self._handling
+            and time.monotonic_ns() - self._committed_ns >= overdue_ns
+        ):
             self._commit_pass()
         self._heartbeat = loop.call_later(
             self.config.heartbeat_interval_s, self._heartbeat_loop, loop

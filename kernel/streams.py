@@ -8,11 +8,12 @@ Delivery semantics (enforced by this module, kernel/inbox.py and kernel/node.py)
 2. **Handling is exactly-once.** Every message carries its stream's `seq` (1, 2, 3, ...
    stamped here). Per input, the kernel keeps the last handled `seq` in the actor's
    durable record and drops anything at or below it before the handler sees it.
-3. **State and positions commit together.** After each drain pass (and after each
-   timer, and on the heartbeat for actors that publish from tasks) the kernel saves one
-   record per actor holding its `State`, the last handled `seq` of every input and the
-   last `seq` of every output, crash-consistently (two checksummed slots). A restarted
-   actor resumes exactly at its last commit.
+3. **State and positions commit together.** At each group commit (kernel/node.py
+   `_drain`), after each timer, and on the heartbeat for actors that publish from tasks,
+   the kernel saves one record per actor holding its `State`, the last handled `seq` of
+   every input and the last `seq` of every output, crash-consistently (two checksummed
+   slots), then commits that actor's read cursors. A restarted actor resumes exactly at
+   its last commit.
 4. **No consumer misses a message, none sees two versions of one.** Every publish is
    first appended to the producer's outbox (kernel/outbox.py), cleared at each commit.
    A restarted producer first sends its outbox again, byte for byte, to every ring of
