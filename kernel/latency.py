@@ -7,7 +7,7 @@ each series is a high-dynamic-range histogram (HDR-style log-linear buckets: val
 below 32 ns exact, above that 16 buckets per power of two, so any value is known to
 within 1/16 = 6.25 %), plus the exact maximum and the count.
 One writer per series, no locks; readers (the benchmark, /metrics) copy the counts.
-Recording costs two memoryview updates and a comparison (~0.2 us in CPython).
+Recording is `ringbuf._core.HdrSeries.record`, in C: three stores, ~0.05 us.
 """
 
 import contextlib
@@ -18,6 +18,7 @@ import numpy as np
 
 from kernel.health import run_owner
 from ringbuf import shm
+from ringbuf._core import HdrSeries, hdr_bucket
 
 VERSION = 1
 SUB_BITS = 5
@@ -31,11 +32,9 @@ _NAMES_AT = HEADER_WORDS * 8
 
 
 def bucket_of(value_ns: int) -> int:
-    """The bucket index of a value (negative values count as 0)."""
-    if value_ns < 32:
-        return max(value_ns, 0)
-    shift = value_ns.bit_length() - SUB_BITS
-    return min((shift << 4) + (value_ns >> shift), BUCKETS - 1)
+    """The bucket index of a value (negative values count as 0): the one `HdrSeries`
+    (ringbuf/_core.c, the writer) counts it in."""
+    return hdr_bucket(value_ns, BUCKETS)
 
 
 def bucket_bounds(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -55,30 +54,6 @@ def latency_name(system: str, owner: str) -> str:
 
 def latency_path(system: str, owner: str) -> str:
     return shm.segment_path(latency_name(system, owner))
-
-
-class Series:
-    """The writer's handle on one histogram."""
-
-    def __init__(self, words: memoryview, base: int) -> None:
-        self._words = words
-        self._count = base
-        self._max = base + 1
-        self._buckets = base + 2
-
-    def record(self, value_ns: int) -> None:
-        words = self._words
-        if value_ns < 32:
-            index = value_ns if value_ns > 0 else 0
-        else:
-            shift = value_ns.bit_length() - SUB_BITS
-            index = (shift << 4) + (value_ns >> shift)
-            if index >= BUCKETS:
-                index = BUCKETS - 1
-        words[self._buckets + index] += 1
-        words[self._count] += 1
-        if value_ns > words[self._max]:
-            words[self._max] = value_ns
 
 
 class LatencyRecorder:
@@ -108,18 +83,19 @@ class LatencyRecorder:
         if mapping[_NAMES_AT : _NAMES_AT + len(names)] != names:
             self._segment.close()
             raise ValueError(f"{self.path} is not a histogram file of these series")
-        self._words = memoryview(mapping).cast("Q")
         first = HEADER_WORDS + len(series) * NAME_BYTES // 8
         self._series = {
-            name: Series(self._words, first + i * SERIES_WORDS) for i, name in enumerate(series)
+            name: HdrSeries(mapping, 8 * (first + i * SERIES_WORDS), BUCKETS)
+            for i, name in enumerate(series)
         }
 
-    def series(self, name: str) -> Series:
+    def series(self, name: str) -> HdrSeries:
         return self._series[name]
 
     def close(self) -> None:
+        for series in self._series.values():
+            series.release()
         self._series.clear()
-        self._words.release()
         with contextlib.suppress(BufferError):
             self._segment.close()
 

@@ -5,6 +5,7 @@
  *
  *  - SharedWords: acquire/release/seq_cst access to u64 words of a buffer
  *    (the `atomics` package costs ~18 us per operation);
+ *  - HdrSeries: count a value in a shared-memory latency histogram;
  *  - WriterCore: append records and publish the write cursor;
  *  - ReaderCore: hand published records to Python handlers, dispatched by type id,
  *    and commit the read cursor after each batch or when the caller says so.
@@ -207,6 +208,139 @@ static PyTypeObject SharedWordsType = {
     .tp_dealloc = (destructor)shared_words_dealloc,
     .tp_methods = shared_words_methods,
 };
+
+/* ------------------------------------------------------------ histograms -- */
+
+/* One series of a latency histogram (kernel/latency.py owns the layout: u64 count,
+ * u64 max, then `buckets` u64 counts). Buckets are log-linear: values below 32 exact,
+ * above that 16 buckets per power of two; the last bucket takes everything larger.
+ * Recorded on every message of a traced node, so in C: ~40 instructions, where the
+ * same arithmetic on a memoryview in CPython costs ~4,500. One writer per series. */
+
+#define HDR_SUB_BITS 5
+
+static inline Py_ssize_t
+hdr_bucket_index(long long value, Py_ssize_t buckets)
+{
+    if (value < 32)
+        return value > 0 ? (Py_ssize_t)value : 0;
+    int shift = (64 - __builtin_clzll((unsigned long long)value)) - HDR_SUB_BITS;
+    Py_ssize_t index = ((Py_ssize_t)shift << 4) + (Py_ssize_t)((unsigned long long)value >> shift);
+    return index < buckets ? index : buckets - 1;
+}
+
+typedef struct {
+    PyObject_HEAD
+    Py_buffer view;
+    int has_view;
+    uint64_t *words;  /* count, max, buckets... */
+    Py_ssize_t buckets;
+} HdrSeries;
+
+static int
+hdr_series_init(HdrSeries *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *obj;
+    Py_ssize_t offset, buckets;
+    static char *kwlist[] = {"buffer", "offset", "buckets", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Onn", kwlist, &obj, &offset, &buckets))
+        return -1;
+    if (self->has_view) {
+        PyBuffer_Release(&self->view);
+        self->has_view = 0;
+    }
+    if (PyObject_GetBuffer(obj, &self->view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
+        return -1;
+    self->has_view = 1;
+    char *at = (char *)self->view.buf + offset;
+    if (buckets < 1 || offset < 0 || ((uintptr_t)at) % 8 != 0 ||
+        offset + 8 * (2 + buckets) > self->view.len) {
+        PyBuffer_Release(&self->view);
+        self->has_view = 0;
+        PyErr_Format(PyExc_ValueError,
+                     "a series of %zd buckets at offset %zd does not fit %zd aligned bytes",
+                     buckets, offset, self->view.len);
+        return -1;
+    }
+    self->words = (uint64_t *)at;
+    self->buckets = buckets;
+    return 0;
+}
+
+static void
+hdr_series_dealloc(HdrSeries *self)
+{
+    if (self->has_view)
+        PyBuffer_Release(&self->view);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+hdr_series_record(HdrSeries *self, PyObject *value_obj)
+{
+    if (!self->has_view) {
+        PyErr_SetString(PyExc_ValueError, "HdrSeries is released");
+        return NULL;
+    }
+    long long value = PyLong_AsLongLong(value_obj);
+    if (value == -1 && PyErr_Occurred())
+        return NULL;
+    uint64_t *words = self->words;
+    uint64_t *bucket = &words[2 + hdr_bucket_index(value, self->buckets)];
+    /* Single writer: plain read-modify-write, stores made visible to readers in order. */
+    __atomic_store_n(bucket, *bucket + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&words[0], words[0] + 1, __ATOMIC_RELEASE);
+    if (value > 0 && (uint64_t)value > words[1])
+        __atomic_store_n(&words[1], (uint64_t)value, __ATOMIC_RELAXED);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+hdr_series_release(HdrSeries *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->has_view) {
+        PyBuffer_Release(&self->view);
+        self->has_view = 0;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef hdr_series_methods[] = {
+    {"record", (PyCFunction)hdr_series_record, METH_O,
+     "record(value_ns): count one value (negative counts as 0)."},
+    {"release", (PyCFunction)hdr_series_release, METH_NOARGS,
+     "release(): drop the buffer so the mapping can be closed."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject HdrSeriesType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ringbuf._core.HdrSeries",
+    .tp_basicsize = sizeof(HdrSeries),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "HdrSeries(buffer, offset, buckets): the writer of one latency histogram series.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)hdr_series_init,
+    .tp_dealloc = (destructor)hdr_series_dealloc,
+    .tp_methods = hdr_series_methods,
+};
+
+static PyObject *
+hdr_bucket(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    ARGC_CHECK("hdr_bucket", 2);
+    long long value = PyLong_AsLongLong(args[0]);
+    if (value == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t buckets = PyLong_AsSsize_t(args[1]);
+    if (buckets == -1 && PyErr_Occurred())
+        return NULL;
+    if (buckets < 1) {
+        PyErr_SetString(PyExc_ValueError, "buckets must be >= 1");
+        return NULL;
+    }
+    return PyLong_FromSsize_t(hdr_bucket_index(value, buckets));
+}
 
 /* ---------------------------------------------------------------- layout -- */
 
@@ -1404,6 +1538,8 @@ spin_until_available(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssiz
 }
 
 static PyMethodDef module_functions[] = {
+    {"hdr_bucket", (PyCFunction)(void (*)(void))hdr_bucket, METH_FASTCALL,
+     "hdr_bucket(value_ns, buckets) -> int: the histogram bucket HdrSeries counts it in."},
     {"spin_until_available", (PyCFunction)(void (*)(void))spin_until_available, METH_FASTCALL,
      "spin_until_available(readers, budget_ns) -> bool"},
     {NULL, NULL, 0, NULL},
@@ -1453,6 +1589,7 @@ PyInit__core(void)
     if (PyType_Ready(&PayloadViewType) < 0)
         goto fail;
     if (add_type(m, &SharedWordsType, "SharedWords") < 0 ||
+        add_type(m, &HdrSeriesType, "HdrSeries") < 0 ||
         add_type(m, &WriterCoreType, "WriterCore") < 0 ||
         add_type(m, &ReaderCoreType, "ReaderCore") < 0)
         goto fail;

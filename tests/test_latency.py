@@ -6,6 +6,8 @@ import uuid
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kernel.health import HealthTable
 from kernel.latency import (
@@ -17,6 +19,7 @@ from kernel.latency import (
     read_histograms,
 )
 from ringbuf import Kind, Lifetime, list_segments, shm, unlink_segment
+from ringbuf._core import HdrSeries
 
 
 @pytest.fixture
@@ -93,3 +96,21 @@ def test_histograms_belong_to_the_run_and_refuse_other_series(system):
         LatencyRecorder(system, "venue", ["a", "b"])
     assert read_histograms(system) == {}  # readers skip what they cannot read
     table.close()
+
+
+@given(st.integers(min_value=-(2**63), max_value=2**63 - 1))
+def test_the_writer_counts_any_value_in_the_bucket_that_contains_it(value):
+    """HdrSeries (C) against the buckets' bounds as the readers compute them (numpy)."""
+    buffer = bytearray(8 * (2 + BUCKETS) + 8)
+    series = HdrSeries(buffer, 8, BUCKETS)
+    series.record(value)
+    series.release()
+    words = np.frombuffer(buffer, dtype=np.uint64)[1:]
+    (index,) = np.flatnonzero(words[2:])
+    assert words[0] == 1 and words[2 + index] == 1 and index == bucket_of(value)
+    low, high = bucket_bounds(np.array([index]))
+    if index == BUCKETS - 1:
+        assert value >= low[0]
+    else:
+        assert low[0] <= max(value, 0) < high[0]
+    assert words[1] == max(value, 0)

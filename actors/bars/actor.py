@@ -24,6 +24,24 @@ class BarsActor(Actor):
     Params = BarsParams
     params: BarsParams
 
+    @classmethod
+    def warm_up(cls) -> None:
+        """Close a few bars in the zygote: the indicators' numba kernels compile on their
+        first call (~12 ms), which a (re)started node would otherwise pay on its first bar."""
+        builder = BarBuilder("WARMUP", (1,))
+        for second in range(40):
+            price = 100.0 + second % 3
+            event_ns = (1_700_000_000 + second) * 1_000_000_000
+            tick = Tick(
+                symbol="WARMUP",
+                price=price,
+                size=1,
+                bid=price - 0.25,
+                ask=price + 0.25,
+                event_ns=event_ns,
+            )
+            builder.on_tick(tick)
+
     async def on_start(self) -> None:
         self._out = self.output("bars")
         self._builders: dict[str, BarBuilder] = {}
