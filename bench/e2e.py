@@ -391,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="per rate of the sweep")
     args = parser.parse_args(argv)
-    report = SuiteReport("e2e")
+    report = SuiteReport("e2e-load" if args.load else "e2e")
     if args.load:
         seconds = 3.0 if args.quick else args.seconds
         _load_sweep(report, args.rates, seconds, args.wait)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from actors.messages import (
     AnyMessage,
@@ -43,6 +45,7 @@ from actors.risk import (
     risk_contracts,
 )
 from actors.risk.actor import SNAPSHOT_TIMER, RiskState
+from actors.risk.throttle import OrderThrottle
 from kernel.codec import Codec
 from ringbuf import list_segments, unlink_segment
 from tests.helpers import actor_context
@@ -437,6 +440,28 @@ def test_the_throttle_window_slides(make_gate, clock):
     clock.now += 30 * NS  # the first approval leaves the window
     assert gate.check(intent()).approved
     assert denied(gate.check(intent()), DenyReason.ORDER_RATE_LIMIT)
+
+
+@given(
+    st.integers(1, 50),
+    # Whole seconds, so that approvals often sit exactly on the window's edge.
+    st.lists(st.tuples(st.integers(0, 20).map(lambda s: s * NS), st.booleans()), max_size=400),
+    st.integers(0, 399),
+)
+def test_the_throttle_counts_exactly_the_last_minute_across_saves(limit, steps, save_at):
+    """Against the definition: approvals at times in (now - 1 min, now], counted by brute
+    force; saving and restoring the window midway changes nothing."""
+    throttle, approvals, now = OrderThrottle(limit), [], 0
+    for step, (advance, wants) in enumerate(steps):
+        now += advance
+        if step == save_at:
+            throttle = OrderThrottle(limit, throttle.to_bytes())
+        in_window = sum(now - MINUTE_NS < t <= now for t in approvals)
+        assert throttle.count(now) == in_window
+        if wants and throttle.allows(now):
+            assert in_window < limit
+            throttle.record(now)
+            approvals.append(now)
 
 
 def test_reducing_lets_only_closing_orders_through(make_gate, controls):

@@ -84,7 +84,8 @@ class GateMemory(msgspec.Struct, kw_only=True):
     (CLOCK_MONOTONIC ns, which runs on across process restarts) and the newest intent ids."""
 
     pending: list[Approval] = []
-    approvals_ns: list[int] = []
+    approvals_ns: bytes = b""
+    """The throttle's window: approval times as little-endian int64, oldest first."""
     intent_ids: list[str] = []
 
 
@@ -113,7 +114,7 @@ class RiskGate:
         """What the gate must not forget across a restart, as data."""
         return GateMemory(
             pending=self.pending.to_list(),
-            approvals_ns=self._throttle.to_list(),
+            approvals_ns=self._throttle.to_bytes(),
             intent_ids=self._intent_ids.newest(PERSISTED_INTENTS),
         )
 
