@@ -15,6 +15,7 @@ SUITES = {
     "restart": "bench.restart",
     "e2e": "bench.e2e",
     "data": "bench.data",
+    "instructions": "bench.instructions",
 }
 
 

@@ -196,12 +196,40 @@ def _since(after: dict[str, Histogram], before: dict[str, Histogram]) -> dict[st
     return out
 
 
+def _cpu_times() -> dict[str, tuple[int, int]]:
+    """Per CPU (jiffies in all, jiffies stolen by the hypervisor), from /proc/stat."""
+    times = {}
+    try:
+        with open("/proc/stat") as stat:
+            for line in stat:
+                if line.startswith("cpu") and line[3].isdigit():
+                    name, *fields = line.split()
+                    values = [int(field) for field in fields]
+                    times[name] = (sum(values[:8]), values[7])
+    except OSError:
+        pass
+    return times
+
+
+def _stolen(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> str:
+    """The share of each CPU's time the hypervisor gave to someone else meanwhile: a
+    virtual CPU that is not running stalls whatever runs on it, ours included."""
+    shares = []
+    for cpu, (total, steal) in sorted(after.items()):
+        total0, steal0 = before.get(cpu, (0, 0))
+        if total > total0:
+            shares.append(f"{cpu} {100 * (steal - steal0) / (total - total0):.1f}%")
+    return ", ".join(shares) or "unknown"
+
+
 @dataclass
 class Measurement:
     """What one system run recorded after its warm-up."""
 
     histograms: dict[str, Histogram]
     elapsed_s: float
+    stolen: str = ""
+    """Each CPU's time stolen by the hypervisor during the measurement."""
 
     @property
     def orders(self) -> int:
@@ -230,6 +258,7 @@ def measure_system(
         try:
             wait_for(lambda: _orders(name) >= warmup, 120, "warm-up orders", system, 0.05)
             before = read_histograms(name)
+            cpu_before = _cpu_times()
             started = time.monotonic()
             if orders:
                 wait_for(
@@ -248,7 +277,8 @@ def measure_system(
                     0.05,
                 )
             elapsed = time.monotonic() - started
-            return Measurement(_since(read_histograms(name), before), elapsed)
+            histograms = _since(read_histograms(name), before)
+            return Measurement(histograms, elapsed, _stolen(cpu_before, _cpu_times()))
         finally:
             system.send_signal(signal.SIGTERM)
             system.wait(timeout=30)
@@ -354,6 +384,7 @@ def _load_sweep(report: SuiteReport, rates: list[float], seconds: float, wait: s
         histogram = measured.histograms["venue.tick_to_order"]
         case = report.add_histogram(f"load {rate:g} ticks/s tick_to_order", histogram)
         case.throughput_per_s = round(achieved)
+        report.notes.append(f"time stolen by the hypervisor at {rate:g} ticks/s: {measured.stolen}")
         points.append((achieved, histogram))
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     _plot_load(points, RESULTS_DIR / "e2e-load.png")
@@ -409,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
             report.budget_at_most(name, "p99", BUDGET_US)
         report.budget_at_most(f"tick_to_order{suffix}", "p999", BUDGET_P999_US)
         report.add_throughput(f"orders-at-venue{suffix}", run.orders, run.elapsed_s)
+        report.notes.append(f"time stolen by the hypervisor{suffix}: {run.stolen}")
     merged = runs[0].histograms
     for run in runs[1:]:
         merged = {name: h.merged(run.histograms[name]) for name, h in merged.items()}

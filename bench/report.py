@@ -133,13 +133,14 @@ class SuiteReport:
         }
 
     def print_table(self, out: "object" = sys.stdout) -> None:
-        header = f"{'case':<38}{'unit':>7}{'n':>9}{'p50':>11}{'p90':>11}{'p99':>11}"
+        width = max([38, *(len(c.name) + 1 for c in self.cases)])
+        header = f"{'case':<{width}}{'unit':>10}{'n':>9}{'p50':>11}{'p90':>11}{'p99':>11}"
         header += f"{'p99.9':>11}{'max':>11}"
         lines = [f"== bench {self.suite} ==", header]
         for c in self.cases:
             lines.append(
-                f"{c.name:<38}{c.unit:>7}{c.n:>9} {c.p50:>10.2f} {c.p90:>10.2f} {c.p99:>10.2f}"
-                f" {c.p999:>10.2f} {c.max:>10.2f}"
+                f"{c.name:<{width}}{c.unit:>10}{c.n:>9} {c.p50:>10.2f} {c.p90:>10.2f}"
+                f" {c.p99:>10.2f} {c.p999:>10.2f} {c.max:>10.2f}"
             )
         if self.budgets:
             lines.append("budgets:")

@@ -120,7 +120,7 @@ def test_the_cli_imports_neither_bench_nor_trading_code():
 def test_bench_help_lists_the_suites_registered_as_entry_points():
     result = cli("bench", "--help")
     assert result.returncode == 0, result.stderr
-    for suite in ("ring", "restart", "e2e", "data"):
+    for suite in ("ring", "restart", "e2e", "data", "instructions"):
         assert repr(suite) in result.stdout
 
 
