@@ -9,14 +9,16 @@ commit, its publishes under those `seq`s are suppressed: the world already has t
 original version, whatever the replay computes (kernel/streams.py, points 4 and 5).
 
 The node clears the outbox once the actor's record is saved. Layout after the common
-header: a u64 byte length (written last, release), then records
-`[u64 seq][u16 stream][u16 type id][u32 length][payload]`, each padded to 8 bytes.
+header: a u64 byte length (written last, release), then from 64 bytes further records
+`[u64 seq][u16 stream][u16 type id][u32 length][payload]`, each padded to 8 bytes
+(written by ringbuf._core.LogAppender).
 """
 
 import struct
+from collections.abc import Callable
 
 from ringbuf import Lifetime, shm
-from ringbuf.shm import SharedWords
+from ringbuf._core import LogAppender
 
 VERSION = 1
 _LENGTH_AT = shm.HEADER_BYTES
@@ -42,32 +44,23 @@ class Outbox:
             owner=owner,
         )
         self._mapping = self._segment.mapping
-        self._view = memoryview(self._mapping)[_LENGTH_AT : _LENGTH_AT + 8]
-        self._words = SharedWords(self._view)
-        self._length = self._words.load_acquire(0)
-
-    def append(self, stream: int, seq: int, type_id: int, payload: bytes) -> None:
-        start = _DATA_AT + self._length
-        end = start + ENTRY.size + len(payload)
-        padded = (end + 7) & ~7
-        if padded - _DATA_AT > self.capacity:
-            raise OutboxFull(
-                f"outbox of {self.capacity} bytes is full: raise `delivery.outbox_bytes`"
-            )
-        ENTRY.pack_into(self._mapping, start, seq, stream, type_id, len(payload))
-        self._mapping[start + ENTRY.size : end] = payload
-        self._length = padded - _DATA_AT
-        self._words.store_release(0, self._length)
+        self._view = memoryview(self._mapping)[_LENGTH_AT : _DATA_AT + capacity]
+        self._log = LogAppender(self._view)
+        self.append: Callable[[int, int, int, bytes], bool] = self._log.append
+        """append(stream index, seq, type id, payload): keep one published message, in C
+        (the length is stored after the record, so a crash mid-append leaves the earlier
+        entries whole). False, with nothing written, when it does not fit: commit, then
+        try again."""
 
     @property
     def empty(self) -> bool:
-        return self._length == 0
+        return self._log.length == 0
 
     def entries(self) -> list[tuple[int, int, int, bytes]]:
         """(stream index, seq, type id, payload) of every entry, in publish order."""
         found = []
         at = _DATA_AT
-        end = _DATA_AT + self._length
+        end = _DATA_AT + self._log.length
         while at < end:
             seq, stream, type_id, length = ENTRY.unpack_from(self._mapping, at)
             body = at + ENTRY.size
@@ -76,10 +69,9 @@ class Outbox:
         return found
 
     def clear(self) -> None:
-        self._length = 0
-        self._words.store_release(0, 0)
+        self._log.clear()
 
     def close(self) -> None:
-        self._words.release()
+        self._log.release()
         self._view.release()
         self._segment.close()

@@ -82,8 +82,9 @@ class OutputStream:
         self.replay_until = 0
         """Seqs up to this one were published by a predecessor (re-sent from its outbox):
         publishing them again while the inputs are replayed writes nothing."""
-        self.outbox: Callable[[int, int, bytes], None] | None = None
-        """Called with (seq, type id, payload) before the first ring is written."""
+        self.outbox: Callable[[int, int, bytes], bool] | None = None
+        """Called with (seq, type id, payload) before the first ring is written; False
+        when the outbox is full."""
         self.on_outbox_full: Callable[[], None] = lambda: None
         """Makes room in a full outbox (a commit), or raises when none may happen now."""
         self.traced: Callable[[int], None] | None = None
@@ -106,12 +107,10 @@ class OutputStream:
         if not msg.origin_ns:  # type: ignore[attr-defined]
             msg.origin_ns = now  # type: ignore[attr-defined]
         type_id, payload = self._encode(msg)
-        if self.outbox is not None:
-            try:
-                self.outbox(seq, type_id, payload)
-            except OutboxFull:
-                self.on_outbox_full()
-                self.outbox(seq, type_id, payload)
+        if self.outbox is not None and not self.outbox(seq, type_id, payload):
+            self.on_outbox_full()  # a commit empties it, or it raises OutboxFull
+            if not self.outbox(seq, type_id, payload):
+                raise OutboxFull(f"a message of {len(payload)} bytes exceeds the outbox")
         if faults.armed:
             faults.hit(self.producer, "before_publish")
         self.write(type_id, payload)

@@ -6,6 +6,7 @@
  *  - SharedWords: acquire/release/seq_cst access to u64 words of a buffer
  *    (the `atomics` package costs ~18 us per operation);
  *  - HdrSeries: count a value in a shared-memory latency histogram;
+ *  - LogAppender: append a record to a shared-memory log (the kernel's outbox);
  *  - WriterCore: append records and publish the write cursor;
  *  - ReaderCore: hand published records to Python handlers, dispatched by type id,
  *    and commit the read cursor after each batch or when the caller says so.
@@ -341,6 +342,160 @@ hdr_bucket(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     }
     return PyLong_FromSsize_t(hdr_bucket_index(value, buckets));
 }
+
+/* ------------------------------------------------------------------- log -- */
+
+/* An append-only log of records in a shared buffer: u64 byte length at offset 0
+ * (stored last, with release semantics), records from offset 64, each
+ * [u64 seq][u16 stream][u16 type id][u32 length][payload] padded to 8 bytes. The
+ * kernel's outbox (kernel/outbox.py, which reads it back) appends to it on every
+ * publish, so the append is here: ~100 instructions, not ~5,000 in CPython. */
+
+#define LOG_DATA 64
+#define LOG_ENTRY 16
+
+typedef struct {
+    PyObject_HEAD
+    Py_buffer view;
+    int has_view;
+    uint64_t length;
+} LogAppender;
+
+static int
+log_appender_init(LogAppender *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *obj;
+    static char *kwlist[] = {"buffer", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O", kwlist, &obj))
+        return -1;
+    if (self->has_view) {
+        PyBuffer_Release(&self->view);
+        self->has_view = 0;
+    }
+    if (PyObject_GetBuffer(obj, &self->view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
+        return -1;
+    self->has_view = 1;
+    if (((uintptr_t)self->view.buf) % 8 != 0 || self->view.len < LOG_DATA) {
+        PyBuffer_Release(&self->view);
+        self->has_view = 0;
+        PyErr_SetString(PyExc_ValueError, "a log needs an 8-byte aligned buffer of 64+ bytes");
+        return -1;
+    }
+    uint64_t length = __atomic_load_n((uint64_t *)self->view.buf, __ATOMIC_ACQUIRE);
+    if (length > (uint64_t)(self->view.len - LOG_DATA)) {
+        PyBuffer_Release(&self->view);
+        self->has_view = 0;
+        PyErr_Format(PyExc_ValueError, "log length %llu exceeds its buffer",
+                     (unsigned long long)length);
+        return -1;
+    }
+    self->length = length;
+    return 0;
+}
+
+static void
+log_appender_dealloc(LogAppender *self)
+{
+    if (self->has_view)
+        PyBuffer_Release(&self->view);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+log_appender_append(LogAppender *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    ARGC_CHECK("append", 4);
+    if (!self->has_view) {
+        PyErr_SetString(PyExc_ValueError, "LogAppender is released");
+        return NULL;
+    }
+    unsigned long stream = PyLong_AsUnsignedLong(args[0]);
+    unsigned long long seq = PyLong_AsUnsignedLongLong(args[1]);
+    unsigned long type_id = PyLong_AsUnsignedLong(args[2]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (stream > 0xFFFF || type_id > 0xFFFF) {
+        PyErr_SetString(PyExc_ValueError, "stream and type id must fit 16 bits");
+        return NULL;
+    }
+    Py_buffer payload;
+    if (PyObject_GetBuffer(args[3], &payload, PyBUF_SIMPLE) < 0)
+        return NULL;
+    uint64_t start = self->length;
+    uint64_t end = (start + LOG_ENTRY + (uint64_t)payload.len + 7) & ~(uint64_t)7;
+    if (payload.len > 0xFFFFFFFFLL || end > (uint64_t)(self->view.len - LOG_DATA)) {
+        PyBuffer_Release(&payload);
+        Py_RETURN_FALSE;  /* full: the caller commits (clearing it) or gives up */
+    }
+    char *at = (char *)self->view.buf + LOG_DATA + start;
+    uint64_t seq64 = seq;
+    uint16_t stream16 = (uint16_t)stream, type16 = (uint16_t)type_id;
+    uint32_t length32 = (uint32_t)payload.len;
+    memcpy(at, &seq64, 8);
+    memcpy(at + 8, &stream16, 2);
+    memcpy(at + 10, &type16, 2);
+    memcpy(at + 12, &length32, 4);
+    memcpy(at + LOG_ENTRY, payload.buf, payload.len);
+    PyBuffer_Release(&payload);
+    self->length = end;
+    __atomic_store_n((uint64_t *)self->view.buf, end, __ATOMIC_RELEASE);
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
+log_appender_clear(LogAppender *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!self->has_view) {
+        PyErr_SetString(PyExc_ValueError, "LogAppender is released");
+        return NULL;
+    }
+    self->length = 0;
+    __atomic_store_n((uint64_t *)self->view.buf, 0, __ATOMIC_RELEASE);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+log_appender_release(LogAppender *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->has_view) {
+        PyBuffer_Release(&self->view);
+        self->has_view = 0;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+log_appender_get_length(LogAppender *self, void *Py_UNUSED(closure))
+{
+    return PyLong_FromUnsignedLongLong(self->length);
+}
+
+static PyGetSetDef log_appender_getset[] = {
+    {"length", (getter)log_appender_get_length, NULL, "bytes of records appended", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMethodDef log_appender_methods[] = {
+    {"append", (PyCFunction)(void (*)(void))log_appender_append, METH_FASTCALL,
+     "append(stream, seq, type_id, payload) -> bool: False (nothing written) when full."},
+    {"clear", (PyCFunction)log_appender_clear, METH_NOARGS, "clear(): empty the log."},
+    {"release", (PyCFunction)log_appender_release, METH_NOARGS,
+     "release(): drop the buffer so the mapping can be closed."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject LogAppenderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ringbuf._core.LogAppender",
+    .tp_basicsize = sizeof(LogAppender),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "LogAppender(buffer): append records to a log in a shared buffer.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)log_appender_init,
+    .tp_dealloc = (destructor)log_appender_dealloc,
+    .tp_methods = log_appender_methods,
+    .tp_getset = log_appender_getset,
+};
 
 /* ---------------------------------------------------------------- layout -- */
 
@@ -1590,6 +1745,7 @@ PyInit__core(void)
         goto fail;
     if (add_type(m, &SharedWordsType, "SharedWords") < 0 ||
         add_type(m, &HdrSeriesType, "HdrSeries") < 0 ||
+        add_type(m, &LogAppenderType, "LogAppender") < 0 ||
         add_type(m, &WriterCoreType, "WriterCore") < 0 ||
         add_type(m, &ReaderCoreType, "ReaderCore") < 0)
         goto fail;
