@@ -1,7 +1,8 @@
 """One input of one actor: dedupe by `seq`, dispatch by record type id, poison tracking.
 
 The ring's C drain loop decodes each record with the codec's decoder for its type id
-and calls `table[type_id](message)`. Every entry of the table is built here:
+and calls `table[type_id](message)`. Every entry of the table is built here, a C
+`Delivery` (ringbuf/_core.c) that does, per message:
 
 - a handled type: drop the message if its `seq` is at or below the last handled one
   (a redelivery), else mark it in flight in shared memory, call the handler, mark it
@@ -15,14 +16,13 @@ delivery attempts are counted; see kernel/durable.py).
 """
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from kernel import faults
 from kernel.codec import Codec
-from kernel.latency import Handling
 from ringbuf import RingReader
+from ringbuf._core import HdrSeries, InboxCore, Instant, SharedWords
 
 log = logging.getLogger("kernel.inbox")
 
@@ -30,23 +30,22 @@ Deliver = Callable[[Any], None]
 
 
 class Inbox:
-    """Consumer-side state of one ring: the last handled `seq` and the counters."""
+    """Consumer-side state of one ring: the last handled `seq` and the counters (kept by
+    its `InboxCore`, in C, which does the per-message work of the module docstring)."""
 
     __slots__ = (
+        "_poison",
+        "_seq",
         "_warned",
         "actor",
-        "duplicates",
-        "gaps",
+        "core",
         "index",
         "key",
-        "poison",
         "quarantine",
         "reader",
         "replay_to",
-        "seq",
         "stream",
         "table",
-        "unhandled",
     )
 
     def __init__(
@@ -63,15 +62,12 @@ class Inbox:
         self.key = input_key(stream, producer)
         self.actor = actor
         self.index = index
-        self.seq = seq
+        self.core: InboxCore | None = None
+        self._seq = seq
+        self._poison = 0
         self.replay_to = 0
         """The last seq the previous process started handling (the replay's end)."""
-        self.poison = 0
-        """A `seq` to quarantine instead of handling (0: none)."""
         self.quarantine: Callable[[Inbox, Any], None] = lambda inbox, msg: None
-        self.duplicates = 0
-        self.unhandled = 0
-        self.gaps = 0
         self.table: tuple[Deliver | None, ...] = ()
         self._warned: set[type] = set()
 
@@ -80,84 +76,74 @@ class Inbox:
         codec: Codec,
         handlers: dict[type, Callable[[Any], object]],
         ignored: tuple[type, ...],
-        set_word: Callable[[int, int], None],
+        marks: SharedWords,
         trace: "HopTrace | None",
     ) -> None:
-        """The dispatch table indexed by record type id (index 0 is unused). `set_word`
-        stores a u64 at a byte offset of the actor's durable store (its scratch words)."""
-        entries: list[Deliver | None] = [None]
-        for kind in codec.types:
-            handler = handlers.get(kind)
-            if handler is not None:
-                entries.append(self._deliver(handler, set_word, trace))
-            else:
-                entries.append(self._skip(kind in ignored))
-        self.table = tuple(entries)
+        """The dispatch table indexed by record type id (index 0 is unused). `marks` are
+        the actor's durable scratch words: this input's in-flight and done `seq` are the
+        words at byte offsets 16 * index and 16 * index + 8."""
+        after_handler = None
+        if faults.armed:  # fixed for the process's life (set from the environment)
+            actor = self.actor
 
-    def _deliver(
-        self,
-        handler: Callable[[Any], object],
-        set_word: Callable[[int, int], None],
-        trace: "HopTrace | None",
-    ) -> Deliver:
-        inbox = self
-        in_flight, done = 16 * self.index, 16 * self.index + 8  # byte offsets of words
-        actor = self.actor
-        clock = time.monotonic_ns
-        armed = faults.armed  # fixed for the process's life (set from the environment)
-        if trace is not None:
-            record_hop, record_handle, handling = trace.hop, trace.handle, trace.handling
-
-        def deliver(msg: Any) -> None:
-            if trace is not None:
-                received = clock()
-                record_hop(received - msg.ts_ns)
-                handling.since_ns = received
-            seq = msg.seq
-            last = inbox.seq
-            if seq <= last:
-                inbox.duplicates += 1
-                return
-            if seq != last + 1 and last:
-                inbox.gaps += 1
-            if seq == inbox.poison:
-                inbox.quarantine(inbox, msg)
-                inbox.seq = seq
-                return
-            set_word(in_flight, seq)
-            handler(msg)
-            set_word(done, seq)
-            inbox.seq = seq
-            if trace is not None:
-                handling.since_ns = 0
-                record_handle(clock() - received)
-            if armed:
+            def after_handler() -> None:
                 faults.hit(actor, "after_handler")
 
-        return deliver
+        self.core = InboxCore(
+            self._seq,
+            marks,
+            16 * self.index,
+            16 * self.index + 8,
+            lambda msg: self.quarantine(self, msg),
+            self._warn_unhandled,
+            *(trace if trace is not None else ()),
+            after_handler=after_handler,
+        )
+        self.core.poison = self._poison
+        entries: list[Deliver | None] = [None]
+        for kind in codec.types:
+            entries.append(self.core.entry(handlers.get(kind), kind in ignored))
+        self.table = tuple(entries)
 
-    def _skip(self, ignored: bool) -> Deliver:
-        inbox = self
+    def _warn_unhandled(self, msg: Any) -> None:
+        kind = type(msg)
+        if kind not in self._warned:
+            self._warned.add(kind)
+            log.warning(
+                "actor %s does not handle %s (stream %s): counted as unhandled",
+                self.actor,
+                kind.__name__,
+                self.stream,
+            )
 
-        def skip(msg: Any) -> None:
-            seq = msg.seq
-            if seq <= inbox.seq:
-                inbox.duplicates += 1
-                return
-            inbox.seq = seq
-            if not ignored:
-                inbox.unhandled += 1
-                kind = type(msg)
-                if kind not in inbox._warned:
-                    inbox._warned.add(kind)
-                    log.warning(
-                        "actor %s does not handle %s (stream %s): counted as unhandled",
-                        inbox.actor,
-                        kind.__name__,
-                        inbox.stream,
-                    )
+    @property
+    def seq(self) -> int:
+        """The last seq handled (or skipped)."""
+        return self.core.seq if self.core is not None else self._seq
 
-        return skip
+    @property
+    def poison(self) -> int:
+        """A `seq` to quarantine instead of handling (0: none)."""
+        return self.core.poison if self.core is not None else self._poison
+
+    @poison.setter
+    def poison(self, seq: int) -> None:
+        if self.core is not None:
+            self.core.poison = seq
+        else:
+            self._poison = seq
+
+    @property
+    def duplicates(self) -> int:
+        return self.core.duplicates if self.core is not None else 0
+
+    @property
+    def unhandled(self) -> int:
+        return self.core.unhandled if self.core is not None else 0
+
+    @property
+    def gaps(self) -> int:
+        return self.core.gaps if self.core is not None else 0
 
 
 class HopTrace(NamedTuple):
@@ -165,9 +151,9 @@ class HopTrace(NamedTuple):
     handler: encode, ring write, wake-up, waiting behind other work, decode) and how
     long its handler ran; `handling` tells the node's outputs when the handler began."""
 
-    hop: Callable[[int], None]
-    handle: Callable[[int], None]
-    handling: Handling
+    hop: HdrSeries
+    handle: HdrSeries
+    handling: Instant
 
 
 def input_key(stream: str, producer: str) -> str:

@@ -100,19 +100,6 @@ class LatencyRecorder:
             self._segment.close()
 
 
-class Handling:
-    """When the handler a node is running now was handed its message (0: none running).
-
-    Shared by a node's inboxes, which set it, and its outputs, which read it when a
-    handler publishes: the time a handler takes to get to its publish is a stage of its
-    own in the order path's breakdown (`bench e2e`)."""
-
-    __slots__ = ("since_ns",)
-
-    def __init__(self) -> None:
-        self.since_ns = 0
-
-
 def _file_words(series_count: int) -> int:
     return HEADER_WORDS + series_count * (SERIES_WORDS + NAME_BYTES // 8)
 

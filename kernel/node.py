@@ -32,12 +32,13 @@ from kernel.codec import Codec
 from kernel.durable import DurableRecord, Quarantine, read_record
 from kernel.health import HealthTable, State, run_owner
 from kernel.inbox import HopTrace, Inbox, input_key
-from kernel.latency import Handling, LatencyRecorder
+from kernel.latency import LatencyRecorder
 from kernel.logs import log_event
 from kernel.outbox import Outbox, OutboxFull
 from kernel.streams import NodeStopping, OutputStream, UnwiredOutput
 from kernel.topology import RingSpec, Topology
 from ringbuf import Doorbell, RingReader, RingWriter, UnknownRecordType, make_wait_strategy
+from ringbuf._core import Instant
 
 STATE_ENCODER = msgspec.msgpack.Encoder()
 
@@ -130,7 +131,9 @@ class NodeRuntime:
         self.stopped = asyncio.Event()
         self._heartbeat: asyncio.TimerHandle | None = None
         self.recorder: LatencyRecorder | None = None
-        self.handling = Handling()
+        self.handling = Instant()
+        """When the handler running now was handed its message (0: none): set by the
+        inboxes, read by the outputs (a handler's time until it publishes)."""
         self._record_commit: Callable[[int], None] | None = None
 
     # ---------------------------------------------------------------- building
@@ -296,11 +299,9 @@ class NodeRuntime:
         if self.recorder is not None:
             hop = f"{ring.stream}->{ring.consumer}"
             trace = HopTrace(
-                self.recorder.series(hop).record,
-                self.recorder.series(f"handle {hop}").record,
-                self.handling,
+                self.recorder.series(hop), self.recorder.series(f"handle {hop}"), self.handling
             )
-        inbox.build(self.codec, handlers, ignores, durable.store.word_setter(), trace)
+        inbox.build(self.codec, handlers, ignores, durable.store.scratch_words(), trace)
         return inbox
 
     # ------------------------------------------------------------------ running
@@ -404,7 +405,7 @@ class NodeRuntime:
 
         def traced(stamp_ns: int) -> None:
             record_publish(clock() - stamp_ns)
-            since = handling.since_ns
+            since = handling.ns
             if since:
                 record_lead(stamp_ns - since)
 

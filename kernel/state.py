@@ -28,7 +28,6 @@ import contextlib
 import mmap
 import struct
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from kernel import faults
@@ -121,10 +120,10 @@ class SnapshotStore:
         """Scratch word `i` (acquire load). IndexError outside [0, words)."""
         return self._scratch.load_acquire(i << 3)
 
-    def word_setter(self) -> Callable[[int, int], None]:
-        """The C release store behind `store_word`, taking the byte offset `8 * i`:
-        for a caller on the hot path that saves a Python frame per store."""
-        return self._scratch.store_release
+    def scratch_words(self) -> SharedWords:
+        """The scratch words themselves (byte offset `8 * i` is word `i`), for C code on
+        the hot path that stores into them directly (kernel/inbox.py)."""
+        return self._scratch
 
     def store_word(self, i: int, value: int) -> None:
         """Set scratch word `i` to a u64 (release store). IndexError outside [0, words)."""
