@@ -39,8 +39,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.report import RESULTS_DIR, Case, SuiteReport, forget_run, wait_for
 from config.loader import load_config
@@ -285,28 +287,21 @@ def measure_system(
             forget_run(name)
 
 
-def _plot_percentiles(histograms: dict[str, Histogram], path: Path) -> None:
+def _latency_figure(path: Path, title: str, draw: Callable[[Any], None]) -> None:
+    """A log-log latency plot with the budget line, written to `path` (matplotlib is
+    imported here: only a run that plots needs it)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    quantiles = np.array([50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99])
     figure, axis = plt.subplots(figsize=(8, 5))
-    for name in (*SPANS, *(series for label, series in STAGES if "->" in label)):
-        histogram = histograms.get(name)
-        if histogram is None or histogram.count == 0:
-            continue
-        values = [histogram.percentile(q) / 1e3 for q in quantiles]
-        axis.plot(1 / (1 - quantiles / 100), values, marker="o", label=name)
-    axis.axhline(BUDGET_US, color="red", linestyle="--", label="budget 500 us")
+    draw(axis)
+    axis.axhline(BUDGET_US, color="red", linestyle="--", label="budget p99 500 us")
     axis.set_xscale("log")
     axis.set_yscale("log")
-    axis.set_xticks(1 / (1 - quantiles / 100))
-    axis.set_xticklabels([f"p{q:g}" for q in quantiles])
     axis.set_ylabel("latency (us)")
-    axis.set_title("GrandModel order path latency by percentile")
+    axis.set_title(title)
     axis.legend(fontsize=7)
     axis.grid(True, which="both", alpha=0.3)
     figure.tight_layout()
@@ -314,28 +309,31 @@ def _plot_percentiles(histograms: dict[str, Histogram], path: Path) -> None:
     plt.close(figure)
 
 
+def _plot_percentiles(histograms: dict[str, Histogram], path: Path) -> None:
+    quantiles = [50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99]
+    positions = [1 / (1 - q / 100) for q in quantiles]
+
+    def draw(axis: Any) -> None:
+        for name in (*SPANS, *(series for label, series in STAGES if "->" in label)):
+            histogram = histograms.get(name)
+            if histogram is not None and histogram.count:
+                values = [histogram.percentile(q) / 1e3 for q in quantiles]
+                axis.plot(positions, values, marker="o", label=name)
+        axis.set_xticks(positions)
+        axis.set_xticklabels([f"p{q:g}" for q in quantiles])
+
+    _latency_figure(path, "GrandModel order path latency by percentile", draw)
+
+
 def _plot_load(points: list[tuple[float, Histogram]], path: Path) -> None:
-    import matplotlib
+    def draw(axis: Any) -> None:
+        rates = [rate for rate, _ in points]
+        for q, style in ((50, "o-"), (99, "s-"), (99.9, "^-")):
+            values = [histogram.percentile(q) / 1e3 for _, histogram in points]
+            axis.plot(rates, values, style, label=f"tick_to_order p{q:g}")
+        axis.set_xlabel("ticks/s through the whole tree (measured)")
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rates = [rate for rate, _ in points]
-    figure, axis = plt.subplots(figsize=(8, 5))
-    for q, style in ((50, "o-"), (99, "s-"), (99.9, "^-")):
-        values = [histogram.percentile(q) / 1e3 for _, histogram in points]
-        axis.plot(rates, values, style, label=f"tick_to_order p{q:g}")
-    axis.axhline(BUDGET_US, color="red", linestyle="--", label="budget p99 500 us")
-    axis.set_xscale("log")
-    axis.set_yscale("log")
-    axis.set_xlabel("ticks/s through the whole tree (measured)")
-    axis.set_ylabel("latency (us)")
-    axis.set_title("GrandModel tick_to_order latency versus load")
-    axis.legend(fontsize=8)
-    axis.grid(True, which="both", alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    _latency_figure(path, "GrandModel tick_to_order latency versus load", draw)
 
 
 def _add_breakdown(report: SuiteReport, histograms: dict[str, Histogram]) -> None:

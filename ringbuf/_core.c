@@ -32,11 +32,68 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The first members of every small type over a shared buffer (SharedWords, HdrSeries,
+ * LogAppender): they take, check and give the buffer back the same way. */
 typedef struct {
     PyObject_HEAD
     Py_buffer view;
     int has_view;
-} SharedWords;
+} BufferHolder;
+
+static void
+drop_view(Py_buffer *view, int *has_view)
+{
+    if (*has_view) {
+        PyBuffer_Release(view);
+        *has_view = 0;
+    }
+}
+
+/* Hold obj's writable, C-contiguous buffer (any held before is given back first); it
+ * must have `need` bytes from `offset`, 8-byte aligned there. */
+static int
+hold_buffer(BufferHolder *self, PyObject *obj, Py_ssize_t offset, Py_ssize_t need)
+{
+    drop_view(&self->view, &self->has_view);
+    if (PyObject_GetBuffer(obj, &self->view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
+        return -1;
+    self->has_view = 1;
+    Py_ssize_t length = self->view.len;
+    if (offset < 0 || need < 0 || offset + need > length ||
+        ((uintptr_t)self->view.buf + (uintptr_t)offset) % 8 != 0) {
+        drop_view(&self->view, &self->has_view);
+        PyErr_Format(PyExc_ValueError,
+                     "need %zd bytes, 8-byte aligned, at offset %zd of a buffer of %zd bytes",
+                     need, offset, length);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+holder_usable(BufferHolder *self)
+{
+    if (self->has_view)
+        return 1;
+    PyErr_Format(PyExc_ValueError, "%s is released", Py_TYPE(self)->tp_name);
+    return 0;
+}
+
+static void
+holder_dealloc(BufferHolder *self)
+{
+    drop_view(&self->view, &self->has_view);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+holder_release(BufferHolder *self, PyObject *Py_UNUSED(ignored))
+{
+    drop_view(&self->view, &self->has_view);
+    Py_RETURN_NONE;
+}
+
+typedef BufferHolder SharedWords;
 
 static int
 shared_words_init(SharedWords *self, PyObject *args, PyObject *kwds)
@@ -45,37 +102,14 @@ shared_words_init(SharedWords *self, PyObject *args, PyObject *kwds)
     static char *kwlist[] = {"buffer", NULL};
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O", kwlist, &obj))
         return -1;
-    if (self->has_view) {
-        PyBuffer_Release(&self->view);
-        self->has_view = 0;
-    }
-    if (PyObject_GetBuffer(obj, &self->view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
-        return -1;
-    self->has_view = 1;
-    if (((uintptr_t)self->view.buf) % 8 != 0) {
-        PyBuffer_Release(&self->view);
-        self->has_view = 0;
-        PyErr_SetString(PyExc_ValueError, "buffer is not 8-byte aligned");
-        return -1;
-    }
-    return 0;
-}
-
-static void
-shared_words_dealloc(SharedWords *self)
-{
-    if (self->has_view)
-        PyBuffer_Release(&self->view);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    return hold_buffer(self, obj, 0, 0);
 }
 
 static uint64_t *
 word_at(SharedWords *self, PyObject *offset_obj)
 {
-    if (!self->has_view) {
-        PyErr_SetString(PyExc_ValueError, "SharedWords is released");
+    if (!holder_usable(self))
         return NULL;
-    }
     Py_ssize_t offset = PyLong_AsSsize_t(offset_obj);
     if (offset == -1 && PyErr_Occurred())
         return NULL;
@@ -172,16 +206,6 @@ sw_fetch_add(SharedWords *self, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromUnsignedLongLong(__atomic_fetch_add(p, v, __ATOMIC_SEQ_CST));
 }
 
-static PyObject *
-sw_release(SharedWords *self, PyObject *Py_UNUSED(ignored))
-{
-    if (self->has_view) {
-        PyBuffer_Release(&self->view);
-        self->has_view = 0;
-    }
-    Py_RETURN_NONE;
-}
-
 static PyMethodDef shared_words_methods[] = {
     {"load_acquire", (PyCFunction)(void (*)(void))sw_load_acquire, METH_FASTCALL,
      "load_acquire(offset) -> int: acquire load of the u64 at offset."},
@@ -195,7 +219,7 @@ static PyMethodDef shared_words_methods[] = {
      "compare_exchange(offset, expected, desired) -> bool."},
     {"fetch_add", (PyCFunction)(void (*)(void))sw_fetch_add, METH_FASTCALL,
      "fetch_add(offset, value) -> int: atomic add, returns the previous value."},
-    {"release", (PyCFunction)sw_release, METH_NOARGS,
+    {"release", (PyCFunction)holder_release, METH_NOARGS,
      "release(): drop the buffer so the mapping can be closed."},
     {NULL, NULL, 0, NULL},
 };
@@ -208,7 +232,7 @@ static PyTypeObject SharedWordsType = {
     .tp_doc = "Atomic u64 words over a writable, 8-byte aligned buffer.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)shared_words_init,
-    .tp_dealloc = (destructor)shared_words_dealloc,
+    .tp_dealloc = (destructor)holder_dealloc,
     .tp_methods = shared_words_methods,
 };
 
@@ -248,43 +272,22 @@ hdr_series_init(HdrSeries *self, PyObject *args, PyObject *kwds)
     static char *kwlist[] = {"buffer", "offset", "buckets", NULL};
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "Onn", kwlist, &obj, &offset, &buckets))
         return -1;
-    if (self->has_view) {
-        PyBuffer_Release(&self->view);
-        self->has_view = 0;
-    }
-    if (PyObject_GetBuffer(obj, &self->view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
-        return -1;
-    self->has_view = 1;
-    char *at = (char *)self->view.buf + offset;
-    if (buckets < 1 || offset < 0 || ((uintptr_t)at) % 8 != 0 ||
-        offset + 8 * (2 + buckets) > self->view.len) {
-        PyBuffer_Release(&self->view);
-        self->has_view = 0;
-        PyErr_Format(PyExc_ValueError,
-                     "a series of %zd buckets at offset %zd does not fit %zd aligned bytes",
-                     buckets, offset, self->view.len);
+    if (buckets < 1) {
+        PyErr_SetString(PyExc_ValueError, "a series needs at least one bucket");
         return -1;
     }
-    self->words = (uint64_t *)at;
+    if (hold_buffer((BufferHolder *)self, obj, offset, 8 * (2 + buckets)) < 0)
+        return -1;
+    self->words = (uint64_t *)((char *)self->view.buf + offset);
     self->buckets = buckets;
     return 0;
-}
-
-static void
-hdr_series_dealloc(HdrSeries *self)
-{
-    if (self->has_view)
-        PyBuffer_Release(&self->view);
-    Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyObject *
 hdr_series_record(HdrSeries *self, PyObject *value_obj)
 {
-    if (!self->has_view) {
-        PyErr_SetString(PyExc_ValueError, "HdrSeries is released");
+    if (!holder_usable((BufferHolder *)self))
         return NULL;
-    }
     long long value = PyLong_AsLongLong(value_obj);
     if (value == -1 && PyErr_Occurred())
         return NULL;
@@ -298,20 +301,10 @@ hdr_series_record(HdrSeries *self, PyObject *value_obj)
     Py_RETURN_NONE;
 }
 
-static PyObject *
-hdr_series_release(HdrSeries *self, PyObject *Py_UNUSED(ignored))
-{
-    if (self->has_view) {
-        PyBuffer_Release(&self->view);
-        self->has_view = 0;
-    }
-    Py_RETURN_NONE;
-}
-
 static PyMethodDef hdr_series_methods[] = {
     {"record", (PyCFunction)hdr_series_record, METH_O,
      "record(value_ns): count one value (negative counts as 0)."},
-    {"release", (PyCFunction)hdr_series_release, METH_NOARGS,
+    {"release", (PyCFunction)holder_release, METH_NOARGS,
      "release(): drop the buffer so the mapping can be closed."},
     {NULL, NULL, 0, NULL},
 };
@@ -324,7 +317,7 @@ static PyTypeObject HdrSeriesType = {
     .tp_doc = "HdrSeries(buffer, offset, buckets): the writer of one latency histogram series.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)hdr_series_init,
-    .tp_dealloc = (destructor)hdr_series_dealloc,
+    .tp_dealloc = (destructor)holder_dealloc,
     .tp_methods = hdr_series_methods,
 };
 
@@ -370,23 +363,11 @@ log_appender_init(LogAppender *self, PyObject *args, PyObject *kwds)
     static char *kwlist[] = {"buffer", NULL};
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O", kwlist, &obj))
         return -1;
-    if (self->has_view) {
-        PyBuffer_Release(&self->view);
-        self->has_view = 0;
-    }
-    if (PyObject_GetBuffer(obj, &self->view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
+    if (hold_buffer((BufferHolder *)self, obj, 0, LOG_DATA) < 0)
         return -1;
-    self->has_view = 1;
-    if (((uintptr_t)self->view.buf) % 8 != 0 || self->view.len < LOG_DATA) {
-        PyBuffer_Release(&self->view);
-        self->has_view = 0;
-        PyErr_SetString(PyExc_ValueError, "a log needs an 8-byte aligned buffer of 64+ bytes");
-        return -1;
-    }
     uint64_t length = __atomic_load_n((uint64_t *)self->view.buf, __ATOMIC_ACQUIRE);
     if (length > (uint64_t)(self->view.len - LOG_DATA)) {
-        PyBuffer_Release(&self->view);
-        self->has_view = 0;
+        drop_view(&self->view, &self->has_view);
         PyErr_Format(PyExc_ValueError, "log length %llu exceeds its buffer",
                      (unsigned long long)length);
         return -1;
@@ -395,22 +376,12 @@ log_appender_init(LogAppender *self, PyObject *args, PyObject *kwds)
     return 0;
 }
 
-static void
-log_appender_dealloc(LogAppender *self)
-{
-    if (self->has_view)
-        PyBuffer_Release(&self->view);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
 static PyObject *
 log_appender_append(LogAppender *self, PyObject *const *args, Py_ssize_t nargs)
 {
     ARGC_CHECK("append", 4);
-    if (!self->has_view) {
-        PyErr_SetString(PyExc_ValueError, "LogAppender is released");
+    if (!holder_usable((BufferHolder *)self))
         return NULL;
-    }
     unsigned long stream = PyLong_AsUnsignedLong(args[0]);
     unsigned long long seq = PyLong_AsUnsignedLongLong(args[1]);
     unsigned long type_id = PyLong_AsUnsignedLong(args[2]);
@@ -447,22 +418,10 @@ log_appender_append(LogAppender *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 log_appender_clear(LogAppender *self, PyObject *Py_UNUSED(ignored))
 {
-    if (!self->has_view) {
-        PyErr_SetString(PyExc_ValueError, "LogAppender is released");
+    if (!holder_usable((BufferHolder *)self))
         return NULL;
-    }
     self->length = 0;
     __atomic_store_n((uint64_t *)self->view.buf, 0, __ATOMIC_RELEASE);
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-log_appender_release(LogAppender *self, PyObject *Py_UNUSED(ignored))
-{
-    if (self->has_view) {
-        PyBuffer_Release(&self->view);
-        self->has_view = 0;
-    }
     Py_RETURN_NONE;
 }
 
@@ -481,7 +440,7 @@ static PyMethodDef log_appender_methods[] = {
     {"append", (PyCFunction)(void (*)(void))log_appender_append, METH_FASTCALL,
      "append(stream, seq, type_id, payload) -> bool: False (nothing written) when full."},
     {"clear", (PyCFunction)log_appender_clear, METH_NOARGS, "clear(): empty the log."},
-    {"release", (PyCFunction)log_appender_release, METH_NOARGS,
+    {"release", (PyCFunction)holder_release, METH_NOARGS,
      "release(): drop the buffer so the mapping can be closed."},
     {NULL, NULL, 0, NULL},
 };
@@ -494,7 +453,7 @@ static PyTypeObject LogAppenderType = {
     .tp_doc = "LogAppender(buffer): append records to a log in a shared buffer.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)log_appender_init,
-    .tp_dealloc = (destructor)log_appender_dealloc,
+    .tp_dealloc = (destructor)holder_dealloc,
     .tp_methods = log_appender_methods,
     .tp_getset = log_appender_getset,
 };
@@ -1285,10 +1244,7 @@ static PyObject *
 core_release(PyObject *obj, Py_buffer *view, int *has_view)
 {
     (void)obj;
-    if (*has_view) {
-        PyBuffer_Release(view);
-        *has_view = 0;
-    }
+    drop_view(view, has_view);
     Py_RETURN_NONE;
 }
 

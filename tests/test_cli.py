@@ -143,7 +143,9 @@ def failing_suite(options: list[str]) -> int:
     return 1
 
 
-def test_bench_runs_every_registered_suite_and_the_worst_status_wins(monkeypatch):
+@pytest.fixture
+def two_suites(monkeypatch):
+    """A failing and a passing suite registered instead of the real ones."""
     group = cli_module.BENCH_GROUP
     suites = {
         "failing": EntryPoint("failing", "tests.test_cli:failing_suite", group),
@@ -151,6 +153,9 @@ def test_bench_runs_every_registered_suite_and_the_worst_status_wins(monkeypatch
     }
     monkeypatch.setattr(cli_module, "bench_suites", lambda: suites)
     runs.clear()
+
+
+def test_bench_runs_every_registered_suite_and_the_worst_status_wins(two_suites):
     assert cli_module.main(["bench", "--quick", "--no-enforce"]) == 1
     assert runs == [
         ("failing", ["--quick", "--no-enforce"]),
@@ -165,14 +170,7 @@ def test_bench_runs_every_registered_suite_and_the_worst_status_wins(monkeypatch
     assert runs == [("passing", ["--quick", "--load", "--rates", "1,2"])]
 
 
-def test_suite_options_need_one_suite_and_other_commands_refuse_unknown_options(monkeypatch):
-    group = cli_module.BENCH_GROUP
-    suites = {
-        "failing": EntryPoint("failing", "tests.test_cli:failing_suite", group),
-        "passing": EntryPoint("passing", "tests.test_cli:passing_suite", group),
-    }
-    monkeypatch.setattr(cli_module, "bench_suites", lambda: suites)
-    runs.clear()
+def test_suite_options_need_one_suite_and_other_commands_refuse_unknown_options(two_suites):
     with pytest.raises(SystemExit) as exit_info:
         cli_module.main(["bench", "--load"])
     assert exit_info.value.code == 2 and runs == []
