@@ -475,7 +475,9 @@ class NodeRuntime:
                     if now - last_yield > YIELD_EVERY_NS:
                         await asyncio.sleep(0)
                         last_yield = clock()
-                elif self._uncommitted and clock() - self._committed_ns >= interval_ns:
+                elif self._uncommitted and (
+                    clock() - self._committed_ns >= interval_ns or self._holding_space()
+                ):
                     # One actor per quiet moment, then poll again: a message that came
                     # meanwhile waits for one actor's save at most, not for all of them.
                     if not self._commit_next():
@@ -499,6 +501,16 @@ class NodeRuntime:
         self._committed_ns = time.monotonic_ns()
         if self._record_commit is not None:
             self._record_commit(self._committed_ns - started)
+
+    def _holding_space(self) -> bool:
+        """Whether this node holds a quarter of some input ring handled but uncommitted:
+        its producer may be waiting for that space, so the commit must not wait for the
+        interval (the node would sleep while the producer waits on it)."""
+        for inbox in self.inboxes:
+            reader = inbox.reader
+            if 4 * (reader.handled_pos - reader.committed_pos) >= reader.info.capacity:
+                return True
+        return False
 
     def _commit_next(self) -> bool:
         """Save the record of the first actor with something new, then commit its rings

@@ -264,3 +264,25 @@ def test_a_producer_stopped_while_blocked_on_a_full_ring_loses_nothing(tmp_path,
     assert rows["source"]["restarts"] == 1 and rows["b"]["restarts"] == 1
     assert all(rows[actor]["gaps"] == 0 for actor in ("a", "b"))
     assert system.terminate()[0] == 0
+
+
+def test_a_consumer_holding_a_full_ring_commits_at_once_whatever_its_interval(tmp_path):
+    """The producer waits for ring space that only the consumer's commit frees: a parked
+    consumer with a long commit interval must not sleep on a ring it filled up (each of the
+    ~15 rounds would wait for the heartbeat's overdue commit, 5 intervals = 10 s here; the
+    last messages, less than a ring, are committed by that heartbeat once)."""
+    count = 2_000  # ~30 bytes each: several times the ring
+    config = fan_out_config(tmp_path, count)
+    config["streams"] = [{"name": "numbers", "capacity": 1 << 12}]
+    config["actors"] = [config["actors"][0], {**config["actors"][4], "name": "c"}]
+    config["nodes"] = [
+        {"name": "n_source", "actors": ["source"], "wait": "park"},
+        {"name": "n_c", "actors": ["c"], "wait": "park", "commit_interval_s": 2.0},
+    ]
+    config["supervisors"] = [{"name": "root", "children": ["n_source", "n_c"]}]
+    system = start(tmp_path, config)
+    try:
+        wait_until(lambda: system.rows()["c"]["msgs_in"] == count, 30, "every message")
+    finally:
+        system.terminate()
+    assert ledger(config["name"], "c") == expected_state(list(range(1, count + 1)))
