@@ -69,6 +69,23 @@ RUN_ID_ENV = "GRANDMODEL_RUN_ID"
 """Set by the supervisor for its nodes: tells a crash restart from a new run."""
 
 
+class StateMismatch(RuntimeError):
+    """A saved durable state does not decode as the actor's `State` (a changed class)."""
+
+
+def restore_state(actor: str, state_type: type, saved: bytes) -> Any:
+    """The saved state, or a clear failure: never a silent fresh start, which could
+    forget what a risk limit depends on."""
+    try:
+        return msgspec.msgpack.decode(saved, type=state_type)
+    except (msgspec.DecodeError, msgspec.ValidationError) as error:
+        raise StateMismatch(
+            f"the durable state of actor {actor!r} is not a {state_type.__name__} ({error}); "
+            f"`grandmodel state reset --actor {actor}` forgets it (keeping its stream "
+            "positions)"
+        ) from None
+
+
 class HostedActor:
     """An actor in this node with what the kernel keeps for it."""
 
@@ -171,7 +188,7 @@ class NodeRuntime:
                         log, logging.INFO, "ephemeral state of a past run dropped", actor=actor_name
                     )
                 else:
-                    actor.state = msgspec.msgpack.decode(record.state, type=cls.State)
+                    actor.state = restore_state(actor_name, cls.State, record.state)
             hosted = HostedActor(actor, durable, self.rows[actor_name])
             hosted.outputs = hosted_outputs
             if hosted_outputs:

@@ -464,6 +464,14 @@ def test_the_throttle_counts_exactly_the_last_minute_across_saves(limit, steps, 
             approvals.append(now)
 
 
+def test_a_throttle_window_saved_as_a_list_by_an_older_version_still_counts():
+    old = msgspec.msgpack.encode({"gate": {"approvals_ns": [1 * NS, 2 * NS, 3 * NS]}})
+    state = msgspec.msgpack.decode(old, type=RiskState)
+    throttle = OrderThrottle(5, state.gate.approvals_ns)
+    assert throttle.count(30 * NS) == 3 and throttle.count(61 * NS + 1) == 2
+    assert OrderThrottle(5, throttle.to_bytes()).count(61 * NS + 1) == 2
+
+
 def test_reducing_lets_only_closing_orders_through(make_gate, controls):
     gate = make_gate()
     fill_into(gate, fill(LONG, 3, 5000.0))

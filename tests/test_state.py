@@ -7,10 +7,13 @@ import subprocess
 import sys
 import uuid
 
+import msgspec
 import pytest
 
+from actors.risk.actor import RiskState
 from kernel.health import HealthTable
 from kernel.latency import LatencyRecorder
+from kernel.node import StateMismatch, restore_state
 from kernel.state import (
     SnapshotStore,
     SnapshotTooLarge,
@@ -190,3 +193,9 @@ def test_stores_can_be_listed_and_deleted(system):
     assert delete_store(system, "risk") is True
     assert delete_store(system, "risk") is False
     assert [info.owner for info in list_stores(system)] == ["actor.exec"]
+
+
+def test_a_saved_state_of_another_shape_fails_clearly_naming_the_reset():
+    saved = msgspec.msgpack.encode({"book": "not a book"})
+    with pytest.raises(StateMismatch, match=r"actor 'risk' is not a RiskState .*--actor risk"):
+        restore_state("risk", RiskState, saved)

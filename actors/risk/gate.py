@@ -84,8 +84,9 @@ class GateMemory(msgspec.Struct, kw_only=True):
     (CLOCK_MONOTONIC ns, which runs on across process restarts) and the newest intent ids."""
 
     pending: list[Approval] = []
-    approvals_ns: bytes = b""
-    """The throttle's window: approval times as little-endian int64, oldest first."""
+    approvals_ns: bytes | list[int] = b""
+    """The throttle's window: approval times as little-endian int64, oldest first
+    (records saved before this form hold a list of ints, read the same)."""
     intent_ids: list[str] = []
 
 

@@ -14,9 +14,12 @@ class OrderThrottle:
     the window with the actor's durable state is one copy of bytes however many orders
     the last minute holds (thousands at a high limit), not a list of Python ints."""
 
-    def __init__(self, max_orders: int, saved: bytes = b"") -> None:
+    def __init__(self, max_orders: int, saved: bytes | list[int] = b"") -> None:
         self._max_orders = max_orders
-        times = np.frombuffer(saved, dtype="<i8")
+        if isinstance(saved, bytes):
+            times = np.frombuffer(saved, dtype="<i8")
+        else:
+            times = np.array(saved, dtype=np.int64)
         self._times = np.empty(max(_INITIAL_CAPACITY, 2 * len(times)), dtype=np.int64)
         self._times[: len(times)] = times
         self._head = 0
