@@ -283,6 +283,21 @@ hdr_series_init(HdrSeries *self, PyObject *args, PyObject *kwds)
     return 0;
 }
 
+/* Single writer: plain read-modify-write, stores made visible to readers in order.
+ * A released or absent series records nothing. */
+static inline void
+hdr_record(HdrSeries *series, long long value)
+{
+    if (series == NULL || !series->has_view)
+        return;
+    uint64_t *words = series->words;
+    uint64_t *bucket = &words[2 + hdr_bucket_index(value, series->buckets)];
+    __atomic_store_n(bucket, *bucket + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&words[0], words[0] + 1, __ATOMIC_RELEASE);
+    if (value > 0 && (uint64_t)value > words[1])
+        __atomic_store_n(&words[1], (uint64_t)value, __ATOMIC_RELAXED);
+}
+
 static PyObject *
 hdr_series_record(HdrSeries *self, PyObject *value_obj)
 {
@@ -291,13 +306,7 @@ hdr_series_record(HdrSeries *self, PyObject *value_obj)
     long long value = PyLong_AsLongLong(value_obj);
     if (value == -1 && PyErr_Occurred())
         return NULL;
-    uint64_t *words = self->words;
-    uint64_t *bucket = &words[2 + hdr_bucket_index(value, self->buckets)];
-    /* Single writer: plain read-modify-write, stores made visible to readers in order. */
-    __atomic_store_n(bucket, *bucket + 1, __ATOMIC_RELAXED);
-    __atomic_store_n(&words[0], words[0] + 1, __ATOMIC_RELEASE);
-    if (value > 0 && (uint64_t)value > words[1])
-        __atomic_store_n(&words[1], (uint64_t)value, __ATOMIC_RELAXED);
+    hdr_record(self, value);
     Py_RETURN_NONE;
 }
 
@@ -505,19 +514,6 @@ typedef struct {
 } InboxCore;
 
 static PyObject *seq_name, *ts_name;
-
-static inline void
-hdr_record(HdrSeries *series, long long value)
-{
-    if (series == NULL || !series->has_view)
-        return;
-    uint64_t *words = series->words;
-    uint64_t *bucket = &words[2 + hdr_bucket_index(value, series->buckets)];
-    __atomic_store_n(bucket, *bucket + 1, __ATOMIC_RELAXED);
-    __atomic_store_n(&words[0], words[0] + 1, __ATOMIC_RELEASE);
-    if (value > 0 && (uint64_t)value > words[1])
-        __atomic_store_n(&words[1], (uint64_t)value, __ATOMIC_RELAXED);
-}
 
 static int
 inbox_core_init(InboxCore *self, PyObject *args, PyObject *kwds)
