@@ -11,8 +11,18 @@ import pytest
 from kernel.codec import Codec
 from ringbuf import Lifetime, list_segments, unlink_segment
 from tests.helpers import TEST_SYSTEM, StreamCapture
+from tests.systems import RunningSystem
 
 WORKER = Path(__file__).resolve().parent / "ring_worker.py"
+
+
+@pytest.fixture
+def systems() -> "Iterator[list[RunningSystem]]":
+    """Systems a test started (`grandmodel run` subprocesses), closed after it."""
+    running: list[RunningSystem] = []
+    yield running
+    for system in running:
+        system.close()
 
 
 @pytest.fixture

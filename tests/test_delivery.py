@@ -85,14 +85,6 @@ def wait_for_counts(name: str, count: int, actors: tuple[str, ...] = LEDGERS) ->
     )
 
 
-@pytest.fixture
-def systems():
-    running: list[RunningSystem] = []
-    yield running
-    for system in running:
-        system.close()
-
-
 @pytest.mark.parametrize(
     ("victim", "point", "nth"),
     [
@@ -188,14 +180,19 @@ def test_a_poison_message_is_quarantined_after_max_attempts(tmp_path, systems, m
     assert system.terminate()[0] == 0
 
 
-def test_a_message_type_the_actor_does_not_handle_is_counted(tmp_path, systems):
-    config = fan_out_config(tmp_path, 0)
+def with_source(config: dict, cls: str, count: int) -> dict:
+    """The fan-out config with another source class publishing `count` messages."""
     config["actors"][0] = {
         "name": "source",
-        "cls": "tests.kernel_actors:LyingSource",
+        "cls": f"tests.kernel_actors:{cls}",
         "outputs": {"out": "numbers"},
-        "params": {"count": 40},
+        "params": {"count": count},
     }
+    return config
+
+
+def test_a_message_type_the_actor_does_not_handle_is_counted(tmp_path, systems):
+    config = with_source(fan_out_config(tmp_path, 0), "LyingSource", 40)
     system = start(tmp_path, config)
     systems.append(system)
     wait_until(lambda: system.rows()["c"]["unhandled"] == 10, 60, "10 unhandled Texts")
@@ -207,13 +204,8 @@ def test_a_message_type_the_actor_does_not_handle_is_counted(tmp_path, systems):
 
 
 def test_an_undecodable_record_is_quarantined_at_once(tmp_path, systems):
-    config = fan_out_config(tmp_path, 0, delivery={"quarantine_file": str(tmp_path / "q.jsonl")})
-    config["actors"][0] = {
-        "name": "source",
-        "cls": "tests.kernel_actors:ForgingSource",
-        "outputs": {"out": "numbers"},
-        "params": {"count": 50},
-    }
+    quarantine = {"quarantine_file": str(tmp_path / "q.jsonl")}
+    config = with_source(fan_out_config(tmp_path, 0, delivery=quarantine), "ForgingSource", 50)
     system = start(tmp_path, config)
     systems.append(system)
     wait_for_counts(system.name, 50, ("c",))

@@ -23,14 +23,6 @@ from tests.systems import RunningSystem, write_config
 TICKS = 12_000
 
 
-@pytest.fixture
-def systems():
-    running = []
-    yield running
-    for system in running:
-        system.close()
-
-
 def assert_reconciled(tmp_path, system) -> None:
     """Venue fills == execution's view == risk's position; nothing lost between actors."""
     for name in rings(system):

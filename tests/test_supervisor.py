@@ -22,14 +22,6 @@ def start(tmp_path: Path, config: dict) -> RunningSystem:
     return system
 
 
-@pytest.fixture
-def systems():
-    running: list[RunningSystem] = []
-    yield running
-    for system in running:
-        system.close()
-
-
 def idle_tree(tmp_path: Path, strategy: str, **root: object) -> dict:
     config = base_config(tmp_path)
     config["actors"] = [{"name": f"idle_{n}", "cls": IDLE} for n in "abc"]
