@@ -53,6 +53,7 @@ __all__ = [
     "Header",
     "Kind",
     "Lifetime",
+    "OutOfSharedMemory",
     "Owner",
     "SegmentCorrupted",
     "SegmentExists",
@@ -223,6 +224,10 @@ class SegmentLifetimeMismatch(ShmError, ValueError):
     """An existing segment has another lifetime than the caller asked for."""
 
 
+class OutOfSharedMemory(ShmError, MemoryError):
+    """/dev/shm has no room for a new segment's pages."""
+
+
 def segment_path(name: str, what: str = "segment") -> str:
     """The /dev/shm path of a segment name; rejects names that could escape the folder.
     `what` names the thing in the error (a ring, a store)."""
@@ -272,6 +277,26 @@ class ShmSegment:
         return unlink(self.name)
 
 
+_MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+"""Every page mapped at attach: a first touch on the hot path would be a page fault
+(several microseconds under a hypervisor) in the middle of a publish or a poll."""
+
+
+def _allocate(fd: int, name: str, size: int) -> None:
+    """Give the segment all its pages now. A sparse file would get them on first write,
+    on the hot path, and a full /dev/shm would then kill the writer with SIGBUS
+    mid-run; here it is a clear error before anything uses the segment."""
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        raise OutOfSharedMemory(
+            f"segment {name!r}: /dev/shm has no room for {size:,} bytes "
+            f"(free some space or make /dev/shm larger)"
+        ) from None
+
+
 def create(
     name: str,
     kind: Kind,
@@ -303,6 +328,7 @@ def create(
     fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_NOFOLLOW, 0o600)
     try:
         os.ftruncate(fd, header.size)
+        _allocate(fd, name, header.size)
         mapping = mmap.mmap(fd, header.size)
     except BaseException:
         os.close(fd)
@@ -346,7 +372,7 @@ def attach(
     try:
         header, size = _read_header(fd, path, min_size)
         _check(header, size, path, kind, version, payload_size)
-        mapping = mmap.mmap(fd, size)
+        mapping = mmap.mmap(fd, size, flags=_MAP_FLAGS)
     except BaseException:
         os.close(fd)
         raise

@@ -1,6 +1,7 @@
 """The shared-memory segment layer, on real files in /dev/shm: safety checks on open,
 header and size validation, staleness by lifetime and owner identity, cleanup."""
 
+import errno
 import os
 import signal
 import stat
@@ -250,3 +251,38 @@ def test_shared_words_are_public_atomic_words(ring_name):
     assert words.load_acquire(shm.HEADER_BYTES) == 42
     words.release()
     made.close()
+
+
+def _resident_bytes(path: str) -> int:
+    """Resident bytes of this process's mappings of `path`, from /proc/self/smaps."""
+    resident, inside = 0, False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            first = line.split(maxsplit=1)[0]
+            if "-" in first and not first.endswith(":"):
+                inside = line.rstrip().endswith(path)
+            elif inside and first == "Rss:":
+                resident += int(line.split()[1]) * 1024
+    return resident
+
+
+def test_a_segment_owns_all_its_pages_and_an_attach_maps_them_at_once(ring_name):
+    # A page first touched on the hot path is a fault in the middle of a publish; a page
+    # never allocated is a SIGBUS when /dev/shm fills up mid-run.
+    size = 1 << 20
+    made = shm.create(ring_name, Kind.SNAPSHOT, 1, size, Lifetime.RUN)
+    assert os.stat(made.path).st_blocks * 512 >= made.header.size
+    made.close()
+    attached = shm.attach(ring_name, Kind.SNAPSHOT, 1, payload_size=size)
+    assert _resident_bytes(attached.path) >= attached.header.size
+    attached.close()
+
+
+def test_a_full_dev_shm_is_a_clear_error_and_leaves_nothing_behind(ring_name, monkeypatch):
+    def full(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with pytest.raises(shm.OutOfSharedMemory, match=ring_name):
+        shm.create(ring_name, Kind.SNAPSHOT, 1, 4096, Lifetime.RUN)
+    assert not [f for f in os.listdir(shm.SHM_DIR) if ring_name in f]
