@@ -17,7 +17,7 @@ with `valgrind --tool=callgrind` (`perf stat` is not available on every VM):
 
 Messages are realistic: `record` runs the e2e configuration (bench/e2e.py `bench_config`:
 the feed's synthetic market, 5 s bars, the baseline tactical strategy, the risk limits
-there) in-process, each actor driven in the order the hot node drains its rings, and keeps
+there) in-process, the rings drained in the order the hot node drains them, and keeps
 what every actor was handed. A stage then replays its actor's whole input sequence, so
 its state evolves as in the e2e run, but only the messages of the measured type count:
 callgrind starts uninstrumented (imports, numba and the preparation run at about the
@@ -271,8 +271,8 @@ def record(need: int, config_text: str | None = None) -> Recording:
     """Run the e2e actors in-process until every stage has `need` messages to measure.
 
     The feed's market publishes tick by tick on real rings; after each tick the hot
-    node's inputs are drained in its order (bars, tactical, risk, execution, venue) until
-    all are empty: at the e2e pace the node has one tick's consequences in flight at a time.
+    node's inputs are drained in its order (`Topology.drain_order`) until all are empty:
+    at the e2e pace the node has one tick's consequences in flight at a time.
     """
     from actors.common.ticks import make_ticks
     from actors.feed.market import SyntheticMarket
@@ -312,16 +312,16 @@ def record(need: int, config_text: str | None = None) -> Recording:
             actors[name] = cls(cls.parse_params(actor_config.params), context)
         _start(list(actors.values()))
         polls = []
-        for name, actor in actors.items():
+        for ring in topology.drain_order(hot.name):
+            actor = actors[ring.consumer]
             handlers = {
                 kind: getattr(actor, method) for kind, method in type(actor).handlers().items()
             }
-            seen = inputs.setdefault(name, [])
-            for ring in topology.inputs_of(name):
-                reader = RingReader(ring.name, schema=codec.schema)
-                stack.callback(reader.close)
-                keep = _keeper(codec, name, ring.stream, handlers, seen, counts)
-                polls.append(functools.partial(reader.poll, keep, 256))
+            seen = inputs.setdefault(ring.consumer, [])
+            reader = RingReader(ring.name, schema=codec.schema)
+            stack.callback(reader.close)
+            keep = _keeper(codec, ring.consumer, ring.stream, handlers, seen, counts)
+            polls.append(functools.partial(reader.poll, keep, 256))
         feed = topology.actors[PATH[0][1]]
         feed_params = import_object(feed.cls, feed.name).parse_params(feed.params)
         market = SyntheticMarket(feed_params)

@@ -3,13 +3,14 @@
 The node attaches its rings (created by the supervisor), builds its actors and restores
 their durable records (state, input positions, output seqs), re-sends what a crashed
 predecessor had published since its last commit, runs `on_start`, replays what the
-predecessor had handled since that commit, then drains its input rings in passes: every
-input in a batch without committing, then each touched actor's record saved, then the
-rings' read cursors committed (the delivery contract, kernel/streams.py). It waits the
-configured way when the rings are empty and beats a heartbeat into the health table from
-a loop timer, so a handler stuck in a loop shows as a hang. Any exception from an actor
-fails the whole node at once (crash-only): it is logged with the message that caused it,
-written to the health table, and the process exits with status 1.
+predecessor had handled since that commit, then drains its input rings in passes (depth
+first, `Topology.drain_order`): every input in a batch without committing, then each
+touched actor's record saved, then the rings' read cursors committed (the delivery
+contract, kernel/streams.py). It waits the configured way when the rings are empty and
+beats a heartbeat into the health table from a loop timer, so a handler stuck in a loop
+shows as a hang. Any exception from an actor fails the whole node at once (crash-only):
+it is logged with the message that caused it, written to the health table, and the
+process exits with status 1.
 """
 
 import asyncio
@@ -456,9 +457,13 @@ class NodeRuntime:
         whole, then committed), or, if the inputs never go quiet, once
         COMMIT_OVERDUE_FACTOR intervals have passed. The heartbeat commits what is left."""
         readers = [inbox.reader for inbox in self.inboxes]
+        rank = {
+            (ring.stream, ring.consumer): i
+            for i, ring in enumerate(self.topology.drain_order(self.name))
+        }
         polls = [
             (inbox.reader.poll_decode, inbox.table, inbox, self.hosted[inbox.actor])
-            for inbox in self.inboxes
+            for inbox in sorted(self.inboxes, key=lambda inbox: rank[inbox.stream, inbox.actor])
         ]
         interval_ns = round(self.spec.commit_interval_s * 1e9)
         overdue_ns = COMMIT_OVERDUE_FACTOR * interval_ns
