@@ -1,6 +1,8 @@
 """Bars from ticks: OHLCV, ATR and momentum against whole-array references."""
 
 import math
+import subprocess
+import sys
 
 import msgspec
 import numpy as np
@@ -266,3 +268,26 @@ async def test_the_actor_keeps_symbols_apart_on_its_bars_port(capture):
         ("NQ", 300 * NS),
     ]
     assert [(b.symbol, b.close) for b in thirty] == [("ES", 101.0), ("NQ", 15_000.0)]
+
+
+FIRST_BAR_IMPORTS = """
+import sys
+from actors.bars import BarBuilder
+from actors.messages import Tick
+builder = BarBuilder("ES", (5,))
+loaded = set(sys.modules)
+for second in range(4):
+    tick = Tick(symbol="ES", price=100.0, size=1, bid=99.75, ask=100.25,
+                event_ns=(1_767_623_400 + 5 * second) * 1_000_000_000)
+    builder.on_tick(tick)
+print(sorted(set(sys.modules) - loaded))
+"""
+
+
+def test_the_first_bars_of_a_run_import_nothing():
+    # An import on the order path is a stall of milliseconds (numba imported numpy.ma
+    # lazily on the first bar's ATR): everything loads with the actor's module instead.
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_BAR_IMPORTS], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
