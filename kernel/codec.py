@@ -34,8 +34,11 @@ class Codec:
             if not (isinstance(cls, type) and issubclass(cls, msgspec.Struct)):
                 raise TypeError(f"{cls!r} is not a msgspec Struct type")
         self.types: tuple[type[msgspec.Struct], ...] = tuple(types)
-        self._ids = {cls: i for i, cls in enumerate(self.types, start=1)}
+        self.ids: dict[type, int] = {cls: i for i, cls in enumerate(self.types, start=1)}
+        """Struct type -> record type id (for callers that encode with `encode_payload`)."""
         self._encoder = msgspec.msgpack.Encoder()
+        self.encode_payload: Callable[[msgspec.Struct], bytes] = self._encoder.encode
+        """The payload alone, no type check: for a hot path that looked the id up in `ids`."""
         self._decoders: list[msgspec.msgpack.Decoder[Any] | None] = [
             None,
             *(msgspec.msgpack.Decoder(cls) for cls in self.types),
@@ -54,13 +57,13 @@ class Codec:
 
     def type_id(self, cls: type[msgspec.Struct]) -> int:
         try:
-            return self._ids[cls]
+            return self.ids[cls]
         except KeyError:
             raise CodecError(f"{cls.__name__} is not registered in this codec") from None
 
     def encode(self, msg: msgspec.Struct) -> tuple[int, bytes]:
         try:
-            type_id = self._ids[type(msg)]
+            type_id = self.ids[type(msg)]
         except KeyError:
             raise CodecError(f"{type(msg).__name__} is not registered in this codec") from None
         return type_id, self._encoder.encode(msg)

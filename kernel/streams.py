@@ -75,7 +75,9 @@ class OutputStream:
         self.name = name
         self.writers = writers
         self.producer = producer
-        self._encode = codec.encode
+        self._codec = codec
+        self._type_ids = codec.ids
+        self._encode = codec.encode_payload
         self._on_blocked = on_blocked
         self._writes = tuple(writer.write for writer in writers)
         self.seq = 0
@@ -106,7 +108,10 @@ class OutputStream:
         msg.ts_ns = now  # type: ignore[attr-defined]
         if not msg.origin_ns:  # type: ignore[attr-defined]
             msg.origin_ns = now  # type: ignore[attr-defined]
-        type_id, payload = self._encode(msg)
+        # One dict lookup instead of a call to Codec.encode; an unknown type still gets
+        # the codec's error naming it (record type ids start at 1).
+        type_id = self._type_ids.get(type(msg)) or self._codec.type_id(type(msg))
+        payload = self._encode(msg)
         if self.outbox is not None and not self.outbox(seq, type_id, payload):
             self.on_outbox_full()  # a commit empties it, or it raises OutboxFull
             if not self.outbox(seq, type_id, payload):
@@ -122,16 +127,27 @@ class OutputStream:
 
     def write(self, type_id: int, payload: bytes) -> None:
         """Write one encoded message to every ring (also used to re-send the outbox)."""
-        for i, write in enumerate(self._writes):
-            if i and faults.armed:
+        first = True
+        for write in self._writes:
+            if not first and faults.armed:
                 faults.hit(self.producer, "between_rings")
-            while True:
-                try:
-                    write(type_id, payload, True, BLOCKED_SLICE_S)
-                    break
-                except RingFull:
-                    if self._on_blocked():
-                        raise NodeStopping(f"stopped while publishing on {self.name!r}") from None
+            first = False
+            try:
+                write(type_id, payload, True, BLOCKED_SLICE_S)
+            except RingFull:
+                self._wait_for_room(write, type_id, payload)
+
+    def _wait_for_room(self, write: Callable[..., None], type_id: int, payload: bytes) -> None:
+        """Retry a write a full `block` ring refused, checking in with the node between
+        tries (the first try is in `write`, without a loop: the common case)."""
+        while True:
+            if self._on_blocked():
+                raise NodeStopping(f"stopped while publishing on {self.name!r}")
+            try:
+                write(type_id, payload, True, BLOCKED_SLICE_S)
+                return
+            except RingFull:
+                continue
 
     def close(self) -> None:
         for writer in self.writers:

@@ -4,6 +4,8 @@ import msgspec
 import pytest
 
 from kernel.codec import Codec, CodecError
+from kernel.messages import Message as Envelope
+from kernel.streams import OutputStream
 from ringbuf import RingReader, RingWriter, create_ring, destroy_ring
 
 
@@ -57,6 +59,31 @@ def test_unknown_type_is_a_clear_error():
         codec.decode(9, b"")
     with pytest.raises(CodecError, match="type id 9"):
         codec.handler(print)(9, memoryview(b""))
+
+
+class Stamped(Envelope, tag=True):
+    text: str
+
+
+class Unregistered(Envelope, tag=True):
+    pass
+
+
+def test_publishing_an_unknown_type_is_the_same_clear_error_and_writes_nothing(ring_name):
+    codec = Codec([Stamped])
+    segment = create_ring(ring_name, 4096, schema=codec.schema)
+    with (
+        RingWriter(ring_name, schema=codec.schema) as writer,
+        RingReader(ring_name, schema=codec.schema) as reader,
+    ):
+        stream = OutputStream("notes", [writer], codec)
+        with pytest.raises(CodecError, match="Unregistered is not registered"):
+            stream.publish(Unregistered())
+        stream.publish(Stamped(text="after"))
+        got = []
+        reader.poll(codec.handler(got.append))
+    assert [(msg.seq, msg.text) for msg in got] == [(1, "after")] and stream.seq == 1
+    destroy_ring(segment)
 
 
 def test_malformed_payload_names_the_type():
