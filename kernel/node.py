@@ -153,6 +153,7 @@ class NodeRuntime:
         """When the handler running now was handed its message (0: none): set by the
         inboxes, read by the outputs (a handler's time until it publishes)."""
         self._record_commit: Callable[[int], None] | None = None
+        self._ready = False
 
     # ---------------------------------------------------------------- building
     def _attach(self) -> None:
@@ -344,11 +345,7 @@ class NodeRuntime:
         gc.collect()
         gc.freeze()
         self._trace_pauses()
-        pid = os.getpid()
-        mask = sum(1 << core for core in os.sched_getaffinity(0))
-        for row in self.rows.values():
-            self.health.rows["core_mask"][row] = mask
-            self.health.rows["ready_pid"][row] = pid
+        self._report_ready()
         log_event(
             log,
             logging.INFO,
@@ -366,13 +363,27 @@ class NodeRuntime:
         await self._shutdown()
         return 0
 
+    def _report_ready(self) -> None:
+        """Tell the supervisor this node is up (it starts the next sibling then)."""
+        self._ready = True
+        pid = os.getpid()
+        mask = sum(1 << core for core in os.sched_getaffinity(0))
+        for row in self.rows.values():
+            self.health.rows["core_mask"][row] = mask
+            self.health.rows["ready_pid"][row] = pid
+
     def _blocked(self) -> bool:
         """A publish waits on a full ring: stay visibly alive; say whether to give up.
 
+        A node still starting (re-sending its predecessor's outbox, or an `on_start` that
+        publishes) reports ready here: the consumer it waits for may be a sibling that its
+        supervisor starts only after this node is ready, and both would wait forever.
         The supervisor marks the node STOPPING before it sends SIGTERM, and the
         signal itself cannot be handled while the loop is blocked in a write.
         """
         self._beat()
+        if not self._ready:
+            self._report_ready()
         states = self.health.rows["state"]
         return self.stopping or any(
             int(states[row]) == State.STOPPING for row in self.rows.values()
