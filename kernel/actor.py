@@ -73,10 +73,15 @@ class ActorContext:
         cancel_timer: Callable[[str, str], None],
         spawn: Callable[[str, Coroutine[Any, Any, None]], "asyncio.Task[None]"],
         system: str = "grandmodel",
+        new_run: bool = False,
     ) -> None:
         self.name = name
         self.node = node
         self.system = system
+        self.new_run = new_run
+        """The actor's durable state (if any) comes from an earlier run, not from a crashed
+        predecessor in this one: the rings are new, so what was in flight is gone and the
+        actor reconciles with its peers (execution re-sends its working orders)."""
         self.outputs = outputs
         self._set_timer = set_timer
         self._cancel_timer = cancel_timer
@@ -135,6 +140,13 @@ class Actor:
         """Message type -> name of the method that handles it (bound per instance, so
         a subclass that overrides the method is called)."""
         return {kind: handler.__name__ for kind, handler in cls.inputs.items()}
+
+    def on_resent(self, msg: Any) -> None:
+        """A message this actor's crashed predecessor published after its last commit,
+        which the kernel has just sent again (kernel/streams.py, point 4); called for each,
+        in publish order, after `self.state` is restored and before `on_start`. The
+        replay that follows may decide differently but publishes nothing under those
+        seqs: an actor whose outputs are promises (the venue's fills) records them here."""
 
     async def on_start(self) -> None:
         """Reconcile after a (re)start: `self.state` is already restored."""

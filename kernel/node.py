@@ -182,6 +182,7 @@ class NodeRuntime:
                 self._cancel_timer,
                 self._spawn,
                 self.config.name,
+                durable.new_run,
             )
             actor = cls(cls.parse_params(actor_config.params), context)
             if cls.State is not None and record.state:
@@ -222,6 +223,7 @@ class NodeRuntime:
             output = hosted.outputs[index]
             output.write(type_id, payload)
             output.replay_until = max(output.replay_until, seq)
+            hosted.actor.on_resent(self.codec.decode(type_id, payload))
         if entries:
             log_event(
                 log,

@@ -61,13 +61,14 @@ after every test (tests/conftest.py)."""
 
 
 def actor_context(
-    name: str, outputs: dict[str, OutputStream], system: str = TEST_SYSTEM
+    name: str, outputs: dict[str, OutputStream], system: str = TEST_SYSTEM, new_run: bool = False
 ) -> ActorContext:
     """An ActorContext for driving an actor directly inside a test's event loop."""
     return ActorContext(
         name=name,
         node="test",
         system=system,
+        new_run=new_run,
         outputs=outputs,
         set_timer=lambda actor, timer, interval, repeat: None,
         cancel_timer=lambda actor, timer: None,

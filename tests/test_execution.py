@@ -60,10 +60,10 @@ def _verdict(
     )
 
 
-def _ack(client_order_id: str = "I-7-1", quantity: int = 10) -> OrderAck:
+def _ack(client_order_id: str = "I-7-1", quantity: int = 10, venue_order_id="V1") -> OrderAck:
     return OrderAck(
         client_order_id=client_order_id,
-        venue_order_id="V1",
+        venue_order_id=venue_order_id,
         symbol="ES",
         side=Direction.LONG,
         quantity=quantity,
@@ -146,6 +146,15 @@ def test_a_fill_implies_the_ack():
     assert (order.state, order.venue_order_id) == (OrderState.FILLED, "V1")
 
 
+def test_the_same_ack_again_is_a_duplicate_in_any_state_after_it():
+    order = _order(10)
+    assert order.apply_ack(_ack()) is Outcome.APPLIED
+    assert order.apply_ack(_ack()) is Outcome.DUPLICATE
+    order.apply_fill(_fill("F1", 10, leaves=0))
+    assert order.apply_ack(_ack()) is Outcome.DUPLICATE
+    assert (order.state, order.venue_order_id) == (OrderState.FILLED, "V1")
+
+
 def test_a_fill_already_applied_is_a_duplicate_and_changes_nothing():
     order = _order(10)
     order.apply_fill(_fill("F1", 4, leaves=6))
@@ -159,8 +168,9 @@ def test_a_fill_already_applied_is_a_duplicate_and_changes_nothing():
 @pytest.mark.parametrize(
     ("history", "event"),
     [
-        (["ack"], _ack()),  # a second ack
-        (["ack", "fill"], _ack()),  # an ack after the order is done
+        (["ack"], _ack(venue_order_id="V2")),  # a second ack, of another venue order
+        (["ack", "fill"], _ack(venue_order_id="V2")),  # an ack after the order is done
+        (["reject"], _ack()),  # an ack after a reject
         (["reject"], _fill("F9", 1, leaves=0)),  # a fill after a reject
         (["ack"], _reject()),  # a reject after the ack
         (["ack", "fill"], _fill("F9", 1, leaves=0)),  # a fill after FILLED
@@ -168,6 +178,8 @@ def test_a_fill_already_applied_is_a_duplicate_and_changes_nothing():
         (["ack"], _fill("F9", 4, leaves=7)),  # leaves beyond what is left
         (["ack"], _fill("F9", 0, leaves=10)),  # an empty fill
         (["ack"], _fill("F9", 1, leaves=-1)),
+        (["ack"], _fill("F9", 10, leaves=0, price=math.nan)),  # refused by risk too
+        (["ack"], msgspec.structs.replace(_fill("F9", 10, leaves=0), fee=math.inf)),
     ],
 )
 def test_invalid_transitions_leave_the_order_as_it_was(history, event):
@@ -247,7 +259,8 @@ async def test_replies_drive_the_order_and_bad_ones_are_counted_not_fatal(captur
     actor.on_message(_verdict("I-7", quantity=10))
     for reply in (
         _ack(),
-        _ack(),  # invalid: a second ack
+        _ack(venue_order_id="V2"),  # invalid: a second ack, of another venue order
+        _ack(),  # duplicate
         _fill("F1", 4, leaves=6),
         _fill("F1", 4, leaves=6),  # duplicate
         _fill("F2", 6, leaves=0),
@@ -259,6 +272,7 @@ async def test_replies_drive_the_order_and_bad_ones_are_counted_not_fatal(captur
     assert (order.state, order.filled_quantity) == (OrderState.FILLED, 10)
     counts = actor.counts
     assert (counts.invalid_transitions, counts.duplicate_fills, counts.unknown_orders) == (2, 1, 1)
+    assert counts.duplicate_acks == 1
 
 
 async def test_finished_orders_are_retained_within_the_bound(capture):
@@ -373,3 +387,39 @@ async def test_the_order_table_is_durable_state_a_restored_actor_knows(capture):
     assert chain.send(_verdict("I-3", quantity=2)) == []
     assert restored.counts.redelivered == 1 and restored.counts.orders == 1
     assert chain.venue.venue.stats.contracts_filled == 2
+
+
+async def test_a_new_run_re_sends_working_orders_and_the_venue_answers_the_original_fill(capture):
+    """The previous run stopped with an order executed at the venue but its replies still
+    in flight (a new run's rings are new: they are gone). The restored actor sends the
+    working order again; the venue answers with the fill it made, and executes nothing."""
+    chain = await _Chain.start(capture)
+    chain.execution.on_message(_verdict("I-5", quantity=3))
+    (order,) = chain.orders.messages
+    chain.venue.on_message(order)  # executed; its ack and fill never reach execution
+    (original_fill,) = [m for m in chain.replies.messages if type(m) is Fill]
+    chain._orders_read, chain._replies_read = 1, 2
+    saved = msgspec.msgpack.encode(chain.execution.state_to_save())
+    context = actor_context("execution", {"orders": chain.orders.stream}, new_run=True)
+    restored = ExecutionActor(ExecutionParams(), context)
+    restored.state = msgspec.msgpack.decode(saved, type=ExecutionState)
+    await restored.on_start()
+    chain.execution = restored
+    assert restored.counts.resent == 1
+    replies = chain.send(_verdict("I-5", quantity=3))  # the verdict is not sent again...
+    assert [type(r) for r in replies] == [OrderAck, Fill]  # ...the re-sent order is answered
+    order = restored.orders["I-5-1"]
+    assert (order.state, order.avg_price) == (OrderState.FILLED, original_fill.price)
+    assert order.fill_ids == {original_fill.fill_id}
+    stats = chain.venue.venue.stats
+    assert (stats.fills, stats.repeats, stats.contracts_filled) == (1, 1, 3)
+
+
+async def test_a_restart_within_a_run_re_sends_nothing(capture):
+    chain = await _Chain.start(capture)
+    chain.execution.on_message(_verdict("I-6", quantity=1))
+    saved = msgspec.msgpack.encode(chain.execution.state_to_save())
+    restored = ExecutionActor(ExecutionParams(), chain.execution.context)  # new_run False
+    restored.state = msgspec.msgpack.decode(saved, type=ExecutionState)
+    await restored.on_start()
+    assert restored.counts.resent == 0 and len(chain.orders.messages) == 1

@@ -802,6 +802,21 @@ async def test_the_actor_books_fills_and_publishes_snapshots(capture, system):
     await actor.on_stop()
 
 
+async def test_a_fill_nobody_can_book_halts_trading_and_says_why(capture, system):
+    actor, out = await _risk_actor(capture, system)
+    actor.on_message(bar(5000.0))
+    actor.on_message(fill(LONG, 1, math.nan, fill_id="f-bad"))
+    actor.on_message(intent(intent_id="after-bad-fill"))
+    (verdict,) = out["verdicts"].messages
+    assert not verdict.approved and verdict.reason == DenyReason.HALTED
+    assert actor.book.position("ES") == 0
+    (snapshot,) = [s for s in out["snapshots"].messages if type(s) is RiskSnapshot]
+    assert snapshot.trading_state == TradingState.HALTED
+    state = KillSwitch.open(system).state()
+    assert "invalid fill: fill f-bad: price nan" in state.state_reason
+    await actor.on_stop()
+
+
 async def test_control_changes_the_state_and_reports_it_at_once(capture, system):
     actor, out = await _risk_actor(capture, system)
     actor.on_message(bar(5000.0))

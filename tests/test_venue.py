@@ -30,6 +30,7 @@ from actors.messages import (
     TimeInForce,
 )
 from actors.venue import ExchangeParams, RecentIds, SimulatedVenue, SymbolBook, VenueActor
+from actors.venue.ledger import OrderLedger, is_final
 from kernel.codec import Codec
 from kernel.latency import read_histograms
 from tests.helpers import StreamCapture, actor_context
@@ -241,16 +242,39 @@ async def test_a_fok_fills_in_full_or_not_at_all(capture):
 # --- rejects --------------------------------------------------------------------------
 
 
-async def test_a_duplicate_client_order_id_is_rejected_and_never_fills_twice(capture):
+def _same_reply(a: object, b: object) -> bool:
+    """Equal but for the envelope a publish stamps (seq, ts_ns; origin_ns when unset)."""
+    envelope = {"seq": 0, "ts_ns": 0, "origin_ns": 0}
+    return msgspec.structs.replace(a, **envelope) == msgspec.structs.replace(b, **envelope)
+
+
+async def test_a_repeated_client_order_id_gets_the_original_replies_and_never_fills_twice(capture):
     actor, out = await _traded(capture)
     order = _order("intent-7-1", Direction.LONG, 3, origin_ns=77)
     actor.on_message(order)
+    for tick in _calm_market(size=1):  # the market moves: a second execution would differ
+        actor.on_message(msgspec.structs.replace(tick, ask=tick.ask + 5.0, bid=tick.bid + 5.0))
     actor.on_message(msgspec.structs.replace(order))  # re-sent after a sender restart
-    ack, fill, reject = out.messages
+    ack, fill, ack_again, fill_again = out.messages
     assert type(ack) is OrderAck and type(fill) is Fill
-    assert (type(reject), reject.reason) == (OrderReject, RejectReason.DUPLICATE_ORDER_ID)
-    assert (reject.client_order_id, reject.origin_ns) == ("intent-7-1", 77)
-    assert actor.venue.stats.contracts_filled == 3
+    assert _same_reply(ack_again, ack) and _same_reply(fill_again, fill)
+    assert (fill_again.fill_id, fill_again.price) == ("F-intent-7-1-1", 100.25 + 1.75)
+    assert fill_again.origin_ns == 77
+    assert fill_again.seq == 4  # published again, as new messages of the stream
+    stats = actor.venue.stats
+    assert (stats.fills, stats.contracts_filled, stats.repeats) == (1, 3, 1)
+
+
+async def test_a_repeated_rejected_order_gets_the_same_reject(capture):
+    actor, out = await _venue(capture, **EXACT)
+    order = _order("early-1", Direction.LONG, 1)
+    actor.on_message(order)  # no quote yet
+    for tick in _calm_market():
+        actor.on_message(tick)
+    actor.on_message(msgspec.structs.replace(order))
+    first, again = out.messages
+    assert first.reason == RejectReason.NO_LIQUIDITY and _same_reply(again, first)
+    assert actor.venue.stats.fills == 0
 
 
 async def test_ids_are_remembered_within_the_dedup_capacity_only(capture):
@@ -389,15 +413,65 @@ def test_params_parse_strictly_from_config():
         VenueActor.parse_params({"depth_multiplier": 0})
 
 
-async def test_a_fresh_venue_replies_to_a_repeated_order_with_the_same_ids(capture):
+async def _restarted(capture, before: VenueActor, resent: list[object] = ()) -> tuple:
+    """A new VenueActor with `before`'s saved state, as the kernel restores it (encoded and
+    decoded), told of `resent` replies before its start, on a market of another price."""
+    out = capture("venue", CODEC)
+    after = VenueActor(before.params, actor_context("venue", {"reports": out.stream}))
+    saved = msgspec.msgpack.encode(before.state_to_save())
+    after.state = msgspec.msgpack.decode(saved, type=VenueActor.State)
+    for msg in resent:
+        after.on_resent(msg)
+    await after.on_start()
+    return after, out
+
+
+async def test_a_restarted_venue_answers_a_repeat_with_the_original_fill(capture):
     first, out = await _traded(capture)
     first.on_message(_order("again-1", Direction.LONG, 2, origin_ns=5))
-    second, out_after = await _traded(capture)  # a fresh venue: its dedupe memory is gone
+    second, out_after = await _restarted(capture, first)
+    for tick in _calm_market(size=1):
+        second.on_message(msgspec.structs.replace(tick, ask=tick.ask + 5.0, bid=tick.bid + 5.0))
     second.on_message(_order("again-1", Direction.LONG, 2, origin_ns=5))
-    (fill_before,) = [m for m in out.messages if isinstance(m, Fill)]
-    (fill_after,) = [m for m in out_after.messages if isinstance(m, Fill)]
-    assert fill_after.fill_id == fill_before.fill_id == "F-again-1-1"
-    assert fill_after.venue_order_id == fill_before.venue_order_id
+    (fill_before,) = _fills(out)
+    (fill_after,) = _fills(out_after)
+    assert _same_reply(fill_after, fill_before)
+    assert second.venue.stats.fills == 0 and second.venue.stats.repeats == 1
+
+
+async def test_a_restarted_venue_keeps_its_book_and_volatility(capture):
+    first, _ = await _traded(capture)
+    second, out = await _restarted(capture, first)
+    second.on_message(_order("after-restart", Direction.LONG, 4))
+    (fill,) = _fills(out)
+    assert fill.price == 100.25 + 2.0  # the ask it knew, plus sqrt(4): its sigma survived
+
+
+async def test_replies_the_kernel_re_sent_join_the_ledger_before_the_replay(capture):
+    first, out = await _traded(capture)
+    committed, _ = await _restarted(capture, first)  # its state as of the last commit
+    first.on_message(_order("late-1", Direction.SHORT, 9))  # handled after that commit
+    ack, fill = out.messages
+    second, out_after = await _restarted(capture, committed, resent=[ack, fill])
+    second.on_message(_order("late-1", Direction.SHORT, 9))  # the kernel's replay of it
+    replayed_ack, replayed_fill = out_after.messages
+    assert _same_reply(replayed_ack, ack) and _same_reply(replayed_fill, fill)
+    assert second.venue.stats.fills == 0
+
+
+async def test_an_order_whose_ack_went_out_before_a_crash_keeps_that_ack(capture):
+    # The predecessor published the ack and died before the fill: the replayed order gets
+    # that same ack and, now, its fill.
+    first, out = await _traded(capture)
+    committed, _ = await _restarted(capture, first)
+    first.on_message(_order("half-1", Direction.LONG, 1))
+    ack, _ = out.messages
+    second, out_after = await _restarted(capture, committed, resent=[ack])
+    second.on_message(_order("half-1", Direction.LONG, 1))
+    replayed_ack, fill = out_after.messages
+    assert _same_reply(replayed_ack, ack) and type(fill) is Fill
+    assert second.venue.stats.fills == 1
+    assert [type(m) for m in second.venue.ledger.replies("half-1")] == [OrderAck, Fill]
 
 
 async def test_orders_record_tick_to_order_and_order_path(capture):
@@ -410,3 +484,48 @@ async def test_orders_record_tick_to_order_and_order_path(capture):
     assert hists["venue.tick_to_order"].count == 1
     assert hists["venue.tick_to_order"].max_ns >= 300_000
     assert 100_000 <= hists["venue.order_path"].max_ns < hists["venue.tick_to_order"].max_ns
+
+
+# --- the ledger -----------------------------------------------------------------------
+
+
+def _reply_fill(order_id: str, leaves: int = 0) -> Fill:
+    return Fill(
+        fill_id=f"F-{order_id}-1",
+        client_order_id=order_id,
+        venue_order_id=f"V-{order_id}",
+        symbol="ES",
+        side=Direction.LONG,
+        quantity=1,
+        price=100.25,
+        leaves_quantity=leaves,
+        fee=2.25,
+        event_ns=T0,
+    )
+
+
+def test_the_ledger_keeps_the_newest_outcomes_and_saves_the_newest_of_them():
+    ledger = OrderLedger(3)
+    for name in ("a", "b", "c", "d"):
+        ledger.record(name, [_reply_fill(name)])
+    assert "a" not in ledger and len(ledger) == 3
+    assert ledger.replies("b") == [_reply_fill("b")]
+    ledger.record("b", [_reply_fill("b")])  # recorded again: now the newest
+    assert [outcome.client_order_id for outcome in ledger.newest(2)] == ["d", "b"]
+    again = OrderLedger(3, ledger.newest(3))
+    assert [again.replies(name) for name in ("c", "d", "b")] == [
+        [_reply_fill(name)] for name in ("c", "d", "b")
+    ]
+    with pytest.raises(ValueError, match="at least 1"):
+        OrderLedger(0)
+
+
+def test_an_outcome_is_final_with_a_reject_or_a_fill_that_leaves_nothing():
+    ack = OrderAck(
+        client_order_id="x", venue_order_id="V-x", symbol="ES", side=1, quantity=1, event_ns=T0
+    )
+    reject = OrderReject(
+        client_order_id="x", symbol="ES", reason=RejectReason.NO_LIQUIDITY, event_ns=T0
+    )
+    assert [is_final(r) for r in ([], [ack], [ack, _reply_fill("x", leaves=1)])] == [False] * 3
+    assert is_final([reject]) and is_final([ack, _reply_fill("x")])

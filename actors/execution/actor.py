@@ -5,6 +5,11 @@ and the order table is the actor's durable state, committed with the input posit
 reflects. A restarted actor knows every order it sent (so the venue's late replies find
 their order) and the kernel drops verdicts it already handled; a verdict that carries an
 intent already sent is recognised by its order id and not sent again.
+
+Reconciliation at the start of a new run: the rings are new, so a reply in flight when the
+previous run stopped is gone. Every working order (sent, not finished) is sent again under
+its own id: the venue, idempotent by client order id, answers with the outcome it gave the
+first time (or executes it, if the order never reached it), and the order table catches up.
 """
 
 from collections import deque
@@ -50,7 +55,10 @@ class ExecutionCounts(msgspec.Struct, kw_only=True):
     """Approved verdicts with nothing to send (no quantity, no direction or no intent id)."""
     redelivered: int = 0
     """Approved verdicts whose order this incarnation already sent."""
+    resent: int = 0
+    """Working orders sent again at the start of a new run (reconciliation)."""
     duplicate_fills: int = 0
+    duplicate_acks: int = 0
     invalid_transitions: int = 0
     unknown_orders: int = 0
     """Venue replies for an order this incarnation does not know (or no longer retains)."""
@@ -86,8 +94,14 @@ class ExecutionActor(Actor):
         self.counts = state.counts
         self._done = deque(state.done)
         if self.orders:
-            working = sum(not order.done for order in self.orders.values())
-            self.log.info("order table restored: %d orders, %d working", len(self.orders), working)
+            working = [order for order in self.orders.values() if not order.done]
+            self.log.info(
+                "order table restored: %d orders, %d working", len(self.orders), len(working)
+            )
+            if self.context.new_run:
+                for order in working:
+                    self._send(order)
+                self.counts.resent += len(working)
 
     def state_to_save(self) -> ExecutionState:
         state = self.state
@@ -128,27 +142,32 @@ class ExecutionActor(Actor):
             counts.redelivered += 1
             self.log.info("verdict for intent %r re-delivered: already sent", verdict.intent_id)
             return
-        self._out.publish(
-            OrderRequest(
-                client_order_id=order_id,
-                symbol=verdict.symbol,
-                side=verdict.direction,
-                quantity=verdict.quantity,
-                order_type=OrderType.MARKET,
-                time_in_force=TimeInForce.IOC,
-                strategy=ExecStrategy.IMMEDIATE,
-                intent_id=verdict.intent_id,
-                origin_ns=verdict.origin_ns,
-                intent_ns=verdict.intent_ns,
-            )
-        )
-        counts.orders += 1
-        self.orders[order_id] = Order(
+        order = Order(
             client_order_id=order_id,
             intent_id=verdict.intent_id,
             symbol=verdict.symbol,
             side=verdict.direction,
             quantity=verdict.quantity,
+        )
+        self._send(order, verdict.origin_ns, verdict.intent_ns)
+        counts.orders += 1
+        self.orders[order_id] = order
+
+    def _send(self, order: Order, origin_ns: int = 0, intent_ns: int = 0) -> None:
+        """Publish the request of `order` (a market IOC: the IMMEDIATE strategy)."""
+        self._out.publish(
+            OrderRequest(
+                client_order_id=order.client_order_id,
+                symbol=order.symbol,
+                side=order.side,
+                quantity=order.quantity,
+                order_type=OrderType.MARKET,
+                time_in_force=TimeInForce.IOC,
+                strategy=ExecStrategy.IMMEDIATE,
+                intent_id=order.intent_id,
+                origin_ns=origin_ns,
+                intent_ns=intent_ns,
+            )
         )
 
     def _on_report(
@@ -165,8 +184,15 @@ class ExecutionActor(Actor):
         state = order.state
         outcome = apply(order, report)
         if outcome is Outcome.DUPLICATE:
-            self.counts.duplicate_fills += 1
-            self.log.info("a fill of order %s re-delivered: ignored", order.client_order_id)
+            if type(report) is Fill:
+                self.counts.duplicate_fills += 1
+            else:
+                self.counts.duplicate_acks += 1
+            self.log.info(
+                "%s of order %s re-delivered: ignored",
+                type(report).__name__,
+                order.client_order_id,
+            )
             return False
         if outcome is Outcome.INVALID:
             self.counts.invalid_transitions += 1

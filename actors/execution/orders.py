@@ -18,6 +18,7 @@ from enum import Enum, IntEnum
 
 import msgspec
 
+from actors.common.fills import fill_defect
 from actors.messages import Direction, Fill, OrderAck, OrderReject, RejectReason
 
 
@@ -44,7 +45,8 @@ class Outcome(Enum):
 
     APPLIED = "applied"
     DUPLICATE = "duplicate"
-    """A fill already applied (same fill_id): ignored."""
+    """A fill already applied (same fill_id), or the ack of an order the same venue order
+    already acked (the venue answering a re-sent order again): ignored."""
     INVALID = "invalid"
     """Not allowed in the order's state (or inconsistent quantities): ignored."""
 
@@ -90,6 +92,8 @@ class Order(msgspec.Struct, kw_only=True):
         return self.state in TERMINAL
 
     def apply_ack(self, ack: OrderAck) -> Outcome:
+        if self.state is not OrderState.NEW and ack.venue_order_id == self.venue_order_id:
+            return Outcome.DUPLICATE  # the venue's answer to a re-sent order, again
         if not self._move(OrderEvent.ACK):
             return Outcome.INVALID
         self.venue_order_id = ack.venue_order_id
@@ -106,7 +110,7 @@ class Order(msgspec.Struct, kw_only=True):
             return Outcome.DUPLICATE
         filled = self.filled_quantity + fill.quantity
         leaves = fill.leaves_quantity
-        if fill.quantity <= 0 or leaves < 0 or filled + leaves > self.quantity:
+        if fill_defect(fill) is not None or leaves < 0 or filled + leaves > self.quantity:
             return Outcome.INVALID
         if leaves > 0:
             event = OrderEvent.PARTIAL_FILL

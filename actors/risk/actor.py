@@ -31,7 +31,7 @@ from actors.messages import (
     TradingState,
 )
 from actors.risk.book import BookState, InvalidFill, RiskBook
-from actors.risk.gate import GateMemory, RiskGate
+from actors.risk.gate import GATE, GateMemory, RiskGate
 from actors.risk.killswitch import KillSwitch
 from actors.risk.limits import RiskLimits
 from config.types import Positive
@@ -167,8 +167,12 @@ class RiskActor(Actor):
         try:
             fresh = self.book.on_fill(fill)
         except InvalidFill as error:
-            # A venue bug must not crash-loop risk (redelivery would replay it): log it loud.
-            self.log.error("fill ignored: %s", error)
+            # A fill nobody can book is a venue fault: positions are no longer known for
+            # sure, so trading stops (HALTED: only cancels) until an operator looks. Not an
+            # exception: a redelivery would replay it into a crash loop.
+            self.log.error("fill refused, trading HALTED: %s", error)
+            if self.controls.set_trading_state(TradingState.HALTED, GATE, f"invalid fill: {error}"):
+                self.publish_snapshots()
             return
         if fresh:
             self.gate.on_fill(fill.symbol, int(fill.side), fill.quantity)

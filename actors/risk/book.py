@@ -14,8 +14,9 @@ import math
 
 import msgspec
 
+from actors.common.fills import fill_defect
 from actors.common.recent import RecentIds
-from actors.messages import Bar, Direction, Fill
+from actors.messages import Bar, Fill
 
 DAY_NS = 86_400_000_000_000
 REMEMBERED_FILLS = 100_000
@@ -225,10 +226,9 @@ class RiskBook:
 
     def on_fill(self, fill: Fill) -> bool:
         """Apply a fill once: False if its fill_id was applied already (redelivery)."""
-        if fill.side == Direction.FLAT or fill.quantity <= 0:
-            raise InvalidFill(f"fill {fill.fill_id}: side {fill.side!r}, qty {fill.quantity}")
-        if not (fill.price > 0.0 and math.isfinite(fill.price) and math.isfinite(fill.fee)):
-            raise InvalidFill(f"fill {fill.fill_id}: price {fill.price}, fee {fill.fee}")
+        defect = fill_defect(fill)
+        if defect is not None:
+            raise InvalidFill(f"fill {fill.fill_id}: {defect}")
         if not self._fill_ids.add(fill.fill_id):
             return False
         self._advance(fill.event_ns)

@@ -2,11 +2,15 @@
 
 from actors.common.recent import RecentIds
 from actors.venue.actor import VenueActor
-from actors.venue.book import SymbolBook
-from actors.venue.venue import ExchangeParams, SimulatedVenue, SymbolSpec, VenueReply, VenueStats
+from actors.venue.book import BookState, SymbolBook
+from actors.venue.ledger import OrderLedger, Outcome, VenueReply
+from actors.venue.venue import ExchangeParams, SimulatedVenue, SymbolSpec, VenueStats
 
 __all__ = [
+    "BookState",
     "ExchangeParams",
+    "OrderLedger",
+    "Outcome",
     "RecentIds",
     "SimulatedVenue",
     "SymbolBook",

@@ -2,31 +2,61 @@
 
 import time
 
+import msgspec
+
 from actors.messages import CancelRequest, Fill, OrderAck, OrderReject, OrderRequest, Tick
+from actors.venue.book import BookState
+from actors.venue.ledger import Outcome, VenueReply
 from actors.venue.venue import ExchangeParams, SimulatedVenue
-from kernel.actor import Actor, Port
+from kernel.actor import Actor, ActorContext, Port
+
+
+class VenueState(msgspec.Struct, kw_only=True):
+    """The durable state: the newest orders' outcomes and the books."""
+
+    outcomes: list[Outcome] = []
+    books: dict[str, BookState] = {}
 
 
 class VenueActor(Actor):
     """Consumes Ticks (the book), OrderRequests and CancelRequests; publishes the
     `SimulatedVenue`'s replies (acks, rejects, fills) on its `reports` port.
 
-    Market time is the latest tick's `event_ns`: the replies carry it. Crash-only: a
-    restarted venue starts with empty books and forgets the ids it saw (a real exchange
-    would not; execution's deterministic ids make re-sent orders safe across *its*
-    restarts, which is the case that matters).
+    Market time is the latest tick's `event_ns`: the replies carry it. The newest
+    outcomes (ledger.py) and the books are the durable state, so a restarted venue answers
+    a re-sent order with what it answered before, never a second execution. What its
+    predecessor published after the last commit comes back through `on_resent` and joins
+    the ledger first: the replay of those orders gets exactly the replies already sent.
     """
 
     Params = ExchangeParams
     params: ExchangeParams
+    State = VenueState
+    state: VenueState
+
+    def __init__(self, params: ExchangeParams, context: ActorContext) -> None:
+        super().__init__(params, context)
+        self._resent: list[VenueReply] = []
+
+    def on_resent(self, msg: msgspec.Struct) -> None:
+        if isinstance(msg, VenueReply):
+            self._resent.append(msg)
 
     async def on_start(self) -> None:
         self._out = self.output("reports")
-        self.venue = SimulatedVenue(self.params)
+        state = self.state
+        self.venue = SimulatedVenue(self.params, state.outcomes, state.books)
+        for reply in self._resent:
+            self.venue.ledger.add_reply(reply)
+        self._resent.clear()
         self._clock_ns = 0
         latency = self.latency(["tick_to_order", "order_path"])
         self._tick_to_order = latency.series("tick_to_order").record
         self._order_path = latency.series("order_path").record
+
+    def state_to_save(self) -> VenueState:
+        venue = self.venue
+        return VenueState(outcomes=venue.saved_outcomes(), books=venue.saved_books())
 
     def on_tick(self, tick: Tick) -> None:
         self.venue.on_tick(tick)

@@ -2,9 +2,26 @@
 
 import math
 
+import msgspec
+
 from actors.messages import Tick
 
 NS_PER_S = 1_000_000_000
+
+
+class BookState(msgspec.Struct, array_like=True, frozen=True):
+    """A `SymbolBook` as data (the venue's durable state): a restarted venue fills its
+    first orders at the last quote it knew and with its volatility estimate, not from an
+    empty book."""
+
+    bid: float
+    ask: float
+    bid_size: int
+    ask_size: int
+    last: float
+    variance_rate: float
+    ref_mid: float
+    ref_ns: int
 
 
 class SymbolBook:
@@ -73,6 +90,28 @@ class SymbolBook:
             rate if math.isnan(previous) else self._decay * previous + (1.0 - self._decay) * rate
         )
         self._ref_mid, self._ref_ns = mid, event_ns
+
+    def to_state(self) -> BookState:
+        return BookState(
+            self.bid,
+            self.ask,
+            self.bid_size,
+            self.ask_size,
+            self.last,
+            self._variance_rate,
+            self._ref_mid,
+            self._ref_ns,
+        )
+
+    def restore(self, state: BookState) -> None:
+        self.bid, self.ask = state.bid, state.ask
+        self.bid_size, self.ask_size = state.bid_size, state.ask_size
+        self.last = state.last
+        self._variance_rate, self._ref_mid, self._ref_ns = (
+            state.variance_rate,
+            state.ref_mid,
+            state.ref_ns,
+        )
 
     @property
     def has_quote(self) -> bool:

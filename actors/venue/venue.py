@@ -2,9 +2,11 @@
 
 What it does with an `OrderRequest`, in this order:
 
-1. Duplicate `client_order_id` (among the last `dedup_capacity` ids) -> OrderReject
-   DUPLICATE_ORDER_ID, nothing else: an order re-sent after a producer restart never fills
-   twice. Every id that reaches the venue is remembered, rejected or not.
+1. A `client_order_id` seen before (among the last `dedup_capacity` ids, the newest
+   `durable_outcomes` of them across restarts) -> the replies it got the first time,
+   unchanged (ledger.py): an order re-sent after a restart never executes twice, and its
+   sender learns the real outcome. Every id that reaches the venue is remembered with its
+   replies, rejected or not.
 2. Validation -> OrderReject without an ack: symbol not configured (UNKNOWN_SYMBOL); quantity
    <= 0 or side FLAT (INVALID_QUANTITY); an order that could rest on the book (VENUE_ERROR:
    only MARKET or LIMIT with IOC or FOK are simulated, so no order ever rests here); a limit
@@ -28,8 +30,8 @@ What it does with an `OrderRequest`, in this order:
 A CancelRequest is always answered OrderReject UNKNOWN_ORDER: orders never rest, so there is
 nothing to cancel (the detail says whether the id was seen). Every reply copies the request's
 `origin_ns`, so a fill can be traced back to the tick that started its chain, and carries the
-market time the caller passes in. Ids come from counters (V1, V2... and F1, F2...), so a run
-is reproducible.
+market time the caller passes in. Venue order ids and fill ids derive from the client order
+id, so a run is reproducible.
 """
 
 import math
@@ -38,7 +40,6 @@ from typing import Annotated
 
 import msgspec
 
-from actors.common.recent import RecentIds
 from actors.messages import (
     CancelRequest,
     Direction,
@@ -52,10 +53,9 @@ from actors.messages import (
     Tick,
     TimeInForce,
 )
-from actors.venue.book import SymbolBook
+from actors.venue.book import BookState, SymbolBook
+from actors.venue.ledger import OrderLedger, Outcome, VenueReply, is_final
 from config.types import NonNegative, Positive
-
-VenueReply = OrderAck | OrderReject | Fill
 
 IMMEDIATE_TIME_IN_FORCE = frozenset({TimeInForce.IOC, TimeInForce.FOK})
 SIMULATED_ORDER_TYPES = frozenset({OrderType.MARKET, OrderType.LIMIT})
@@ -93,7 +93,12 @@ class ExchangeParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     max_gap_s: Positive = 60.0
     """Quotes further apart in market time than this are not a volatility sample."""
     dedup_capacity: Annotated[int, msgspec.Meta(ge=1)] = 100_000
-    """How many recent client order ids are remembered to reject duplicates."""
+    """How many recent client order ids are remembered with their replies: a repeat of one
+    gets the original replies instead of a second execution."""
+    durable_outcomes: Annotated[int, msgspec.Meta(ge=1, le=2048)] = 256
+    """How many of them survive a restart of the venue (its durable state, saved at every
+    commit): a repeat after a restart is a re-sent working order, one of the newest. At
+    most 2,048: about 300 bytes each, in an actor record of at most 1 MiB."""
 
 
 @dataclass(slots=True)
@@ -108,6 +113,8 @@ class VenueStats:
     fees: float = 0.0
     impact_cost: float = 0.0
     """Currency paid to the impact term beyond the touch: impact x filled x point value."""
+    repeats: int = 0
+    """Orders whose id was seen before, answered with the original replies."""
     rejects: dict[RejectReason, int] = field(default_factory=dict)
     bad_ticks: int = 0
     """Ticks of a traded symbol whose quote was unusable and left the book unchanged."""
@@ -116,11 +123,32 @@ class VenueStats:
 class SimulatedVenue:
     """Books from ticks, replies to orders; pure and synchronous (the actor does the I/O)."""
 
-    def __init__(self, params: ExchangeParams) -> None:
+    def __init__(
+        self,
+        params: ExchangeParams,
+        outcomes: list[Outcome] | None = None,
+        books: dict[str, BookState] | None = None,
+    ) -> None:
+        """`outcomes` and `books`: what `saved_outcomes` and `saved_books` gave before a
+        restart (the ledger's durable part, the top of book and volatility estimates)."""
         self.params = params
         self.books: dict[str, SymbolBook] = {}
         self.stats = VenueStats()
-        self._seen = RecentIds(params.dedup_capacity)
+        self.ledger = OrderLedger(params.dedup_capacity, outcomes or ())
+        self._saved: tuple[int, list[Outcome]] = (-1, [])
+        for symbol, state in (books or {}).items():
+            if symbol in params.symbols:
+                self._book(symbol).restore(state)
+
+    def saved_outcomes(self) -> list[Outcome]:
+        """The ledger's durable part (rebuilt only after an order: saved at every commit,
+        and the venue commits after every batch of ticks)."""
+        if self._saved[0] != self.ledger.version:
+            self._saved = (self.ledger.version, self.ledger.newest(self.params.durable_outcomes))
+        return self._saved[1]
+
+    def saved_books(self) -> dict[str, BookState]:
+        return {symbol: book.to_state() for symbol, book in self.books.items()}
 
     def on_tick(self, tick: Tick) -> None:
         """Update the symbol's top of book (ticks of symbols not traded here are ignored)."""
@@ -128,16 +156,30 @@ class SimulatedVenue:
         if book is None:
             if tick.symbol not in self.params.symbols:
                 return
-            p = self.params
-            book = self.books[tick.symbol] = SymbolBook(p.sigma_decay, p.session_s, p.max_gap_s)
+            book = self._book(tick.symbol)
         if not book.on_tick(tick):
             self.stats.bad_ticks += 1
 
+    def _book(self, symbol: str) -> SymbolBook:
+        p = self.params
+        book = self.books[symbol] = SymbolBook(p.sigma_decay, p.session_s, p.max_gap_s)
+        return book
+
     def on_order(self, order: OrderRequest, now_event_ns: int) -> list[VenueReply]:
-        """The replies to `order` at market time `now_event_ns`: [reject] or [ack, fill]."""
+        """The replies to `order` at market time `now_event_ns`: [reject] or [ack, fill],
+        or for an id seen before, the replies it got then."""
         self.stats.orders += 1
-        if not self._seen.add(order.client_order_id):
-            return [self._reject(order, RejectReason.DUPLICATE_ORDER_ID, now_event_ns, "")]
+        known = self.ledger.replies(order.client_order_id)
+        if known is not None and is_final(known):
+            self.stats.repeats += 1
+            return known
+        replies = self._decide(order, now_event_ns)
+        if known:  # only its ack went out (the venue crashed before the fill): keep that ack
+            replies = [*known, *(replies[1:] if isinstance(replies[0], OrderAck) else replies)]
+        self.ledger.record(order.client_order_id, replies)
+        return replies
+
+    def _decide(self, order: OrderRequest, now_event_ns: int) -> list[VenueReply]:
         spec = self.params.symbols.get(order.symbol)
         if spec is None:
             return [self._reject(order, RejectReason.UNKNOWN_SYMBOL, now_event_ns, "")]
@@ -166,7 +208,7 @@ class SimulatedVenue:
 
     def on_cancel(self, cancel: CancelRequest, now_event_ns: int) -> list[VenueReply]:
         """Nothing ever rests here, so every cancel is too late or for an unknown order."""
-        known = cancel.client_order_id in self._seen
+        known = cancel.client_order_id in self.ledger
         detail = "already done: orders here never rest" if known else "never seen"
         self._count_reject(RejectReason.UNKNOWN_ORDER)
         reject = OrderReject(
