@@ -143,10 +143,11 @@ class SnapshotStore:
         body = offset + SLOT_HEADER.size
         # Two copies, so that fault injection can stop a save with half a slot written.
         half = len(payload) // 2
-        self._mapping[body : body + half] = payload[:half]
+        view = memoryview(payload)  # slices of it are not copies
+        self._mapping[body : body + half] = view[:half]
         if faults.armed:
             faults.hit(self.owner, "mid_save")
-        self._mapping[body + half : body + len(payload)] = payload[half:]
+        self._mapping[body + half : body + len(payload)] = view[half:]
         SLOT_HEADER.pack_into(self._mapping, offset, generation, len(payload), zlib.crc32(payload))
         self._header.store_release(_LATEST_AT, generation)
         return generation
