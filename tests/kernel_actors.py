@@ -157,8 +157,18 @@ class Ledger(Actor):
     inputs = {Number: on_number}
 
 
+class RelayState(LedgerState, kw_only=True):
+    resent: list[int] = []
+    """Values the kernel told it (`on_resent`) its crashed predecessor had published."""
+
+
 class StatefulRelay(Ledger):
     """A Ledger that also republishes each Number: a producer and a consumer at once."""
+
+    State = RelayState
+
+    def on_resent(self, msg: Number) -> None:
+        self.state.resent.append(msg.value)
 
     async def on_start(self) -> None:
         self.out = self.output("out")

@@ -14,7 +14,7 @@ import pytest
 
 from kernel.durable import read_quarantine, read_record
 from tests.helpers import wait_until
-from tests.kernel_actors import LedgerState, chain
+from tests.kernel_actors import LedgerState, RelayState, chain
 from tests.systems import RunningSystem, base_config, write_config
 
 LEDGER = "tests.kernel_actors:Ledger"
@@ -117,6 +117,23 @@ def test_kill9_at_a_protocol_point_loses_nothing_and_repeats_nothing(
         # The replayed publishes reached consumers that had them: dropped by seq.
         assert sum(rows[actor]["duplicates"] for actor in LEDGERS) > 0
     assert all(rows[actor]["unhandled"] == 0 for actor in LEDGERS)
+    assert system.terminate()[0] == 0
+
+
+def test_a_restarted_producer_is_told_what_its_predecessor_published_since_its_commit(
+    tmp_path, systems
+):
+    # The relay dies between the two rings of its 700th publish: everything it published
+    # after its last commit is sent again, and handed to it (on_resent) before its start.
+    marker = tmp_path / "fault.marker"
+    config = fan_out_config(tmp_path, 1_000)
+    system = start(tmp_path, config, env={"GRANDMODEL_FAULT": f"relay:between_rings:700:{marker}"})
+    systems.append(system)
+    wait_for_counts(system.name, 1_000)
+    assert marker.exists(), "the fault never fired"
+    record = read_record(system.name, "relay")
+    resent = msgspec.msgpack.decode(record.state, type=RelayState).resent
+    assert resent and resent == list(range(701 - len(resent), 701))
     assert system.terminate()[0] == 0
 
 
