@@ -395,7 +395,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{transport.name}-64B-throughput{suffix}", throughput_count, elapsed
             )
     report.budget_at_most("ringbuf-spin-64B", "p50", 1.5)
-    report.budget_at_most("ringbuf-park-64B", "p50", 10.0)
+    # A parked consumer is woken by the kernel, as a pipe's reader is: that wake-up is the
+    # machine's (8 us on one VM here, 13-15 us on another), what the ring adds is ours.
+    report.budget_at_most("ringbuf-park-64B", "p50", report.case("os.pipe-64B").p50)
     # Streaming producers publish a burst with one cursor store (as the actors do);
     # the publish-per-message figure is reported beside it.
     report.budget_at_least("ringbuf-spin-64B-throughput-batch32", "throughput_per_s", 1_000_000)
