@@ -117,3 +117,7 @@ class SystemConfig(Base):
     logging: LoggingConfig = LoggingConfig()
     zygote: ZygoteConfig = ZygoteConfig()
     delivery: DeliveryConfig = DeliveryConfig()
+    failure_hooks: list[str] = []
+    """`module:function` paths, each called as `function(config, reason)` by the run's
+    supervisor process when the tree fails (root supervisor gave up, zygote died), before
+    the tree is stopped: the trading app latches its kill switch there."""

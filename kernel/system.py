@@ -3,7 +3,8 @@
 Order of start: remove stale segments of a crashed run of the same name, create
 the health table, the rings and the doorbells, start the zygote, start the
 supervisor tree. The run ends on SIGINT/SIGTERM, after `--duration`, or when the
-root supervisor fails; then the tree stops in reverse order, the zygote exits
+root supervisor fails (then the configured `failure_hooks` run first); then the tree
+stops in reverse order, the zygote exits
 and the run's segments are unlinked (durable ones, the actors' records and a latched kill
 switch, stay for the next run). Exit status: 0 clean stop, 1 root failure.
 """
@@ -140,14 +141,19 @@ class System:
             )
             for waiter in pending:
                 waiter.cancel()
+            reason = None
             if self.tree.failed.is_set():
-                code = 1
+                reason = f"root supervisor failed: {self.tree.failure}"
             if self.zygote.process is not None and self.zygote.process.poll() is not None:
                 log_event(log, logging.ERROR, "the zygote died")
+                reason = reason or "the zygote died"
+            if reason is not None:
                 code = 1
+                self._run_failure_hooks(reason)
         except SupervisorFailed as failure:
             log_event(log, logging.ERROR, "system failed to start", reason=str(failure))
             code = 1
+            self._run_failure_hooks(f"failed to start: {failure}")
         except ZygoteError as error:
             log_event(log, logging.ERROR, "zygote failure", reason=str(error))
             code = 1
@@ -162,6 +168,17 @@ class System:
             uptime_s=round(time.monotonic() - started, 3),
         )
         return code
+
+    def _run_failure_hooks(self, reason: str) -> None:
+        """Call the configured hooks before the tree stops; one that fails is logged and
+        the others still run (the shutdown goes on regardless)."""
+        for path in self.config.failure_hooks:
+            try:
+                import_object(path, "failure_hooks")(self.config, reason)
+            except Exception as error:
+                log_event(log, logging.ERROR, "failure hook failed", hook=path, error=repr(error))
+            else:
+                log_event(log, logging.WARNING, "failure hook ran", hook=path, reason=reason)
 
     async def _shutdown(self) -> None:
         if self.tree is not None:

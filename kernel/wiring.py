@@ -65,6 +65,9 @@ def load_system(
 
 def check_wiring(config: SystemConfig) -> Wiring:
     codec = Codec.from_union(import_object(config.messages, "messages"))
+    for i, hook in enumerate(config.failure_hooks):
+        if not callable(import_object(hook, f"failure_hooks[{i}]")):
+            raise ConfigError(f"failure_hooks[{i}]: {hook!r} is not callable")
     known = set(codec.types)
     classes = {actor.name: _actor_class(i, actor, known) for i, actor in enumerate(config.actors)}
     producer_port: dict[str, tuple[str, Port]] = {}

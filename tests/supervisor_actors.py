@@ -44,3 +44,8 @@ class IgnoresTerm(Actor):
 
     async def on_start(self) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, lambda: None)
+
+
+def broken_hook(config: object, reason: str) -> None:
+    """A failure hook that raises (the supervisor must run the next ones anyway)."""
+    raise RuntimeError(f"broken hook told: {reason}")

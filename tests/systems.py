@@ -25,7 +25,10 @@ def write_config(path: Path, sections: dict[str, Any]) -> Path:
     """Write a config dict as TOML (tables of scalars and arrays of tables only)."""
     lines: list[str] = []
     for key, value in sections.items():
-        if not isinstance(value, (list, dict)):
+        tables = isinstance(value, dict) or (
+            isinstance(value, list) and value and isinstance(value[0], dict)
+        )
+        if not tables:
             lines.append(f"{key} = {toml_value(value)}")
     for key, value in sections.items():
         if isinstance(value, dict):

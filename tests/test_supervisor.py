@@ -8,6 +8,9 @@ import numpy as np
 import psutil
 import pytest
 
+from actors.risk.killswitch import KillSwitch
+from config.loader import ConfigError
+from kernel.wiring import load_system
 from ringbuf.procs import is_alive
 from tests.helpers import wait_until
 from tests.systems import RunningSystem, base_config, run_leftovers, write_config
@@ -199,6 +202,43 @@ def test_root_intensity_exceeded_stops_everything_and_exits_nonzero(tmp_path, sy
     events = [e["event"] for e in system.events()]
     assert "root supervisor failed" in events
     assert not run_leftovers(config["name"])
+
+
+def test_a_failing_tree_runs_its_failure_hooks_and_latches_the_kill_switch(tmp_path, systems):
+    config, _ = pipeline(
+        tmp_path, 1_000, crash_at=10, faults=100, faults_file=str(tmp_path / "faults")
+    )
+    config["supervisors"] = [
+        {"name": "root", "children": ["src", "snk"], "max_restarts": 1, "period_s": 30}
+    ]
+    config["failure_hooks"] = [
+        "tests.supervisor_actors:broken_hook",  # fails: the next one still runs
+        "actors.risk.killswitch:engage_on_failure",
+    ]
+    path = write_config(tmp_path / "system.toml", config)
+    system = RunningSystem(path, config["name"], Path(config["logging"]["file"]))
+    systems.append(system)
+    assert system.proc.wait(timeout=60) == 1
+    hooks = [e for e in system.events() if e["event"].startswith("failure hook")]
+    assert [(e["event"], e["hook"]) for e in hooks] == [
+        ("failure hook failed", "tests.supervisor_actors:broken_hook"),
+        ("failure hook ran", "actors.risk.killswitch:engage_on_failure"),
+    ]
+    switch = KillSwitch.open(config["name"])  # durable: it outlived the failed run
+    try:
+        state = switch.state()
+        assert state.engaged and state.engaged_by == "supervisor"
+        assert "root supervisor failed" in state.reason
+    finally:
+        switch.close()
+
+
+def test_a_failure_hook_that_cannot_be_imported_is_a_config_error_naming_it(tmp_path):
+    config, _ = pipeline(tmp_path, 10)
+    config["failure_hooks"] = ["actors.risk.killswitch:no_such_hook"]
+    path = write_config(tmp_path / "system.toml", config)
+    with pytest.raises(ConfigError, match=r"failure_hooks\[0\]"):
+        load_system(path, environ={})
 
 
 @pytest.mark.parametrize(

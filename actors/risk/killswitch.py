@@ -28,11 +28,15 @@ import fcntl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from actors.messages import TradingState
 from ringbuf import shm
+
+if TYPE_CHECKING:
+    from config.schema import SystemConfig
 
 VERSION = 2  # 2: the common segment header replaces the file's own magic and version
 SIZE = 4096
@@ -204,3 +208,13 @@ class KillSwitch:
         offset, size = _TEXT[field]
         # A text cut at the field size may end inside a UTF-8 sequence: drop the fragment.
         return bytes(self._payload[offset : offset + size]).rstrip(b"\0").decode(errors="ignore")
+
+
+def engage_on_failure(config: "SystemConfig", reason: str) -> None:
+    """A `failure_hooks` entry: the supervisor tree failing engages the switch, so the
+    next run starts with trading blocked until an operator has looked and reset it."""
+    switch = KillSwitch.open(config.name)
+    try:
+        switch.engage(f"the supervisor tree failed: {reason}", "supervisor")
+    finally:
+        switch.close()
