@@ -474,16 +474,18 @@ async def test_an_order_whose_ack_went_out_before_a_crash_keeps_that_ack(capture
     assert [type(m) for m in second.venue.ledger.replies("half-1")] == [OrderAck, Fill]
 
 
-async def test_orders_record_tick_to_order_and_order_path(capture):
+async def test_orders_record_tick_to_order_order_path_and_tick_to_submit(capture):
     actor, _ = await _traded(capture)
     now = time.monotonic_ns()
     order = _order("timed-1", Direction.LONG, 1, origin_ns=now - 300_000)
     order.intent_ns = now - 100_000
+    order.ts_ns = now - 50_000  # execution published it then
     actor.on_message(order)
     hists = read_histograms(actor.context.system)
     assert hists["venue.tick_to_order"].count == 1
     assert hists["venue.tick_to_order"].max_ns >= 300_000
     assert 100_000 <= hists["venue.order_path"].max_ns < hists["venue.tick_to_order"].max_ns
+    assert hists["venue.tick_to_submit"].max_ns == 250_000
 
 
 # --- the ledger -----------------------------------------------------------------------
