@@ -5,10 +5,15 @@ import signal
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from actors.execution.actor import ExecutionState
+from actors.risk.actor import RiskState
 from actors.risk.killswitch import KillSwitch
+from kernel.durable import read_record
 from ringbuf import inspect_ring
+from ringbuf.procs import is_alive
 from tests.helpers import wait_until
 from tests.pipeline import (
     net_position,
@@ -21,6 +26,38 @@ from tests.pipeline import (
 from tests.systems import RunningSystem, write_config
 
 TICKS = 12_000
+
+
+def assert_no_order_executed_twice(fills: list[dict]) -> None:
+    """Every distinct fill message (seqs are unique per stream, replays reuse them). A fill
+    may come twice only as the venue's answer to a re-sent order: then identical, the
+    original outcome; a venue that executed an order again would differ (price, time)."""
+    by_id: dict[str, dict] = {}
+    for fill in fills:
+        first = by_id.setdefault(fill["fill_id"], fill)
+        same = ("client_order_id", "side", "quantity", "price", "fee", "event_ns")
+        assert all(first[key] == fill[key] for key in same), "an order was executed twice"
+
+
+def assert_books_agree(system_name: str) -> None:
+    """Execution's order table and risk's book, as committed (durable records): the same
+    position and the same P&L, from every fill either of them booked."""
+    point_value = 50.0
+    execution = msgspec.msgpack.decode(
+        read_record(system_name, "execution").state, type=ExecutionState
+    )
+    orders = list(execution.orders.values())
+    assert len(orders) == execution.counts.orders, "orders retired: the check is incomplete"
+    net = sum(order.side * order.filled_quantity for order in orders)
+    filled = [order for order in orders if order.filled_quantity]
+    cash = -sum(o.side * o.filled_quantity * o.avg_price for o in filled) * point_value
+    fees = sum(order.fees for order in orders)
+    risk = msgspec.msgpack.decode(read_record(system_name, "risk").state, type=RiskState)
+    (held,) = [p for p in risk.book.positions if p.symbol == "ES"]
+    assert held.quantity == net
+    unrealized = (held.mark - held.avg_price) * held.quantity * point_value if net else 0.0
+    total = cash + net * held.mark * point_value - fees
+    assert held.realized + unrealized == pytest.approx(total, abs=1e-6)
 
 
 def assert_reconciled(tmp_path, system) -> None:
@@ -36,10 +73,7 @@ def assert_reconciled(tmp_path, system) -> None:
     for name in rings(system):
         assert inspect_ring(name).dropped == 0, name
     got = recorded(tmp_path)
-    # Every distinct fill message (seqs are unique per stream, replays reuse them): a venue
-    # that executed a redelivered order again would publish a second message for it.
-    fill_ids = [f["fill_id"] for f in got.fills]
-    assert len(fill_ids) == len(set(fill_ids)), "a fill was executed twice"
+    assert_no_order_executed_twice(got.fills)
     ordered = {o["client_order_id"]: o["quantity"] for o in got.orders}
     filled: dict[str, int] = {}
     for fill in got.fills:
@@ -72,6 +106,31 @@ def test_a_run_reconciles_orders_fills_and_positions(tmp_path, systems):
     assert len(got.acks) + len(got.rejects) == len(got.orders)
     assert_reconciled(tmp_path, system)
     assert system.terminate()[0] == 0
+
+
+def test_a_whole_tree_killed_with_sigkill_restarts_and_reconciles(tmp_path, systems):
+    """Supervisor, zygote and every node killed at once, mid-trading; the next run starts
+    from the actors' durable records on new rings: what was in flight is gone, execution
+    re-sends its working orders, the venue answers them with what it did, and venue,
+    execution and risk agree again."""
+    config = pipeline_config(tmp_path, TICKS)
+    (execution,) = [actor for actor in config["actors"] if actor["name"] == "execution"]
+    execution["params"] = {"retain_done": 4096}  # every order kept: the check is complete
+    system = start_pipeline(tmp_path, config)
+    systems.append(system)
+    wait_until(lambda: len(recorded(tmp_path).fills) >= 20, 60, "fills before the crash")
+    pids = [row["pid"] for row in system.rows().values()]
+    system.close_health()
+    os.killpg(system.proc.pid, signal.SIGKILL)
+    system.proc.wait(timeout=10)
+    wait_until(lambda: not any(is_alive(pid) for pid in pids), 10, "every process gone")
+    again = start_pipeline(tmp_path, config)
+    systems.append(again)
+    wait_quiescent(again, TICKS)
+    assert again.rows()["execution"]["restarts"] == 0
+    assert again.terminate()[0] == 0  # a clean stop commits every actor
+    assert_no_order_executed_twice(recorded(tmp_path).fills)
+    assert_books_agree(config["name"])
 
 
 def test_kill_switch_blocks_every_order_and_survives_a_risk_restart(tmp_path, systems):
