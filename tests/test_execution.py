@@ -30,7 +30,9 @@ from actors.messages import (
     RiskVerdict,
     Tick,
     TimeInForce,
+    TradingState,
 )
+from actors.risk.killswitch import KillSwitch
 from actors.venue import ExchangeParams, VenueActor
 from kernel.codec import Codec
 from tests.helpers import StreamCapture, actor_context
@@ -270,6 +272,10 @@ async def test_replies_drive_the_order_and_bad_ones_are_counted_not_fatal(captur
         actor.on_message(reply)
     order = actor.orders["I-7-1"]
     assert (order.state, order.filled_quantity) == (OrderState.FILLED, 10)
+    switch = KillSwitch.open(actor.context.system)
+    assert switch.trading_state is TradingState.REDUCING  # the fill of an unknown order
+    assert "Fill for unknown order 'nobody-1'" in switch.state().state_reason
+    switch.close()
     counts = actor.counts
     assert (counts.invalid_transitions, counts.duplicate_fills, counts.unknown_orders) == (2, 1, 1)
     assert counts.duplicate_acks == 1
@@ -423,3 +429,13 @@ async def test_a_restart_within_a_run_re_sends_nothing(capture):
     restored.state = msgspec.msgpack.decode(saved, type=ExecutionState)
     await restored.on_start()
     assert restored.counts.resent == 0 and len(chain.orders.messages) == 1
+
+
+async def test_an_unknown_order_never_lifts_a_halt(capture):
+    actor, _ = await _execution(capture)
+    switch = KillSwitch.open(actor.context.system)
+    switch.set_trading_state(TradingState.HALTED, "pytest", "halted first")
+    actor.on_message(_ack("nobody-1"))
+    assert switch.trading_state is TradingState.HALTED
+    assert actor.counts.unknown_orders == 1
+    switch.close()

@@ -30,7 +30,9 @@ from actors.messages import (
     RejectReason,
     RiskVerdict,
     TimeInForce,
+    TradingState,
 )
+from actors.risk.killswitch import KillSwitch
 from config.types import Count
 from kernel.actor import Actor, Port
 
@@ -177,9 +179,7 @@ class ExecutionActor(Actor):
         order = self.orders.get(report.client_order_id)
         if order is None:
             self.counts.unknown_orders += 1
-            self.log.warning(
-                "%s for unknown order %r ignored", type(report).__name__, report.client_order_id
-            )
+            self._reduce(f"{type(report).__name__} for unknown order {report.client_order_id!r}")
             return False
         state = order.state
         outcome = apply(order, report)
@@ -206,6 +206,18 @@ class ExecutionActor(Actor):
         if order.done:
             self._retire(order)
         return True
+
+    def _reduce(self, reason: str) -> None:
+        """The venue speaks of an order this table does not know: what is held may differ
+        from what execution believes, so only exposure-reducing orders pass (REDUCING)
+        until an operator has looked. A HALTED state stays HALTED."""
+        switch = KillSwitch.open(self.context.system)
+        try:
+            if switch.trading_state is TradingState.ACTIVE:
+                switch.set_trading_state(TradingState.REDUCING, "execution", reason)
+        finally:
+            switch.close()
+        self.log.warning("%s: ignored, trading REDUCING", reason)
 
     def _retire(self, order: Order) -> None:
         """Keep a finished order for late replies, within `retain_done`."""
