@@ -17,9 +17,27 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from actors.api import ApiActor, ApiParams
-from actors.messages import PositionSnapshot, RiskSnapshot, Tick, TradingState
+from actors.execution import ExecutionActor, ExecutionParams
+from actors.messages import (
+    AnyMessage,
+    DenyReason,
+    Direction,
+    Fill,
+    OrderAck,
+    OrderReject,
+    PositionSnapshot,
+    RejectReason,
+    RiskSnapshot,
+    RiskVerdict,
+    Tick,
+    TradingState,
+)
+from kernel.codec import Codec
+from kernel.durable import DurableRecord
 from kernel.health import HealthTable, State
 from kernel.latency import LatencyRecorder
+from kernel.streams import UnwiredOutput
+from ringbuf import list_segments, unlink_segment
 from tests.helpers import actor_context
 
 LATENCIES_NS = [500, 1_000, 1_500, 3_000, 20_000, 400_000, 2_000_000]
@@ -351,3 +369,91 @@ def test_params_accept_loopback_only() -> None:
         ApiActor.parse_params({"port": 65_536})
     with pytest.raises(msgspec.ValidationError, match="unknown field"):
         ApiActor.parse_params({"bind": "127.0.0.1"})
+
+
+async def test_metrics_count_orders_fills_and_rejects_as_execution_committed_them(
+    system: str, http: aiohttp.ClientSession
+) -> None:
+    assert "grandmodel_orders" not in await scrape(http)  # nothing committed yet
+    execution = ExecutionActor(
+        ExecutionParams(),
+        actor_context(
+            "execution",
+            {"orders": UnwiredOutput("orders", Codec.from_union(AnyMessage), "execution")},
+            system=system,
+        ),
+    )
+    await execution.on_start()
+    reports = {
+        "I-1": [OrderAck, Fill],  # filled in full
+        "I-2": [OrderAck, Fill],  # 1 of 3 filled, the rest cancelled
+        "I-3": [OrderReject],
+    }
+    for n, (intent_id, kinds) in enumerate(reports.items()):
+        side = Direction.LONG if n < 2 else Direction.SHORT
+        execution.on_message(
+            RiskVerdict(
+                intent_id=intent_id,
+                symbol="ES",
+                approved=True,
+                reason=DenyReason.NONE,
+                direction=side,
+                quantity=3,
+                price=100.0,
+            )
+        )
+        order_id = f"{intent_id}-1"
+        for kind in kinds:
+            if kind is OrderAck:
+                execution.on_message(
+                    OrderAck(
+                        client_order_id=order_id,
+                        venue_order_id=f"V-{order_id}",
+                        symbol="ES",
+                        side=side,
+                        quantity=3,
+                        event_ns=1,
+                    )
+                )
+            elif kind is Fill:
+                execution.on_message(
+                    Fill(
+                        fill_id=f"F-{order_id}",
+                        client_order_id=order_id,
+                        venue_order_id=f"V-{order_id}",
+                        symbol="ES",
+                        side=side,
+                        quantity=3 if intent_id == "I-1" else 1,
+                        price=100.0,
+                        leaves_quantity=0,
+                        fee=1.0,
+                        event_ns=1,
+                    )
+                )
+            else:
+                execution.on_message(
+                    OrderReject(
+                        client_order_id=order_id,
+                        symbol="ES",
+                        reason=RejectReason.NO_LIQUIDITY,
+                        event_ns=1,
+                    )
+                )
+    # What the kernel does at a commit: the counts are read from there, never before.
+    record = DurableRecord(system, "execution", run_id=1)
+    try:
+        record.record.state = msgspec.msgpack.encode(execution.state_to_save())
+        record.save()
+        families = await scrape(http)
+    finally:
+        record.close()
+        for status in list_segments(f"{system}."):
+            unlink_segment(status.name)
+    long_, short = (("side", "LONG"),), (("side", "SHORT"),)
+    assert samples(families["grandmodel_orders"], "_total") == {long_: 2.0, short: 1.0}
+    assert samples(families["grandmodel_order_acks"], "_total") == {long_: 2.0, short: 0.0}
+    assert samples(families["grandmodel_fills"], "_total") == {long_: 2.0, short: 0.0}
+    assert samples(families["grandmodel_filled_contracts"], "_total")[long_] == 4.0
+    assert samples(families["grandmodel_cancelled_orders"], "_total")[long_] == 1.0
+    rejects = samples(families["grandmodel_order_rejects"], "_total")
+    assert rejects == {(("reason", "NO_LIQUIDITY"),): 1.0}

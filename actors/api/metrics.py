@@ -1,4 +1,5 @@
-"""/metrics: the health table, latency histograms and risk state as Prometheus text.
+"""/metrics: the health table, latency histograms, risk state and execution's committed
+order counts as Prometheus text.
 
 A fresh `CollectorRegistry` per request, fed by collectors over values read for that
 request: nothing is registered globally, so restarts, tests and several systems in one
@@ -7,6 +8,7 @@ process never collide, and every scrape shows the shared memory as it is now.
 
 from collections.abc import Iterator
 
+import msgspec
 import numpy as np
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -20,6 +22,8 @@ from prometheus_client.utils import floatToGoString
 
 from actors.api.health import RUNNING, Row
 from actors.api.state import RiskState
+from actors.execution.actor import ExecutionCounts
+from kernel.durable import read_record
 from kernel.latency import BUCKETS, Histogram, bucket_bounds
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -138,10 +142,73 @@ class RiskCollector:
         yield position
 
 
-def render(rows: list[Row], histograms: dict[str, Histogram], risk: RiskState) -> bytes:
+class _Committed(msgspec.Struct):
+    """The part of execution's durable state /metrics reads (the rest is skipped)."""
+
+    counts: ExecutionCounts = msgspec.field(default_factory=ExecutionCounts)
+
+
+def committed_order_counts(system: str, execution: str) -> ExecutionCounts | None:
+    """Execution's counts as last committed: exact across crashes and replays (an
+    increment counts only once its message is committed), None before its first commit."""
+    record = read_record(system, execution)
+    if record is None or not record.state:
+        return None
+    return msgspec.msgpack.decode(record.state, type=_Committed).counts
+
+
+class OrderCollector:
+    """Orders, acks, fills, contracts, cancels by side and rejects by reason, as
+    execution committed them; nothing before its first commit."""
+
+    BY_SIDE = (
+        ("order", "grandmodel_orders", "Orders sent to the venue."),
+        ("ack", "grandmodel_order_acks", "Orders the venue acknowledged."),
+        ("fill", "grandmodel_fills", "Fills booked."),
+        ("filled_contracts", "grandmodel_filled_contracts", "Contracts filled."),
+        ("cancelled", "grandmodel_cancelled_orders", "Orders ended with their rest cancelled."),
+    )
+
+    def __init__(self, counts: ExecutionCounts | None) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self.counts
+        if counts is None:
+            return
+        for event, name, text in self.BY_SIDE:
+            family = CounterMetricFamily(name, text, labels=["side"])
+            for side in ("LONG", "SHORT"):
+                family.add_metric([side], counts.by_side.get(f"{event}:{side}", 0))
+            yield family
+        rejects = CounterMetricFamily(
+            "grandmodel_order_rejects", "Orders the venue rejected.", labels=["reason"]
+        )
+        for reason, count in sorted(counts.rejects.items()):
+            rejects.add_metric([reason], count)
+        yield rejects
+        yield CounterMetricFamily(
+            "grandmodel_unknown_order_reports",
+            "Venue reports for orders execution does not know (each sets REDUCING).",
+            value=counts.unknown_orders,
+        )
+        yield CounterMetricFamily(
+            "grandmodel_resent_orders",
+            "Working orders sent again at the start of a new run (reconciliation).",
+            value=counts.resent,
+        )
+
+
+def render(
+    rows: list[Row],
+    histograms: dict[str, Histogram],
+    risk: RiskState,
+    orders: ExecutionCounts | None = None,
+) -> bytes:
     """The exposition text for one scrape."""
     registry = CollectorRegistry()
     registry.register(ActorCollector(rows))
     registry.register(LatencyCollector(histograms))
     registry.register(RiskCollector(risk))
+    registry.register(OrderCollector(orders))
     return generate_latest(registry)

@@ -20,6 +20,8 @@ class ApiParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     port_file: str | None = None
     """If set, the bound port is written here (decimal, newline) once the server listens,
     so a test or a sidecar started with port 0 can find the server."""
+    execution: str = "execution"
+    """The execution actor whose committed order counts /metrics exports."""
 
     def __post_init__(self) -> None:
         try:

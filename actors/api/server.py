@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 
 from actors.api.health import HealthSource, Row, all_running
-from actors.api.metrics import CONTENT_TYPE, render
+from actors.api.metrics import CONTENT_TYPE, committed_order_counts, render
 from actors.api.state import RiskState
 from kernel.latency import read_histograms
 
@@ -58,10 +58,13 @@ def error_middleware(
 class Routes:
     """The handlers, over the API actor's view of the system."""
 
-    def __init__(self, system: str, health: HealthSource, risk: RiskState) -> None:
+    def __init__(
+        self, system: str, health: HealthSource, risk: RiskState, execution: str = "execution"
+    ) -> None:
         self.system = system
         self.health = health
         self.risk = risk
+        self.execution = execution
 
     def _rows(self) -> tuple[list[Row], str | None]:
         """The health rows, or none and why when the system's table does not exist."""
@@ -90,7 +93,8 @@ class Routes:
 
     async def get_metrics(self, request: web.Request) -> web.Response:
         rows, _ = self._rows()
-        text = render(rows, read_histograms(self.system), self.risk)
+        counts = committed_order_counts(self.system, self.execution)
+        text = render(rows, read_histograms(self.system), self.risk, counts)
         return web.Response(body=text, headers={"Content-Type": CONTENT_TYPE})
 
 

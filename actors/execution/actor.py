@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import msgspec
 
-from actors.execution.orders import Order, Outcome
+from actors.execution.orders import Order, OrderState, Outcome
 from actors.messages import (
     Direction,
     ExecStrategy,
@@ -64,6 +64,16 @@ class ExecutionCounts(msgspec.Struct, kw_only=True):
     invalid_transitions: int = 0
     unknown_orders: int = 0
     """Venue replies for an order this incarnation does not know (or no longer retains)."""
+    by_side: dict[str, int] = {}
+    """`<event>:<side>` -> count, event one of order, ack, fill, filled_contracts,
+    cancelled (an order ended with its IOC rest cancelled): exact across restarts, being
+    committed with the inputs they count (the API's /metrics reads them)."""
+    rejects: dict[str, int] = {}
+    """Reject reason name -> venue rejects applied to an order."""
+
+    def count(self, event: str, side: int, amount: int = 1) -> None:
+        key = f"{event}:{Direction(side).name}"
+        self.by_side[key] = self.by_side.get(key, 0) + amount
 
 
 def client_order_id(intent_id: str) -> str:
@@ -153,6 +163,7 @@ class ExecutionActor(Actor):
         )
         self._send(order, verdict.origin_ns, verdict.intent_ns)
         counts.orders += 1
+        counts.count("order", order.side)
         self.orders[order_id] = order
 
     def _send(self, order: Order, origin_ns: int = 0, intent_ns: int = 0) -> None:
@@ -203,9 +214,23 @@ class ExecutionActor(Actor):
                 state.name,
             )
             return False
+        self._count(order, report)
         if order.done:
             self._retire(order)
         return True
+
+    def _count(self, order: Order, report: VenueReport) -> None:
+        counts = self.counts
+        if type(report) is OrderAck:
+            counts.count("ack", order.side)
+        elif type(report) is Fill:
+            counts.count("fill", order.side)
+            counts.count("filled_contracts", order.side, report.quantity)
+            if order.state is OrderState.CANCELLED:
+                counts.count("cancelled", order.side)
+        else:
+            reason = RejectReason(report.reason).name
+            counts.rejects[reason] = counts.rejects.get(reason, 0) + 1
 
     def _reduce(self, reason: str) -> None:
         """The venue speaks of an order this table does not know: what is held may differ
