@@ -13,6 +13,7 @@ import time
 import msgspec
 import pytest
 
+from actors.common.recent import RecentIds
 from actors.messages import (
     AnyMessage,
     CancelRequest,
@@ -29,7 +30,7 @@ from actors.messages import (
     Tick,
     TimeInForce,
 )
-from actors.venue import ExchangeParams, RecentIds, SimulatedVenue, SymbolBook, VenueActor
+from actors.venue import ExchangeParams, SimulatedVenue, SymbolBook, VenueActor
 from actors.venue.ledger import OrderLedger, is_final
 from kernel.codec import Codec
 from kernel.latency import read_histograms

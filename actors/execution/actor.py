@@ -236,12 +236,9 @@ class ExecutionActor(Actor):
         """The venue speaks of an order this table does not know: what is held may differ
         from what execution believes, so only exposure-reducing orders pass (REDUCING)
         until an operator has looked. A HALTED state stays HALTED."""
-        switch = KillSwitch.open(self.context.system)
-        try:
+        with KillSwitch.open(self.context.system) as switch:
             if switch.trading_state is TradingState.ACTIVE:
                 switch.set_trading_state(TradingState.REDUCING, "execution", reason)
-        finally:
-            switch.close()
         self.log.warning("%s: ignored, trading REDUCING", reason)
 
     def _retire(self, order: Order) -> None:

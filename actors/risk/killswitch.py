@@ -192,6 +192,12 @@ class KillSwitch:
         self._payload.release()
         self._segment.close()
 
+    def __enter__(self) -> "KillSwitch":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @contextmanager
     def _locked(self) -> Iterator[None]:
         fcntl.flock(self._segment.fd, fcntl.LOCK_EX)
@@ -213,8 +219,5 @@ class KillSwitch:
 def engage_on_failure(config: "SystemConfig", reason: str) -> None:
     """A `failure_hooks` entry: the supervisor tree failing engages the switch, so the
     next run starts with trading blocked until an operator has looked and reset it."""
-    switch = KillSwitch.open(config.name)
-    try:
+    with KillSwitch.open(config.name) as switch:
         switch.engage(f"the supervisor tree failed: {reason}", "supervisor")
-    finally:
-        switch.close()

@@ -1,6 +1,5 @@
 """The venue: a simulated exchange fed by the same market data as the strategies."""
 
-from actors.common.recent import RecentIds
 from actors.venue.actor import VenueActor
 from actors.venue.book import BookState, SymbolBook
 from actors.venue.ledger import OrderLedger, Outcome, VenueReply
@@ -11,7 +10,6 @@ __all__ = [
     "ExchangeParams",
     "OrderLedger",
     "Outcome",
-    "RecentIds",
     "SimulatedVenue",
     "SymbolBook",
     "SymbolSpec",
