@@ -41,6 +41,9 @@ class ActorConfig(Base):
     inputs: list[Name] = []
     outputs: dict[str, Name] = {}
     params: dict[str, Any] = {}
+    full_policy: FullPolicy | None = None
+    """The policy of the rings this actor consumes when full, overriding each stream's:
+    `drop` for an audit consumer (the journal) that must never stall trading."""
 
 
 class NodeConfig(Base):

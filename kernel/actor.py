@@ -74,6 +74,7 @@ class ActorContext:
         spawn: Callable[[str, Coroutine[Any, Any, None]], "asyncio.Task[None]"],
         system: str = "grandmodel",
         new_run: bool = False,
+        report_problem: Callable[[str, str | None], None] = lambda actor, problem: None,
     ) -> None:
         self.name = name
         self.node = node
@@ -86,6 +87,7 @@ class ActorContext:
         self._set_timer = set_timer
         self._cancel_timer = cancel_timer
         self._spawn = spawn
+        self._report_problem = report_problem
         self.log = logging.getLogger(f"actor.{name}")
 
 
@@ -141,6 +143,18 @@ class Actor:
         a subclass that overrides the method is called)."""
         return {kind: handler.__name__ for kind, handler in cls.inputs.items()}
 
+    def input_handlers(self, stream: str) -> dict[type[msgspec.Struct], Callable[[Any], object]]:
+        """The bound handlers for the messages of one input stream. By default the declared
+        ones, the same for every stream; an actor that must know where a message came
+        from (the journal keys its rows by stream and seq) binds the stream in."""
+        return {kind: getattr(self, method) for kind, method in type(self).handlers().items()}
+
+    def before_commit(self) -> None:
+        """Called just before the kernel saves this actor's record (state, input positions,
+        output seqs). Whatever the committed positions will say is done must be durable
+        by then: the journal writes its batch here. An exception fails the node, and the
+        inputs since the last commit are delivered again to its successor."""
+
     def on_resent(self, msg: Any) -> None:
         """A message this actor's crashed predecessor published after its last commit,
         which the kernel has just sent again (kernel/streams.py, point 4); called for each,
@@ -184,6 +198,12 @@ class Actor:
 
     def cancel_timer(self, name: str) -> None:
         self.context._cancel_timer(self.name, name)
+
+    def report_problem(self, problem: str | None) -> None:
+        """Show `problem` in this actor's health row (`problem` set, `degraded`, the text in
+        `last_error`) until it is reported again as None: for a fault the actor survives
+        but an operator must see (a journal that cannot write)."""
+        self.context._report_problem(self.name, problem)
 
     def latency(self, series: list[str]) -> "LatencyRecorder":
         """This actor's own latency histograms (shared memory, readable by /metrics and

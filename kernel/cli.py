@@ -7,6 +7,8 @@ list and returning an exit status), and imports a suite only to run it.
 """
 
 import argparse
+import functools
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -16,6 +18,7 @@ if TYPE_CHECKING:
     from config.schema import SystemConfig
 
 BENCH_GROUP = "grandmodel.bench"
+COMMANDS_GROUP = "grandmodel.commands"
 
 
 def bench_suites() -> "dict[str, EntryPoint]":
@@ -23,6 +26,14 @@ def bench_suites() -> "dict[str, EntryPoint]":
     from importlib.metadata import entry_points
 
     return {point.name: point for point in entry_points(group=BENCH_GROUP)}
+
+
+def plugin_commands() -> "dict[str, EntryPoint]":
+    """Commands the application registers (`grandmodel journal`), none imported: COMMAND =
+    "module:main(argv) -> int"."""
+    from importlib.metadata import entry_points
+
+    return {point.name: point for point in entry_points(group=COMMANDS_GROUP)}
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -104,7 +115,7 @@ def _status(args: argparse.Namespace) -> int:
     print(
         f"{'actor':<16}{'node':<12}{'state':<11}{'pid':>8} {'cores':<8}{'restarts':>9}"
         f"{'hb_age_s':>10}{'in':>11}{'out':>11}{'depth_B':>10}{'dups':>8}{'unhandled':>10}"
-        f"{'quarantined':>12}{'gaps':>6}  last_error"
+        f"{'quarantined':>12}{'gaps':>6}{'dropped':>9}  last_error"
     )
     for row in rows:
         age = "-" if row["heartbeat_age_s"] is None else f"{row['heartbeat_age_s']:.3f}"
@@ -113,7 +124,8 @@ def _status(args: argparse.Namespace) -> int:
             f"{row['actor']:<16}{row['node']:<12}{row['state']:<11}{row['pid']:>8} "
             f"{cores:<8}{row['restarts']:>9}{age:>10}{row['msgs_in']:>11}{row['msgs_out']:>11}"
             f"{row['ring_depth_bytes']:>10}{row['duplicates']:>8}{row['unhandled']:>10}"
-            f"{row['quarantined']:>12}{row['gaps']:>6}  {row['last_error']}"
+            f"{row['quarantined']:>12}{row['gaps']:>6}{row['dropped']:>9}"
+            f"{'  PROBLEM: ' if row['problem'] else '  '}{row['last_error']}"
         )
     return 0
 
@@ -306,6 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
     state.add_argument("--actor", help="only this actor (reset keeps its stream positions)")
     state.set_defaults(handler=_state)
 
+    for name, point in plugin_commands().items():
+        # Options pass through to the command's own parser (`grandmodel journal --help`).
+        plugin = commands.add_parser(
+            name, add_help=False, help=f"(from {point.module}) `grandmodel {name} --help`"
+        )
+        plugin.set_defaults(handler=point)
+
     segments = commands.add_parser("segments", help="list (or --clean) ring segments in /dev/shm")
     segments.add_argument("--prefix", default="", help="only rings whose name starts with this")
     segments.add_argument("--clean", action="store_true", help="remove the stale ones")
@@ -317,17 +336,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     # A suite's own options (`bench e2e --load`) pass through to it; elsewhere they are errors.
     args, extra = parser.parse_known_args(argv)
-    if args.command != "bench" and extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if args.command == "bench":
-        known = bench_suites()
-        unknown = [name for name in args.suites if name not in known]
-        if unknown:
-            parser.error(f"unknown bench suite(s) {unknown}; choose from {sorted(known)}")
-        if extra and len(args.suites) != 1:
-            parser.error(f"suite options {extra} need exactly one suite named")
-        args.suite_options = extra
-    return int(args.handler(args))
+    if not callable(args.handler):  # a plugin command's entry point: it parses its options
+        command = functools.partial(args.handler.load(), extra)
+    else:
+        if args.command != "bench" and extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        if args.command == "bench":
+            known = bench_suites()
+            unknown = [name for name in args.suites if name not in known]
+            if unknown:
+                parser.error(f"unknown bench suite(s) {unknown}; choose from {sorted(known)}")
+            if extra and len(args.suites) != 1:
+                parser.error(f"suite options {extra} need exactly one suite named")
+            args.suite_options = extra
+        command = functools.partial(args.handler, args)
+    try:
+        return int(command())
+    except BrokenPipeError:  # `grandmodel journal | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ import numpy as np
 
 from ringbuf import shm
 
-VERSION = 2  # 2: the common segment header; duplicates, unhandled, quarantined, gaps
+VERSION = 3
+"""2: the common segment header; duplicates, unhandled, quarantined, gaps. 3: problem, dropped."""
 TABLE_HEADER = 64  # after the common header: u64 row count, then reserved
 ROWS_AT = shm.HEADER_BYTES + TABLE_HEADER
 NAME_BYTES = 32
@@ -45,6 +46,8 @@ ROW = np.dtype(
         ("unhandled", "<u8"),  # messages of a type the actor does not handle
         ("quarantined", "<u8"),  # poison messages taken out of delivery
         ("gaps", "<u8"),  # seq gaps seen on inputs
+        ("problem", "<u8"),  # 1 while the actor reports a problem (its text in last_error)
+        ("dropped", "<u8"),  # messages its `drop` rings lost because they were full
         # static
         ("name", f"S{NAME_BYTES}"),
         ("node", f"S{NAME_BYTES}"),
@@ -52,7 +55,7 @@ ROW = np.dtype(
     ],
     align=True,
 )
-DEGRADING = ("unhandled", "quarantined", "gaps")
+DEGRADING = ("unhandled", "quarantined", "gaps", "problem")
 """Counters that make a row `degraded` once non-zero (duplicates are routine after a
 restart: at-least-once delivery redelivers, dedupe drops)."""
 
@@ -204,6 +207,8 @@ class HealthTable:
                     "unhandled": int(row["unhandled"]),
                     "quarantined": int(row["quarantined"]),
                     "gaps": int(row["gaps"]),
+                    "problem": bool(row["problem"]),
+                    "dropped": int(row["dropped"]),
                     "degraded": any(int(row[field]) for field in DEGRADING),
                     "last_error": row["last_error"].decode(errors="replace"),
                 }

@@ -38,7 +38,14 @@ from kernel.logs import log_event
 from kernel.outbox import Outbox, OutboxFull
 from kernel.streams import NodeStopping, OutputStream, UnwiredOutput
 from kernel.topology import RingSpec, Topology
-from ringbuf import Doorbell, RingReader, RingWriter, UnknownRecordType, make_wait_strategy
+from ringbuf import (
+    Doorbell,
+    RingReader,
+    RingWriter,
+    UnknownRecordType,
+    WaitStrategy,
+    make_wait_strategy,
+)
 from ringbuf._core import Instant
 
 STATE_ENCODER = msgspec.msgpack.Encoder()
@@ -154,6 +161,8 @@ class NodeRuntime:
         inboxes, read by the outputs (a handler's time until it publishes)."""
         self._record_commit: Callable[[int], None] | None = None
         self._ready = False
+        self._wait: WaitStrategy | None = None
+        """The drain loop's wait strategy, once the loop runs (a stop interrupts it)."""
 
     # ---------------------------------------------------------------- building
     def _attach(self) -> None:
@@ -183,7 +192,9 @@ class NodeRuntime:
                 self._spawn,
                 self.config.name,
                 durable.new_run,
+                self._report_problem,
             )
+            self.health.rows["problem"][self.rows[actor_name]] = 0  # this process has none yet
             actor = cls(cls.parse_params(actor_config.params), context)
             if cls.State is not None and record.state:
                 if durable.new_run and cls.ephemeral_state:
@@ -197,8 +208,8 @@ class NodeRuntime:
             if hosted_outputs:
                 self._resend_outbox(hosted)
             hosted.committed_out = hosted.published()
-            handlers = {kind: getattr(actor, method) for kind, method in cls.handlers().items()}
             for index, ring in enumerate(self.topology.inputs_of(actor_name)):
+                handlers = actor.input_handlers(ring.stream)
                 hosted.inboxes.append(self._inbox(ring, hosted, index, handlers, cls.ignores))
             hosted.replaying = any(inbox.seq < inbox.replay_to for inbox in hosted.inboxes)
             if not hosted.replaying:
@@ -394,9 +405,8 @@ class NodeRuntime:
     def request_stop(self) -> None:
         self.stopping = True
         self.stopped.set()
-        own = self.doorbells.get(self.name)
-        if own is not None:
-            own.ring()  # wake a parked drain loop
+        if self._wait is not None:
+            self._wait.interrupt()  # wake the drain loop: its inputs may stay empty
 
     def _abort(self) -> None:
         """A publish gave up at stop: the handler that made it did not finish, so neither
@@ -480,7 +490,9 @@ class NodeRuntime:
         ]
         interval_ns = round(self.spec.commit_interval_s * 1e9)
         overdue_ns = COMMIT_OVERDUE_FACTOR * interval_ns
-        wait = make_wait_strategy(self.spec.wait, self.doorbells.get(self.name))
+        wait = self._wait = make_wait_strategy(self.spec.wait, self.doorbells.get(self.name))
+        if self.stopping:
+            wait.interrupt()
         decoders = self.codec.decode_table
         batch = self.spec.batch
         clock = time.monotonic_ns
@@ -596,6 +608,7 @@ class NodeRuntime:
 
     def _commit_actor(self, hosted: HostedActor) -> None:
         """Save the actor's state with its input positions and output seqs."""
+        hosted.actor.before_commit()
         durable = hosted.durable
         record = durable.record
         for inbox in hosted.inboxes:
@@ -697,6 +710,7 @@ class NodeRuntime:
             rows["duplicates"][row] = sum(inbox.duplicates for inbox in inboxes)
             rows["unhandled"][row] = sum(inbox.unhandled for inbox in inboxes)
             rows["gaps"][row] = sum(inbox.gaps for inbox in inboxes)
+            rows["dropped"][row] = sum(inbox.reader.dropped for inbox in inboxes)
             rows["quarantined"][row] = hosted.durable.record.quarantined
 
     async def _shutdown(self) -> None:
@@ -728,6 +742,12 @@ class NodeRuntime:
         log_event(log, logging.INFO, "node stopped", node=self.name)
 
     # ------------------------------------------------------ timers and tasks
+    def _report_problem(self, actor: str, problem: str | None) -> None:
+        row = self.rows[actor]
+        self.health.rows["problem"][row] = problem is not None
+        if problem is not None:
+            self.health.set_error(row, problem)
+
     def _set_timer(self, actor: str, name: str, interval_s: float, repeat: bool) -> None:
         self._cancel_timer(actor, name)
         loop = asyncio.get_running_loop()

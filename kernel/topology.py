@@ -41,7 +41,7 @@ class Topology:
                         consumer=actor.name,
                         node=node.name,
                         capacity=stream.capacity,
-                        full_policy=stream.full_policy,
+                        full_policy=actor.full_policy or stream.full_policy,
                         doorbell=node.wait == "park",
                     )
                 )

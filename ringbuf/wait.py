@@ -51,6 +51,11 @@ class WaitStrategy(Protocol):
         another reason), letting the loop run meanwhile."""
         ...
 
+    def interrupt(self) -> None:
+        """Make a pending `wait_async` return, and every later one at once (the consumer is
+        stopping; its rings may stay empty forever)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -61,6 +66,7 @@ class SpinWait:
 
     def __init__(self, slice_s: float = 200e-6) -> None:
         self.slice_s = slice_s
+        self._interrupted = False
 
     def wait(self, readers: Sequence[RingReader], timeout_s: float | None = None) -> bool:
         deadline = None if timeout_s is None else time.perf_counter() + timeout_s
@@ -70,8 +76,11 @@ class SpinWait:
         return True
 
     async def wait_async(self, readers: Sequence[RingReader]) -> None:
-        while not _spin_until(readers, self.slice_s):
+        while not (self._interrupted or _spin_until(readers, self.slice_s)):
             await asyncio.sleep(0)
+
+    def interrupt(self) -> None:
+        self._interrupted = True
 
     def close(self) -> None:
         return None
@@ -93,6 +102,7 @@ class BackoffWait:
         self.yields = yields
         self.min_sleep_s = min_sleep_s
         self.max_sleep_s = max_sleep_s
+        self._interrupted = False
 
     def wait(self, readers: Sequence[RingReader], timeout_s: float | None = None) -> bool:
         if _spin_until(readers, self.spin_s):
@@ -118,9 +128,12 @@ class BackoffWait:
             if _any_available(readers):
                 return
         pause = self.min_sleep_s
-        while not _any_available(readers):
+        while not (self._interrupted or _any_available(readers)):
             await asyncio.sleep(pause)
             pause = min(pause * 2, self.max_sleep_s)
+
+    def interrupt(self) -> None:
+        self._interrupted = True
 
     def close(self) -> None:
         return None
@@ -134,6 +147,7 @@ class ParkWait:
     def __init__(self, doorbell: Doorbell, spin_s: float = 5e-6) -> None:
         self.doorbell = doorbell
         self.spin_s = spin_s
+        self._interrupted = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiter: asyncio.Future[None] | None = None
 
@@ -174,7 +188,7 @@ class ParkWait:
 
     async def wait_async(self, readers: Sequence[RingReader]) -> None:
         self._check(readers)
-        if _spin_until(readers, self.spin_s):
+        if self._interrupted or _spin_until(readers, self.spin_s):
             return
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
@@ -196,6 +210,10 @@ class ParkWait:
             self._loop.remove_reader(self.doorbell.fd)
         loop.add_reader(self.doorbell.fd, self._on_ring)
         self._loop = loop
+
+    def interrupt(self) -> None:
+        self._interrupted = True
+        self.doorbell.ring()
 
     def _on_ring(self) -> None:
         self.doorbell.drain()

@@ -35,7 +35,14 @@ class ApiActor(Actor):
         self.risk = RiskState()
         self._health = HealthSource(self.context.system)
         app = build_app(
-            Routes(self.context.system, self._health, self.risk, self.params.execution), self.log
+            Routes(
+                self.context.system,
+                self._health,
+                self.risk,
+                self.params.execution,
+                self.params.journal,
+            ),
+            self.log,
         )
         # No access log: a scraper polling every few seconds would flood the run's log.
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)

@@ -1,5 +1,5 @@
-"""/metrics: the health table, latency histograms, risk state and execution's committed
-order counts as Prometheus text.
+"""/metrics: the health table, latency histograms, risk state, execution's committed
+order counts and the journal's committed row counts as Prometheus text.
 
 A fresh `CollectorRegistry` per request, fed by collectors over values read for that
 request: nothing is registered globally, so restarts, tests and several systems in one
@@ -23,6 +23,7 @@ from prometheus_client.utils import floatToGoString
 from actors.api.health import RUNNING, Row
 from actors.api.state import RiskState
 from actors.execution.actor import ExecutionCounts
+from actors.journal.actor import JournalState
 from kernel.durable import read_record
 from kernel.latency import BUCKETS, Histogram, bucket_bounds
 
@@ -142,6 +143,46 @@ class RiskCollector:
         yield position
 
 
+def committed_journal_counts(system: str, journal: str) -> JournalState | None:
+    """The journal's counters as last committed (rows count once their input position
+    is committed: exact across crashes), None before its first commit or without one."""
+    record = read_record(system, journal)
+    if record is None or not record.state:
+        return None
+    return msgspec.msgpack.decode(record.state, type=JournalState)
+
+
+class JournalCollector:
+    """Rows the journal wrote, found already written (redeliveries) and lost: dropped by
+    its full rings (the health row's `dropped`) or by a file it could not write."""
+
+    def __init__(self, counts: JournalState | None, rows: list[Row], journal: str) -> None:
+        self.counts = counts
+        self.dropped = sum(int(row["dropped"]) for row in rows if row["actor"] == journal)
+
+    def collect(self) -> Iterator[Metric]:
+        if self.counts is None:
+            return
+        yield CounterMetricFamily(
+            "grandmodel_journal_rows_written",
+            "Rows written to the journal.",
+            value=self.counts.written,
+        )
+        yield CounterMetricFamily(
+            "grandmodel_journal_rows_repeated",
+            "Redelivered messages whose row was already in the journal (not written again).",
+            value=self.counts.repeated,
+        )
+        dropped = CounterMetricFamily(
+            "grandmodel_journal_rows_dropped",
+            "Rows that never reached the journal, by cause.",
+            labels=["cause"],
+        )
+        dropped.add_metric(["ring_full"], self.dropped)
+        dropped.add_metric(["unwritable"], self.counts.lost)
+        yield dropped
+
+
 class _Committed(msgspec.Struct):
     """The part of execution's durable state /metrics reads (the rest is skipped)."""
 
@@ -204,6 +245,7 @@ def render(
     histograms: dict[str, Histogram],
     risk: RiskState,
     orders: ExecutionCounts | None = None,
+    journal: JournalCollector | None = None,
 ) -> bytes:
     """The exposition text for one scrape."""
     registry = CollectorRegistry()
@@ -211,4 +253,6 @@ def render(
     registry.register(LatencyCollector(histograms))
     registry.register(RiskCollector(risk))
     registry.register(OrderCollector(orders))
+    if journal is not None:
+        registry.register(journal)
     return generate_latest(registry)

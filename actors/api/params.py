@@ -22,6 +22,8 @@ class ApiParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     so a test or a sidecar started with port 0 can find the server."""
     execution: str = "execution"
     """The execution actor whose committed order counts /metrics exports."""
+    journal: str = "journal"
+    """The journal actor whose committed row counts /metrics exports (none: no such rows)."""
 
     def __post_init__(self) -> None:
         try:

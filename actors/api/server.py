@@ -13,7 +13,13 @@ import orjson
 from aiohttp import web
 
 from actors.api.health import HealthSource, Row, all_running
-from actors.api.metrics import CONTENT_TYPE, committed_order_counts, render
+from actors.api.metrics import (
+    CONTENT_TYPE,
+    JournalCollector,
+    committed_journal_counts,
+    committed_order_counts,
+    render,
+)
 from actors.api.state import RiskState
 from kernel.latency import read_histograms
 
@@ -59,12 +65,18 @@ class Routes:
     """The handlers, over the API actor's view of the system."""
 
     def __init__(
-        self, system: str, health: HealthSource, risk: RiskState, execution: str = "execution"
+        self,
+        system: str,
+        health: HealthSource,
+        risk: RiskState,
+        execution: str = "execution",
+        journal: str = "journal",
     ) -> None:
         self.system = system
         self.health = health
         self.risk = risk
         self.execution = execution
+        self.journal = journal
 
     def _rows(self) -> tuple[list[Row], str | None]:
         """The health rows, or none and why when the system's table does not exist."""
@@ -94,7 +106,10 @@ class Routes:
     async def get_metrics(self, request: web.Request) -> web.Response:
         rows, _ = self._rows()
         counts = committed_order_counts(self.system, self.execution)
-        text = render(rows, read_histograms(self.system), self.risk, counts)
+        journal = JournalCollector(
+            committed_journal_counts(self.system, self.journal), rows, self.journal
+        )
+        text = render(rows, read_histograms(self.system), self.risk, counts, journal)
         return web.Response(body=text, headers={"Content-Type": CONTENT_TYPE})
 
 

@@ -30,9 +30,8 @@ from actors.messages import (
     RejectReason,
     RiskVerdict,
     TimeInForce,
-    TradingState,
 )
-from actors.risk.killswitch import KillSwitch
+from actors.risk.killswitch import restrict_to_reducing
 from config.types import Count
 from kernel.actor import Actor, Port
 
@@ -236,9 +235,7 @@ class ExecutionActor(Actor):
         """The venue speaks of an order this table does not know: what is held may differ
         from what execution believes, so only exposure-reducing orders pass (REDUCING)
         until an operator has looked. A HALTED state stays HALTED."""
-        with KillSwitch.open(self.context.system) as switch:
-            if switch.trading_state is TradingState.ACTIVE:
-                switch.set_trading_state(TradingState.REDUCING, "execution", reason)
+        restrict_to_reducing(self.context.system, "execution", reason)
         self.log.warning("%s: ignored, trading REDUCING", reason)
 
     def _retire(self, order: Order) -> None:

@@ -216,6 +216,16 @@ class KillSwitch:
         return bytes(self._payload[offset : offset + size]).rstrip(b"\0").decode(errors="ignore")
 
 
+def restrict_to_reducing(system: str, by: str, reason: str) -> bool:
+    """A fault that leaves positions or the audit trail in doubt: only exposure-reducing
+    orders pass (REDUCING) until an operator has looked. True if this call changed the
+    state; a HALTED (or already REDUCING) state stays as it is."""
+    with KillSwitch.open(system) as switch:
+        if switch.trading_state is TradingState.ACTIVE:
+            return switch.set_trading_state(TradingState.REDUCING, by, reason)
+    return False
+
+
 def engage_on_failure(config: "SystemConfig", reason: str) -> None:
     """A `failure_hooks` entry: the supervisor tree failing engages the switch, so the
     next run starts with trading blocked until an operator has looked and reset it."""

@@ -1,0 +1,283 @@
+"""JournalActor: the audit trail, one SQLite row per decision, intent, verdict, order, ack,
+reject, fill, cancel and control message, plus the kill-switch, trading-state and
+model-version changes it sees.
+
+Never in trading's way: its input rings drop when full (`full_policy = "drop"` on the
+actor; the rings count what they drop), it runs in a node off the order path, and a
+journal that cannot be written costs the journal, not an order.
+
+Exactly once. Handlers only collect rows; the batch is written in one transaction just
+before the kernel commits the journal's input positions (`before_commit`), so a row
+is in the file before its message counts as handled. A crash after the write and
+before the commit redelivers those messages: their (epoch, stream, seq) keys are
+already there and nothing is written twice (store.py).
+
+Faults. A journal that cannot be written (read-only file, disk full, I/O error) keeps
+its rows in memory (at most `max_pending_rows`, then counts the rest as lost) and
+retries at every commit and every `poll_interval_s`; a corrupt file (integrity check,
+not a database) is moved aside as `<path>.corrupt-<UTC time>` and a new one started.
+Either way trading goes to REDUCING (an incomplete audit trail is a risk fault) with
+the reason, the actor's health row shows the problem, and the fault is journaled as
+soon as the file takes writes again. Trading stays REDUCING until an operator resumes.
+"""
+
+import datetime
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import orjson
+
+from actors.journal.store import JournalError, JournalStore, Row, set_aside
+from actors.messages import (
+    CancelRequest,
+    Control,
+    DecisionRecord,
+    Fill,
+    OrderAck,
+    OrderReject,
+    OrderRequest,
+    PositionSnapshot,
+    RiskSnapshot,
+    RiskVerdict,
+    StrategicDecision,
+    Synergy,
+    TradeIntent,
+)
+from actors.risk.killswitch import KillSwitch, restrict_to_reducing
+from config.types import AtLeastOne, Positive
+from kernel.actor import Actor
+
+POLL_TIMER = "poll"
+JOURNALED: tuple[type[msgspec.Struct], ...] = (
+    DecisionRecord,
+    StrategicDecision,
+    Synergy,
+    TradeIntent,
+    RiskVerdict,
+    OrderRequest,
+    OrderAck,
+    OrderReject,
+    Fill,
+    CancelRequest,
+    Control,
+)
+"""What gets a row. Market data (ticks, bars, matrices) and snapshots do not: they are
+reproducible from the feed or re-published every interval."""
+_VERSIONED = (DecisionRecord, StrategicDecision, TradeIntent)
+"""Messages that name the model version that made them."""
+
+
+class JournalParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    path: str = "state/journal.sqlite"
+    """The SQLite file (relative paths from the working directory, like every state path)."""
+    max_pending_rows: AtLeastOne = 100_000
+    """Rows kept in memory while the file cannot be written; beyond it they are lost (and
+    counted)."""
+    poll_interval_s: Positive = 0.05
+    """How often the kill switch and trading state are read for changes, and a failed
+    write is retried."""
+
+
+class JournalState(msgspec.Struct, kw_only=True):
+    """What the journal must not forget across restarts: its epoch and its counters."""
+
+    epoch: int = -1
+    """-1 until the first start: then one past the file's newest epoch (a journal whose own
+    record was reset must not take the producers' new seqs for redeliveries)."""
+    written: int = 0
+    """Rows written (a redelivered message is not counted again)."""
+    repeated: int = 0
+    """Messages whose row was already in the file (redeliveries after a crash)."""
+    lost: int = 0
+    """Rows dropped because the file could not be written for too long."""
+    models: dict[str, str] = {}
+    """The model version last seen per message type."""
+
+
+def _wall_offset_ns() -> int:
+    """CLOCK_REALTIME - CLOCK_MONOTONIC now: turns a message's ts_ns into a wall time."""
+    return time.time_ns() - time.monotonic_ns()
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+class JournalActor(Actor):
+    Params = JournalParams
+    params: JournalParams
+    State = JournalState
+    state: JournalState
+
+    def __init__(self, params: JournalParams, context: Any) -> None:
+        super().__init__(params, context)
+        self._rows: list[tuple[Any, ...]] = []
+        """Rows collected since the last write (without their epoch, added when written)."""
+        self._events: list[tuple[int, str, str]] = []
+        self._store: JournalStore | None = None
+        self._fault: str | None = None
+        self._offset_ns = _wall_offset_ns()
+        self._switch: KillSwitch | None = None
+        self._seen_controls: dict[str, str] = {}
+
+    def input_handlers(self, stream: str) -> dict[type[msgspec.Struct], Any]:
+        def collect(msg: Any) -> None:
+            self._collect(stream, msg)
+
+        return {kind: collect for kind in JOURNALED}
+
+    async def on_start(self) -> None:
+        self._switch = KillSwitch.open(self.context.system)
+        self._open()
+        self._poll()
+        self.set_timer(POLL_TIMER, self.params.poll_interval_s)
+
+    # ----------------------------------------------------------------- collecting
+    def _collect(self, stream: str, msg: Any) -> None:
+        if len(self._rows) >= self.params.max_pending_rows:
+            self.state.lost += 1
+            return
+        kind = type(msg).__name__
+        time_ns = msg.ts_ns + self._offset_ns
+        decision_id = _text(getattr(msg, "intent_id", None)) or _text(
+            getattr(msg, "decision_id", None)
+        )
+        self._rows.append(
+            (
+                stream,
+                msg.seq,
+                kind,
+                time_ns,
+                msg.origin_ns,
+                _text(getattr(msg, "symbol", None)),
+                _text(getattr(msg, "client_order_id", None)),
+                decision_id,
+                orjson.dumps(msgspec.structs.asdict(msg)).decode(),
+            )
+        )
+        if isinstance(msg, _VERSIONED):
+            version = msg.model_version
+            if version and self.state.models.get(kind) != version:
+                self.state.models[kind] = version
+                detail = {"type": kind, "version": version, "stream": stream, "seq": msg.seq}
+                self._event(time_ns, "model_version", detail)
+
+    def _event(self, time_ns: int, kind: str, detail: dict[str, Any]) -> None:
+        self._events.append((time_ns, kind, orjson.dumps(detail).decode()))
+
+    def _poll(self) -> None:
+        """Journal a change of the kill switch or of the trading state (their details carry
+        the change's time and count, so the same state seen again is the same event)."""
+        assert self._switch is not None
+        state = self._switch.state()
+        changes = {
+            "kill_switch": (
+                max(state.engaged_at_ns, state.reset_at_ns),
+                {
+                    "engaged": state.engaged,
+                    "engage_count": state.engage_count,
+                    "engaged_at_ns": state.engaged_at_ns,
+                    "reason": state.reason,
+                    "engaged_by": state.engaged_by,
+                    "reset_at_ns": state.reset_at_ns,
+                    "reset_by": state.reset_by,
+                },
+            ),
+            "trading_state": (
+                state.state_changed_at_ns,
+                {
+                    "state": state.trading_state.name,
+                    "changed_at_ns": state.state_changed_at_ns,
+                    "reason": state.state_reason,
+                    "by": state.state_by,
+                },
+            ),
+        }
+        for kind, (at_ns, detail) in changes.items():
+            text = orjson.dumps(detail).decode()
+            if self._seen_controls.get(kind) != text:
+                self._seen_controls[kind] = text
+                self._events.append((at_ns or time.time_ns(), kind, text))
+
+    def on_timer(self, name: str) -> None:
+        if name == POLL_TIMER:
+            self._poll()
+            if self._fault is not None or self._events:
+                self._write()
+
+    # ------------------------------------------------------------------- writing
+    def before_commit(self) -> None:
+        self._write()
+
+    def _write(self) -> None:
+        if not (self._rows or self._events):
+            return
+        if self._store is None and not self._open():
+            return
+        assert self._store is not None
+        epoch = self.state.epoch
+        rows: list[Row] = [(epoch, *row) for row in self._rows]  # type: ignore[misc]
+        try:
+            written = self._store.write(rows, self._events)
+        except JournalError as error:
+            self._fail(str(error))
+            return
+        self.state.written += written
+        self.state.repeated += len(rows) - written
+        self._rows.clear()
+        self._events.clear()
+        if self._fault is not None:
+            self.log.warning("journal writable again after: %s", self._fault)
+            self._fault = None
+            self.report_problem(None)
+
+    def _open(self) -> bool:
+        """Open (or reopen) the file; False, with the fault reported, when it cannot be."""
+        path = self.params.path
+        try:
+            self._store = JournalStore(path)
+        except JournalError as error:
+            if not error.corrupt:
+                self._fail(str(error))
+                return False
+            stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S")
+            moved = set_aside(Path(path), stamp)
+            self._fail(f"{error}; moved to {moved}, a new journal started")
+            try:
+                self._store = JournalStore(path)
+            except JournalError as again:
+                self._fail(str(again))
+                return False
+        if self.state.epoch < 0:
+            last = self._store.last_epoch()
+            self.state.epoch = 0 if last is None else last + 1
+        return True
+
+    def _fail(self, reason: str) -> None:
+        """A journal fault: REDUCING (once per fault), health shows it, journaled later."""
+        if reason == self._fault:
+            return
+        first = self._fault is None
+        self._fault = reason
+        self.log.error("journal fault: %s", reason)
+        self.report_problem(f"journal: {reason}")
+        self._event(time.time_ns(), "journal_fault", {"reason": reason})
+        if first and restrict_to_reducing(self.context.system, "journal", f"journal: {reason}"):
+            self.log.warning("trading state REDUCING: the journal cannot record trading")
+
+    async def on_stop(self) -> None:
+        # The kernel's last commit follows; with everything written it writes nothing.
+        self._write()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        if self._switch is not None:
+            self._switch.close()
+
+    inputs = dict.fromkeys(JOURNALED, _collect)
+    """Each input's handler is `_collect` with that input's stream bound (`input_handlers`)."""
+    optional_inputs = JOURNALED
+    """Any of them may be wired, none must be."""
+    ignores = (PositionSnapshot, RiskSnapshot)
