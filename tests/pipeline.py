@@ -1,19 +1,20 @@
-"""The trading pipeline as a real system under test: config, quiescence, reconciliation."""
+"""The trading pipeline as a real system under test: config, quiescence, what it journaled."""
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from actors.journal.query import connect, select_records
 from ringbuf import inspect_ring
 from tests.helpers import wait_until
 from tests.systems import RunningSystem, base_config, write_config
 
-STREAMS = ["ticks", "bars", "intents", "verdicts", "orders", "venue", "risk_snapshots"]
+STREAMS = ["ticks", "bars", "intents", "verdicts", "orders", "venue"]
+JOURNALED_STREAMS = ["intents", "verdicts", "orders", "venue"]
 
 
 def pipeline_config(tmp: Path, max_ticks: int, **risk: object) -> dict[str, Any]:
-    """Feed -> bars -> tactical -> risk -> execution -> venue, plus a recorder."""
+    """Feed -> bars -> tactical -> risk -> execution -> venue, plus the journal."""
     config = base_config(
         tmp,
         messages="actors.messages:AnyMessage",
@@ -52,7 +53,7 @@ def pipeline_config(tmp: Path, max_ticks: int, **risk: object) -> dict[str, Any]
             "name": "risk",
             "cls": "actors.risk:RiskActor",
             "inputs": ["intents", "venue", "bars"],
-            "outputs": {"verdicts": "verdicts", "snapshots": "risk_snapshots"},
+            "outputs": {"verdicts": "verdicts"},
             "params": {
                 "max_orders_per_minute": 1_000_000,
                 "daily_loss_limit": 1e12,
@@ -70,12 +71,15 @@ def pipeline_config(tmp: Path, max_ticks: int, **risk: object) -> dict[str, Any]
             "cls": "actors.execution:ExecutionActor",
             "inputs": ["verdicts", "venue"],
             "outputs": {"orders": "orders"},
+            # every order kept, so that the books can be checked against all of them
+            "params": {"retain_done": 4096},
         },
         {
-            "name": "recorder",
-            "cls": "tests.trading_actors:Recorder",
-            "inputs": ["orders", "venue", "risk_snapshots"],
-            "params": {"path": str(tmp / "recorded.jsonl")},
+            "name": "journal",
+            "cls": "actors.journal:JournalActor",
+            "inputs": JOURNALED_STREAMS,
+            "full_policy": "drop",
+            "params": {"path": str(journal_path(tmp))},
         },
     ]
     config["nodes"] = [
@@ -86,7 +90,7 @@ def pipeline_config(tmp: Path, max_ticks: int, **risk: object) -> dict[str, Any]
             "cores": [1],
             "wait": "park",
         },
-        {"name": "audit", "actors": ["recorder"], "cores": [0], "wait": "backoff"},
+        {"name": "audit", "actors": ["journal"], "cores": [0], "wait": "backoff"},
     ]
     config["supervisors"] = [
         {"name": "root", "children": ["market", "hot", "audit"], "max_restarts": 10, "period_s": 60}
@@ -105,11 +109,10 @@ def rings(system: RunningSystem) -> list[str]:
     consumers = {
         "ticks": ["venue", "bars"],
         "bars": ["tactical", "risk"],
-        "intents": ["risk"],
-        "verdicts": ["execution"],
-        "orders": ["venue", "recorder"],
-        "venue": ["execution", "risk", "recorder"],
-        "risk_snapshots": ["recorder"],
+        "intents": ["risk", "journal"],
+        "verdicts": ["execution", "journal"],
+        "orders": ["venue", "journal"],
+        "venue": ["execution", "risk", "journal"],
     }
     return [f"{system.name}.{s}.{c}" for s, names in consumers.items() for c in names]
 
@@ -126,49 +129,44 @@ def wait_quiescent(system: RunningSystem, max_ticks: int, timeout_s: float = 120
     wait_until(quiet, timeout_s, "the pipeline to drain")
 
 
+def journal_path(tmp: Path) -> Path:
+    return tmp / "journal.sqlite"
+
+
 @dataclass
-class Recorded:
+class Journaled:
+    """What the journal holds, by type: only committed rows, each message once."""
+
+    intents: list[dict[str, Any]] = field(default_factory=list)
+    verdicts: list[dict[str, Any]] = field(default_factory=list)
     orders: list[dict[str, Any]] = field(default_factory=list)
-    fills: list[dict[str, Any]] = field(default_factory=list)
     acks: list[dict[str, Any]] = field(default_factory=list)
     rejects: list[dict[str, Any]] = field(default_factory=list)
-    positions: list[dict[str, Any]] = field(default_factory=list)
-    risk: list[dict[str, Any]] = field(default_factory=list)
+    fills: list[dict[str, Any]] = field(default_factory=list)
+    seqs: dict[str, list[int]] = field(default_factory=dict)
+    """Per stream, the seqs journaled, in order."""
 
 
-def recorded(tmp: Path) -> Recorded:
-    """What the recorder saw, each stream deduplicated on seq: a recorder killed after
-    writing a line and before its commit writes that message again after its restart
-    (the file is outside its durable state), under the same seq."""
-    out = Recorded()
-    seen: set[tuple[str, int]] = set()
+def journaled(tmp: Path) -> Journaled:
+    out = Journaled()
+    if not journal_path(tmp).exists():
+        return out
     lists = {
+        "TradeIntent": out.intents,
+        "RiskVerdict": out.verdicts,
         "OrderRequest": out.orders,
-        "Fill": out.fills,
         "OrderAck": out.acks,
         "OrderReject": out.rejects,
-        "PositionSnapshot": out.positions,
-        "RiskSnapshot": out.risk,
+        "Fill": out.fills,
     }
-    path = tmp / "recorded.jsonl"
-    if not path.exists():
-        return out
-    # Whole lines only: the recorder may be halfway through writing the last one.
-    for line in path.read_text().split("\n")[:-1]:
-        entry = json.loads(line)
-        stream = "orders" if entry["type"] == "OrderRequest" else entry["type"]
-        key = (
-            stream
-            if entry["type"] in ("OrderRequest",)
-            else "venue"
-            if entry["type"] in ("Fill", "OrderAck", "OrderReject")
-            else "risk",
-            entry["msg"]["seq"],
-        )
-        if key in seen:
-            continue
-        seen.add(key)
-        lists[entry["type"]].append(entry["msg"])
+    db = connect(journal_path(tmp))
+    try:
+        rows = select_records(db)
+    finally:
+        db.close()
+    for row in sorted(rows, key=lambda row: (row["epoch"], row["stream"], row["seq"])):
+        lists[row["type"]].append(row["payload"])
+        out.seqs.setdefault(row["stream"], []).append(row["seq"])
     return out
 
 

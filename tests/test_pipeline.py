@@ -9,6 +9,7 @@ import msgspec
 import pytest
 
 from actors.execution.actor import ExecutionState
+from actors.journal.actor import JournalState
 from actors.risk.actor import RiskState
 from actors.risk.killswitch import KillSwitch
 from kernel.durable import read_record
@@ -16,9 +17,10 @@ from ringbuf import inspect_ring
 from ringbuf.procs import is_alive
 from tests.helpers import wait_until
 from tests.pipeline import (
+    JOURNALED_STREAMS,
+    journaled,
     net_position,
     pipeline_config,
-    recorded,
     rings,
     start_pipeline,
     wait_quiescent,
@@ -61,18 +63,19 @@ def assert_books_agree(system_name: str) -> None:
 
 
 def assert_reconciled(tmp_path, system) -> None:
-    """Venue fills == execution's view == risk's position; nothing lost between actors."""
+    """Venue fills (as journaled) == execution's order table == risk's book; nothing lost
+    between actors, nothing executed twice."""
 
     def drained() -> bool:
-        # Risk keeps publishing snapshots on its timer: wait for a moment when every
-        # ring, theirs included, has been consumed to the end.
         stats = [inspect_ring(name) for name in rings(system)]
         return all(s.depth_bytes == 0 and s.published == s.consumed for s in stats)
 
+    # Every ring consumed and committed: the journal writes a batch before it commits it,
+    # and execution and risk have committed their records.
     wait_until(drained, 30, "every ring consumed to its end")
     for name in rings(system):
         assert inspect_ring(name).dropped == 0, name
-    got = recorded(tmp_path)
+    got = journaled(tmp_path)
     assert_no_order_executed_twice(got.fills)
     ordered = {o["client_order_id"]: o["quantity"] for o in got.orders}
     filled: dict[str, int] = {}
@@ -81,31 +84,41 @@ def assert_reconciled(tmp_path, system) -> None:
     assert filled.keys() <= ordered.keys()
     assert all(filled[order] <= ordered[order] for order in filled), "an order overfilled"
     fills = {f["fill_id"]: f for f in got.fills}
-    expected = net_position(list(fills.values()))
-    quiet_since = time.monotonic_ns()  # the same clock as ts_ns
-    wait_until(
-        lambda: (p := recorded(tmp_path).positions) and p[-1]["ts_ns"] > quiet_since,
-        15,
-        "a risk snapshot taken after the last fill",
-    )
-    last = recorded(tmp_path).positions[-1]
-    assert last["quantity"] == expected
-    point_value = 50.0
-    cash = -sum(f["side"] * f["quantity"] * f["price"] for f in fills.values()) * point_value
-    fees = sum(f["fee"] for f in fills.values())
-    total = cash + expected * last["mark_price"] * point_value - fees
-    assert last["realized_pnl"] + last["unrealized_pnl"] == pytest.approx(total, abs=1e-6)
+    risk = msgspec.msgpack.decode(read_record(system.name, "risk").state, type=RiskState)
+    (held,) = [p for p in risk.book.positions if p.symbol == "ES"]
+    assert held.quantity == net_position(list(fills.values()))
+    assert_books_agree(system.name)
+
+
+def assert_journal_complete(system_name: str, tmp_path: Path) -> JournalState:
+    """After a clean stop: every message of every journaled stream has exactly one row (its
+    seqs run 1..N with N the producer's last committed seq); the journal's counters."""
+    got = journaled(tmp_path)
+    producers = {"intents": "tactical", "verdicts": "risk", "orders": "execution"}
+    producers["venue"] = "venue"
+    for stream in JOURNALED_STREAMS:
+        last = read_record(system_name, producers[stream]).outputs[stream]
+        assert got.seqs[stream] == list(range(1, last + 1)), stream
+    state = msgspec.msgpack.decode(read_record(system_name, "journal").state, type=JournalState)
+    assert state.written == sum(len(seqs) for seqs in got.seqs.values())
+    assert state.lost == 0
+    return state
 
 
 def test_a_run_reconciles_orders_fills_and_positions(tmp_path, systems):
     system = start_pipeline(tmp_path, pipeline_config(tmp_path, TICKS))
     systems.append(system)
     wait_quiescent(system, TICKS)
-    got = recorded(tmp_path)
+    assert_reconciled(tmp_path, system)
+    got = journaled(tmp_path)
     assert len(got.orders) > 50, "the baseline strategy should trade"
     assert len(got.acks) + len(got.rejects) == len(got.orders)
-    assert_reconciled(tmp_path, system)
+    # The journal holds each order's chain: intent -> verdict -> order, by decision id.
+    intents = {i["intent_id"] for i in got.intents}
+    approved = {v["intent_id"] for v in got.verdicts if v["approved"]}
+    assert {o["intent_id"] for o in got.orders} == approved <= intents
     assert system.terminate()[0] == 0
+    assert assert_journal_complete(system.name, tmp_path).repeated == 0
 
 
 def test_a_whole_tree_killed_with_sigkill_restarts_and_reconciles(tmp_path, systems):
@@ -114,11 +127,9 @@ def test_a_whole_tree_killed_with_sigkill_restarts_and_reconciles(tmp_path, syst
     re-sends its working orders, the venue answers them with what it did, and venue,
     execution and risk agree again."""
     config = pipeline_config(tmp_path, TICKS)
-    (execution,) = [actor for actor in config["actors"] if actor["name"] == "execution"]
-    execution["params"] = {"retain_done": 4096}  # every order kept: the check is complete
     system = start_pipeline(tmp_path, config)
     systems.append(system)
-    wait_until(lambda: len(recorded(tmp_path).fills) >= 20, 60, "fills before the crash")
+    wait_until(lambda: len(journaled(tmp_path).fills) >= 20, 60, "fills before the crash")
     pids = [row["pid"] for row in system.rows().values()]
     system.close_health()
     os.killpg(system.proc.pid, signal.SIGKILL)
@@ -129,14 +140,14 @@ def test_a_whole_tree_killed_with_sigkill_restarts_and_reconciles(tmp_path, syst
     wait_quiescent(again, TICKS)
     assert again.rows()["execution"]["restarts"] == 0
     assert again.terminate()[0] == 0  # a clean stop commits every actor
-    assert_no_order_executed_twice(recorded(tmp_path).fills)
+    assert_no_order_executed_twice(journaled(tmp_path).fills)
     assert_books_agree(config["name"])
 
 
 def test_kill_switch_blocks_every_order_and_survives_a_risk_restart(tmp_path, systems):
     system = start_pipeline(tmp_path, pipeline_config(tmp_path, 0))
     systems.append(system)
-    wait_until(lambda: len(recorded(tmp_path).orders) >= 10, 60, "orders flowing")
+    wait_until(lambda: len(journaled(tmp_path).orders) >= 10, 60, "orders flowing")
     switch = KillSwitch.open(system.name)
     engaged_ns = time.monotonic_ns()  # the clock of the intents' stamps
     switch.engage("test", "pytest")
@@ -144,7 +155,7 @@ def test_kill_switch_blocks_every_order_and_survives_a_risk_restart(tmp_path, sy
     def after_engaging() -> list[dict]:
         """Orders for intents published after the switch was engaged: none may exist
         (orders approved just before it may still land, however loaded the machine)."""
-        return [o for o in recorded(tmp_path).orders if o["intent_ns"] > engaged_ns]
+        return [o for o in journaled(tmp_path).orders if o["intent_ns"] > engaged_ns]
 
     intents_then = system.rows()["tactical"]["msgs_out"]
     wait_until(
@@ -170,7 +181,7 @@ def test_kill_switch_blocks_every_order_and_survives_a_risk_restart(tmp_path, sy
     reset_ns = time.monotonic_ns()
     switch.reset("pytest")
     wait_until(
-        lambda: any(o["intent_ns"] > reset_ns for o in recorded(tmp_path).orders),
+        lambda: any(o["intent_ns"] > reset_ns for o in journaled(tmp_path).orders),
         60,
         "orders after reset",
     )
@@ -186,7 +197,8 @@ def test_kill_switch_blocks_every_order_and_survives_a_risk_restart(tmp_path, sy
         ("venue", "before_publish", 22),  # most likely between an order's ack and its fill
         ("execution", "after_handler", 40),
         ("risk", "mid_save", 60),
-        ("recorder", "after_handler", 50),
+        ("journal", "after_handler", 50),  # rows collected, not yet written
+        ("journal", "mid_save", 10),  # a batch written, its input positions not committed
     ],
 )
 def test_kill9_of_a_node_at_a_protocol_point_still_reconciles(tmp_path, systems, actor, point, nth):
@@ -207,6 +219,9 @@ def test_kill9_of_a_node_at_a_protocol_point_still_reconciles(tmp_path, systems,
     assert_reconciled(tmp_path, system)
     assert not (tmp_path / "quarantine.jsonl").exists()
     assert system.terminate()[0] == 0
+    journal = assert_journal_complete(system.name, tmp_path)
+    if (actor, point) == ("journal", "mid_save"):
+        assert journal.repeated > 0, "the written batch was not delivered again"
 
 
 def test_an_engaged_switch_outlives_a_clean_stop_and_a_reset_one_does_not(tmp_path, systems):

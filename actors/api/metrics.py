@@ -153,7 +153,7 @@ def committed_journal_counts(system: str, journal: str) -> JournalState | None:
 
 
 class JournalCollector:
-    """Rows the journal wrote, found already written (redeliveries) and lost: dropped by
+    """Rows the journal holds, found already written after a crash, and lost: dropped by
     its full rings (the health row's `dropped`) or by a file it could not write."""
 
     def __init__(self, counts: JournalState | None, rows: list[Row], journal: str) -> None:
@@ -165,12 +165,13 @@ class JournalCollector:
             return
         yield CounterMetricFamily(
             "grandmodel_journal_rows_written",
-            "Rows written to the journal.",
+            "Rows in the journal (exact across crashes).",
             value=self.counts.written,
         )
         yield CounterMetricFamily(
             "grandmodel_journal_rows_repeated",
-            "Redelivered messages whose row was already in the journal (not written again).",
+            "Rows found already written by a journal killed before its commit (not written"
+            " twice).",
             value=self.counts.repeated,
         )
         dropped = CounterMetricFamily(

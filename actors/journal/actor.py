@@ -87,9 +87,11 @@ class JournalState(msgspec.Struct, kw_only=True):
     """-1 until the first start: then one past the file's newest epoch (a journal whose own
     record was reset must not take the producers' new seqs for redeliveries)."""
     written: int = 0
-    """Rows written (a redelivered message is not counted again)."""
+    """Rows in the file: every row of a written batch, including those a predecessor
+    killed before its commit had written (its count died with it, the rows did not)."""
     repeated: int = 0
-    """Messages whose row was already in the file (redeliveries after a crash)."""
+    """Rows of a batch found already in the file: written by a predecessor killed between
+    its write and its commit, delivered again (not written twice)."""
     lost: int = 0
     """Rows dropped because the file could not be written for too long."""
     models: dict[str, str] = {}
@@ -220,12 +222,12 @@ class JournalActor(Actor):
         epoch = self.state.epoch
         rows: list[Row] = [(epoch, *row) for row in self._rows]  # type: ignore[misc]
         try:
-            written = self._store.write(rows, self._events)
+            inserted = self._store.write(rows, self._events)
         except JournalError as error:
             self._fail(str(error))
             return
-        self.state.written += written
-        self.state.repeated += len(rows) - written
+        self.state.written += len(rows)
+        self.state.repeated += len(rows) - inserted
         self._rows.clear()
         self._events.clear()
         if self._fault is not None:
