@@ -25,7 +25,7 @@ VERSION = 3
 TABLE_HEADER = 64  # after the common header: u64 row count, then reserved
 ROWS_AT = shm.HEADER_BYTES + TABLE_HEADER
 NAME_BYTES = 32
-ERROR_BYTES = 120
+ERROR_BYTES = 240
 
 ROW = np.dtype(
     [

@@ -147,9 +147,11 @@ class Journaled:
     """Per stream, the seqs journaled, in order."""
 
 
-def journaled(tmp: Path) -> Journaled:
+def journaled(tmp: Path, path: Path | None = None) -> Journaled:
+    """The journal of the pipeline in `tmp` (or the one at `path`)."""
     out = Journaled()
-    if not journal_path(tmp).exists():
+    path = path or journal_path(tmp)
+    if not path.exists():
         return out
     lists = {
         "TradeIntent": out.intents,
@@ -159,7 +161,7 @@ def journaled(tmp: Path) -> Journaled:
         "OrderReject": out.rejects,
         "Fill": out.fills,
     }
-    db = connect(journal_path(tmp))
+    db = connect(path)
     try:
         rows = select_records(db)
     finally:

@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from actors.api import ApiActor, ApiParams
 from actors.execution import ExecutionActor, ExecutionParams
+from actors.journal.actor import JournalState
 from actors.messages import (
     AnyMessage,
     DenyReason,
@@ -457,3 +458,27 @@ async def test_metrics_count_orders_fills_and_rejects_as_execution_committed_the
     assert samples(families["grandmodel_cancelled_orders"], "_total")[long_] == 1.0
     rejects = samples(families["grandmodel_order_rejects"], "_total")
     assert rejects == {(("reason", "NO_LIQUIDITY"),): 1.0}
+
+
+async def test_metrics_count_journal_rows_as_the_journal_committed_them(
+    system: str, http: aiohttp.ClientSession
+) -> None:
+    table = HealthTable.create(system, [("journal", "audit"), ("api", "web")])
+    table.rows["state"][:] = State.RUNNING
+    table.rows["dropped"][table.index["journal"]] = 7  # lost by its full rings
+    record = DurableRecord(system, "journal", run_id=1)
+    try:
+        assert "grandmodel_journal_rows_written" not in await scrape(http)
+        record.record.state = msgspec.msgpack.encode(JournalState(written=120, repeated=4, lost=3))
+        record.save()
+        families = await scrape(http)
+    finally:
+        record.close()
+        table.unlink()
+        table.close()
+        for status in list_segments(f"{system}."):
+            unlink_segment(status.name)
+    assert samples(families["grandmodel_journal_rows_written"], "_total") == {(): 120.0}
+    assert samples(families["grandmodel_journal_rows_repeated"], "_total") == {(): 4.0}
+    dropped = samples(families["grandmodel_journal_rows_dropped"], "_total")
+    assert dropped == {(("cause", "ring_full"),): 7.0, (("cause", "unwritable"),): 3.0}

@@ -2,7 +2,9 @@
 
 import os
 import signal
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -10,6 +12,8 @@ import pytest
 
 from actors.execution.actor import ExecutionState
 from actors.journal.actor import JournalState
+from actors.journal.query import connect, select_events
+from actors.messages import DenyReason, TradingState
 from actors.risk.actor import RiskState
 from actors.risk.killswitch import KillSwitch
 from kernel.durable import read_record
@@ -18,6 +22,7 @@ from ringbuf.procs import is_alive
 from tests.helpers import wait_until
 from tests.pipeline import (
     JOURNALED_STREAMS,
+    journal_path,
     journaled,
     net_position,
     pipeline_config,
@@ -90,10 +95,12 @@ def assert_reconciled(tmp_path, system) -> None:
     assert_books_agree(system.name)
 
 
-def assert_journal_complete(system_name: str, tmp_path: Path) -> JournalState:
+def assert_journal_complete(
+    system_name: str, tmp_path: Path, path: Path | None = None
+) -> JournalState:
     """After a clean stop: every message of every journaled stream has exactly one row (its
     seqs run 1..N with N the producer's last committed seq); the journal's counters."""
-    got = journaled(tmp_path)
+    got = journaled(tmp_path, path)
     producers = {"intents": "tactical", "verdicts": "risk", "orders": "execution"}
     producers["venue"] = "venue"
     for stream in JOURNALED_STREAMS:
@@ -239,3 +246,79 @@ def test_an_engaged_switch_outlives_a_clean_stop_and_a_reset_one_does_not(tmp_pa
     assert again.terminate()[0] == 0
     assert not os.path.exists(switch.path), "a switch at rest is removed on a clean stop"
     switch.close()
+
+
+def journal_events(tmp_path: Path, kind: str) -> list[dict]:
+    db = connect(journal_path(tmp_path))
+    try:
+        return [event["detail"] for event in select_events(db, kinds=[kind])]
+    finally:
+        db.close()
+
+
+def test_a_corrupt_journal_is_set_aside_and_trading_reduces_until_resumed(tmp_path, systems):
+    garbage = b"a disk sector full of something else " * 300
+    journal_path(tmp_path).write_bytes(garbage)
+    system = start_pipeline(tmp_path, pipeline_config(tmp_path, 0))
+    systems.append(system)
+    (moved,) = tmp_path.glob("journal.sqlite.corrupt-*")
+    assert moved.read_bytes() == garbage, "the damaged file is kept for inspection"
+    row = system.rows()["journal"]
+    assert row["problem"] and row["degraded"]
+    assert "not a database" in row["last_error"] and "set aside as" in row["last_error"]
+    with KillSwitch.open(system.name) as switch:
+        state = switch.state()
+        assert state.trading_state is TradingState.REDUCING and state.state_by == "journal"
+        # The new journal records the fault and keeps recording: flat, nothing may open.
+        wait_until(
+            lambda: any(
+                v["reason"] == DenyReason.REDUCING_ONLY for v in journaled(tmp_path).verdicts
+            ),
+            60,
+            "intents denied while REDUCING, journaled",
+        )
+        assert "not a database" in journal_events(tmp_path, "journal_fault")[0]["reason"]
+        assert system.rows()["journal"]["problem"], "health says why until an operator resumes"
+        switch.set_trading_state(TradingState.ACTIVE, "pytest", "journal checked")
+    wait_until(lambda: not system.rows()["journal"]["problem"], 10, "the problem resolved")
+    assert system.terminate()[0] == 0
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB tmpfs: a journal on it fills it within seconds of trading."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_a_full_disk_reduces_trading_loses_no_row_and_recovers(tmp_path, systems, small_disk):
+    config = pipeline_config(tmp_path, TICKS)
+    (journal,) = [actor for actor in config["actors"] if actor["name"] == "journal"]
+    journal["params"]["path"] = str(small_disk / "journal.sqlite")
+    system = start_pipeline(tmp_path, config)
+    systems.append(system)
+    wait_until(lambda: system.rows()["journal"]["problem"], 60, "the journal's disk to fill")
+    assert "full" in system.rows()["journal"]["last_error"]
+    with KillSwitch.open(system.name) as switch:
+        assert switch.trading_state is TradingState.REDUCING
+        assert "journal" in switch.state().state_reason
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    wait_until(lambda: "recovered" in system.rows()["journal"]["last_error"], 30, "writes again")
+    wait_quiescent(system, TICKS)
+    assert system.terminate()[0] == 0
+    # Every row held while the disk was full reached the file once it had room.
+    path = small_disk / "journal.sqlite"
+    assert_journal_complete(system.name, tmp_path, path)
+    db = connect(path)
+    try:
+        faults = [e["detail"] for e in select_events(db, kinds=["journal_fault"])]
+    finally:
+        db.close()
+    assert any("full" in fault["reason"] for fault in faults)

@@ -170,8 +170,7 @@ class JournalCollector:
         )
         yield CounterMetricFamily(
             "grandmodel_journal_rows_repeated",
-            "Rows found already written by a journal killed before its commit (not written"
-            " twice).",
+            "Rows found already written by a journal killed before its commit (not written twice).",
             value=self.counts.repeated,
         )
         dropped = CounterMetricFamily(

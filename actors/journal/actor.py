@@ -18,7 +18,10 @@ retries at every commit and every `poll_interval_s`; a corrupt file (integrity c
 not a database) is moved aside as `<path>.corrupt-<UTC time>` and a new one started.
 Either way trading goes to REDUCING (an incomplete audit trail is a risk fault) with
 the reason, the actor's health row shows the problem, and the fault is journaled as
-soon as the file takes writes again. Trading stays REDUCING until an operator resumes.
+soon as the file takes writes again. Trading stays REDUCING until an operator resumes,
+and health keeps saying why until then. Rows held in memory die with the process if it
+is killed before the file takes them again (counted nowhere: the producers' rings
+committed them); the audit trail has a hole exactly where the fault was reported.
 """
 
 import datetime
@@ -44,12 +47,15 @@ from actors.messages import (
     StrategicDecision,
     Synergy,
     TradeIntent,
+    TradingState,
 )
 from actors.risk.killswitch import KillSwitch, restrict_to_reducing
 from config.types import AtLeastOne, Positive
 from kernel.actor import Actor
 
 POLL_TIMER = "poll"
+JOURNAL = "journal"
+"""How the journal signs the trading-state change it makes."""
 JOURNALED: tuple[type[msgspec.Struct], ...] = (
     DecisionRecord,
     StrategicDecision,
@@ -120,6 +126,9 @@ class JournalActor(Actor):
         self._events: list[tuple[int, str, str]] = []
         self._store: JournalStore | None = None
         self._fault: str | None = None
+        """The fault now (None: the file takes writes)."""
+        self._recovered: str | None = None
+        """A past fault, shown in health while trading stays in the REDUCING it caused."""
         self._offset_ns = _wall_offset_ns()
         self._switch: KillSwitch | None = None
         self._seen_controls: dict[str, str] = {}
@@ -197,6 +206,11 @@ class JournalActor(Actor):
                 },
             ),
         }
+        if self._recovered is not None and not (
+            state.trading_state is TradingState.REDUCING and state.state_by == JOURNAL
+        ):
+            self._recovered = None  # resolved by an operator (or overruled: HALTED)
+            self.report_problem(None)
         for kind, (at_ns, detail) in changes.items():
             text = orjson.dumps(detail).decode()
             if self._seen_controls.get(kind) != text:
@@ -224,7 +238,7 @@ class JournalActor(Actor):
         try:
             inserted = self._store.write(rows, self._events)
         except JournalError as error:
-            self._fail(str(error))
+            self._fail(error.cause)
             return
         self.state.written += len(rows)
         self.state.repeated += len(rows) - inserted
@@ -232,8 +246,9 @@ class JournalActor(Actor):
         self._events.clear()
         if self._fault is not None:
             self.log.warning("journal writable again after: %s", self._fault)
+            self._recovered = f"journal recovered from: {self._fault}"
             self._fault = None
-            self.report_problem(None)
+            self.report_problem(f"{self._recovered} (trading REDUCING until an operator resumes)")
 
     def _open(self) -> bool:
         """Open (or reopen) the file; False, with the fault reported, when it cannot be."""
@@ -242,15 +257,15 @@ class JournalActor(Actor):
             self._store = JournalStore(path)
         except JournalError as error:
             if not error.corrupt:
-                self._fail(str(error))
+                self._fail(error.cause)
                 return False
             stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S")
             moved = set_aside(Path(path), stamp)
-            self._fail(f"{error}; moved to {moved}, a new journal started")
+            self._fail(f"{error.cause}; set aside as {moved.name}, a new journal started")
             try:
                 self._store = JournalStore(path)
             except JournalError as again:
-                self._fail(str(again))
+                self._fail(again.cause)
                 return False
         if self.state.epoch < 0:
             last = self._store.last_epoch()
@@ -263,10 +278,10 @@ class JournalActor(Actor):
             return
         first = self._fault is None
         self._fault = reason
-        self.log.error("journal fault: %s", reason)
+        self.log.error("journal fault (%s): %s", self.params.path, reason)
         self.report_problem(f"journal: {reason}")
         self._event(time.time_ns(), "journal_fault", {"reason": reason})
-        if first and restrict_to_reducing(self.context.system, "journal", f"journal: {reason}"):
+        if first and restrict_to_reducing(self.context.system, JOURNAL, f"journal: {reason}"):
             self.log.warning("trading state REDUCING: the journal cannot record trading")
 
     async def on_stop(self) -> None:

@@ -35,12 +35,12 @@ def connect(path: str | Path) -> sqlite3.Connection:
     """The journal at `path`, read-only; JournalError when there is none or it is not one."""
     path = Path(path)
     if not path.is_file():
-        raise JournalError(f"{path}: no journal there")
+        raise JournalError(path, "no journal there")
     try:
         db = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)
         db.execute("SELECT 1 FROM records LIMIT 1")
     except sqlite3.Error as error:
-        raise JournalError(f"{path}: not a readable journal: {error}") from error
+        raise JournalError(path, f"not a readable journal: {error}") from error
     return db
 
 

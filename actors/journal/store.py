@@ -15,6 +15,7 @@ n - 1 to n in one transaction; a new file runs them all, so every step is exerci
 on every fresh journal. A file newer than this code is refused (`JournalError`).
 """
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -83,8 +84,9 @@ class JournalError(Exception):
     or not writable. The message names the file and the cause; `corrupt` says that the
     file's content is damaged (set it aside), not that it cannot be reached or written."""
 
-    def __init__(self, message: str, corrupt: bool = False) -> None:
-        super().__init__(message)
+    def __init__(self, path: str | Path, cause: str, corrupt: bool = False) -> None:
+        super().__init__(f"{path}: {cause}")
+        self.cause = cause
         self.corrupt = corrupt
 
 
@@ -97,7 +99,7 @@ class JournalStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as error:
-            raise JournalError(f"{self.path}: cannot open: {error}") from error
+            raise JournalError(self.path, f"cannot open: {error}") from error
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -105,10 +107,10 @@ class JournalStore:
             self._migrate()
         except sqlite3.OperationalError as error:  # locked, read-only, I/O: the file may be fine
             self._db.close()
-            raise JournalError(f"{self.path}: {error}") from error
+            raise JournalError(self.path, str(error)) from error
         except sqlite3.DatabaseError as error:  # not a database, malformed
             self._db.close()
-            raise JournalError(f"{self.path}: {error}", corrupt=True) from error
+            raise JournalError(self.path, str(error), corrupt=True) from error
         except JournalError:
             self._db.close()
             raise
@@ -119,15 +121,16 @@ class JournalStore:
         problems = [row[0] for row in self._db.execute("PRAGMA quick_check")]
         if problems != ["ok"]:
             raise JournalError(
-                f"{self.path}: integrity check failed: {'; '.join(problems[:3])}", corrupt=True
+                self.path, f"integrity check failed: {'; '.join(problems[:3])}", corrupt=True
             )
 
     def _migrate(self) -> None:
         version = self.version
         if version > SCHEMA_VERSION:
             raise JournalError(
-                f"{self.path}: schema version {version} is newer than this code's "
-                f"({SCHEMA_VERSION}); use a newer GrandModel or another journal file"
+                self.path,
+                f"schema version {version} is newer than this code's ({SCHEMA_VERSION}); "
+                "use a newer GrandModel or another journal file",
             )
         for target in range(version + 1, SCHEMA_VERSION + 1):
             self._db.execute("BEGIN IMMEDIATE")
@@ -155,19 +158,20 @@ class JournalStore:
         db = self._db
         try:
             db.execute("BEGIN IMMEDIATE")
-            try:
-                before = db.total_changes
-                db.executemany("INSERT OR IGNORE INTO records VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
-                inserted = db.total_changes - before
-                db.executemany(
-                    "INSERT OR IGNORE INTO events (time_ns, kind, detail) VALUES (?,?,?)", events
-                )
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+            before = db.total_changes
+            db.executemany("INSERT OR IGNORE INTO records VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            inserted = db.total_changes - before
+            db.executemany(
+                "INSERT OR IGNORE INTO events (time_ns, kind, detail) VALUES (?,?,?)", events
+            )
             db.execute("COMMIT")
         except sqlite3.Error as error:
-            raise JournalError(f"{self.path}: cannot write: {error}") from error
+            # SQLite may have rolled back already (a full disk does), or failed the COMMIT
+            # itself and left the transaction open: end it, so the next batch can begin.
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            raise JournalError(self.path, f"cannot write: {error}") from error
         return inserted
 
     def close(self) -> None:
