@@ -16,6 +16,7 @@ SUITES = {
     "e2e": "bench.e2e",
     "data": "bench.data",
     "instructions": "bench.instructions",
+    "chaos": "bench.chaos",
 }
 
 

@@ -25,6 +25,8 @@ caches):
   `publish s` (stamp -> every ring written), `handle s->a` (a whole handler run, e.g. the
   venue's tick handling that the order waits behind), commits and garbage collections.
 
+With `--journal` the journal runs too, as in the shipped topology (its own node on core
+0, fed by drop rings), so that its cost to the order path shows against a run without it.
 With `--runs N` it measures N consecutive full runs, each held to the budgets. Unless
 `--no-peer`, NautilusTrader (extra `peers`) runs the equivalent strategy on the same
 number of ticks and orders in the same invocation (bench/peers/nautilus.py) and its
@@ -90,10 +92,31 @@ DETAILS = (
 )
 
 
-def bench_config(name: str, log: Path, ticks_per_s: float, wait: str) -> str:
+def bench_config(
+    name: str, log: Path, ticks_per_s: float, wait: str, journal: Path | None = None
+) -> str:
     """The default topology, tuned to trade often: 5 s bars, a fast market, loose limits,
     fixed-fractional sizing on a very large account (a coin-flip strategy paying spread
-    and fees would otherwise be sized to zero by Kelly or by its shrinking equity)."""
+    and fees would otherwise be sized to zero by Kelly or by its shrinking equity). With
+    `journal`, the shipped journal too (its own node on core 0, drop rings), writing there."""
+    audit = (
+        f"""
+[[actors]]
+name = "journal"
+cls = "actors.journal:JournalActor"
+inputs = ["intents", "verdicts", "orders", "venue"]
+full_policy = "drop"
+params = {{ path = "{journal}" }}
+[[nodes]]
+name = "audit"
+actors = ["journal"]
+cores = [0]
+wait = "backoff"
+"""
+        if journal is not None
+        else ""
+    )
+    children = '["audit", "market", "hot"]' if journal is not None else '["market", "hot"]'
     return f"""
 name = "{name}"
 messages = "actors.messages:AnyMessage"
@@ -181,9 +204,10 @@ actors = ["bars", "tactical", "risk", "execution", "venue"]
 cores = [{1 % (os.cpu_count() or 1)}]
 wait = "{wait}"
 
+{audit}
 [[supervisors]]
 name = "root"
-children = ["market", "hot"]
+children = {children}
 """
 
 
@@ -247,14 +271,23 @@ class Measurement:
 
 
 def measure_system(
-    ticks_per_s: float, wait: str, warmup: int, orders: int = 0, seconds: float = 0.0
+    ticks_per_s: float,
+    wait: str,
+    warmup: int,
+    orders: int = 0,
+    seconds: float = 0.0,
+    journal: bool = False,
 ) -> Measurement:
-    """Start the bench system, let `warmup` orders pass, then record until `orders` more
-    orders reached the venue, or for `seconds`; stop it and forget its segments."""
+    """Start the bench system (with the journal if asked), let `warmup` orders pass, then
+    record until `orders` more orders reached the venue, or for `seconds`; stop it and
+    forget its segments."""
     name = f"bench-e2e-{uuid.uuid4().hex[:6]}"
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "e2e.toml"
-        config.write_text(bench_config(name, Path(tmp) / "run.jsonl", ticks_per_s, wait))
+        journal_path = Path(tmp) / "journal.sqlite" if journal else None
+        config.write_text(
+            bench_config(name, Path(tmp) / "run.jsonl", ticks_per_s, wait, journal_path)
+        )
         # This process polls the histograms: like the supervisor, off the spinning core.
         keep_off_spinning_cores(load_config(config))
         system = subprocess.Popen(
@@ -415,6 +448,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-peer", action="store_true", help="skip NautilusTrader")
     parser.add_argument(
+        "--journal", action="store_true", help="run the journal too (its node on core 0)"
+    )
+    parser.add_argument(
         "--load", action="store_true", help="sweep the tick rate: latency versus load"
     )
     parser.add_argument(
@@ -433,7 +469,8 @@ def main(argv: list[str] | None = None) -> int:
     orders = args.orders or (1_000 if args.quick else 20_000)
     warmup = max(100, orders // 20)
     runs = [
-        measure_system(args.ticks_per_s, args.wait, warmup, orders=orders) for _ in range(args.runs)
+        measure_system(args.ticks_per_s, args.wait, warmup, orders=orders, journal=args.journal)
+        for _ in range(args.runs)
     ]
     for index, run in enumerate(runs, 1):
         suffix = f" run {index}" if len(runs) > 1 else ""
@@ -457,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{runs[0].orders} orders per run after {warmup} warm-up orders, market at "
         f"{args.ticks_per_s:g} ticks/s, 5 s bars; the order path (bars to the venue adapter) "
         f"runs in one node waiting by {args.wait} on core 1, the feed in a parked node on "
-        f"core 0"
+        f"core 0{'; the journal in a node of its own on core 0' if args.journal else ''}"
     )
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     _plot_percentiles(merged, RESULTS_DIR / "e2e.png")

@@ -30,16 +30,25 @@ class OutboxFull(RuntimeError):
     """More was published since the last commit than the outbox holds."""
 
 
+def outbox_name(system: str, actor: str) -> str:
+    return f"{system}.outbox.{actor}"
+
+
+def outbox_payload(capacity: int) -> int:
+    """The segment payload size of an outbox holding `capacity` bytes of messages."""
+    return _DATA_AT - shm.HEADER_BYTES + capacity
+
+
 class Outbox:
     """One actor's outbox (a RUN segment: the rings it refills live for the run only)."""
 
     def __init__(self, system: str, actor: str, capacity: int, owner: shm.Owner) -> None:
         self.capacity = capacity
         self._segment, _ = shm.create_or_attach(
-            f"{system}.outbox.{actor}",
+            outbox_name(system, actor),
             shm.Kind.OUTBOX,
             VERSION,
-            _DATA_AT - shm.HEADER_BYTES + capacity,
+            outbox_payload(capacity),
             Lifetime.RUN,
             owner=owner,
         )

@@ -18,19 +18,24 @@ import time
 from config.loader import import_object
 from config.schema import SystemConfig
 from kernel.codec import Codec
+from kernel.durable import read_record
 from kernel.health import HealthTable
 from kernel.logs import log_event
 from kernel.node import RUN_ID_ENV
+from kernel.outbox import outbox_name, outbox_payload
 from kernel.supervisor import SupervisorFailed, SupervisorTree
 from kernel.topology import Topology
 from kernel.zygote_client import ZygoteClient, ZygoteError
 from ringbuf import (
     Doorbell,
+    RingError,
     Segment,
     create_ring,
     destroy_ring,
+    read_info,
     remove_run,
     remove_stale,
+    shm,
 )
 
 log = logging.getLogger("kernel.system")
@@ -62,10 +67,14 @@ class System:
         self.zygote: ZygoteClient | None = None
         self.tree: SupervisorTree | None = None
 
-    def _create_resources(self) -> None:
+    def _create_resources(self) -> int:
+        """Rings, health table and doorbells; the run id. A crashed run's rings and outboxes
+        are taken over (`_recover_crashed_run`), and its id with them."""
+        recovered = self._recover_crashed_run()
         # What a crashed run left (its supervisor, the owner of its RUN segments, is
-        # dead, pid and start time compared) goes; DURABLE state (kill switch, actor
-        # snapshots) stays for this run. A live run's table makes the create below fail.
+        # dead, pid and start time compared) and this run did not take over goes; DURABLE
+        # state (kill switch, actor records) stays. A live run's table makes the create
+        # below fail.
         removed = remove_stale(f"{self.config.name}.")
         if removed:
             log_event(
@@ -78,13 +87,78 @@ class System:
                 f"a system named {self.config.name!r} is already running "
                 f"(see `grandmodel status --name {self.config.name}`)"
             ) from None
-        schema = Codec.from_union(import_object(self.config.messages, "messages")).schema
+        schema = self._schema()
         for ring in self.topology.rings:
-            self.segments.append(
-                create_ring(ring.name, ring.capacity, ring.full_policy, ring.doorbell, schema)
-            )
+            if recovered is not None:
+                self.segments.append(Segment.attach(ring.name, ring.capacity, schema))
+            else:
+                self.segments.append(
+                    create_ring(ring.name, ring.capacity, ring.full_policy, ring.doorbell, schema)
+                )
         for node in self.topology.parking_nodes():
             self.doorbells[node.name] = Doorbell.create()
+        return recovered if recovered is not None else time.time_ns()
+
+    def _schema(self) -> int:
+        return Codec.from_union(import_object(self.config.messages, "messages")).schema
+
+    def _recover_crashed_run(self) -> int | None:
+        """Take over the rings and outboxes of a run of this config that crashed whole
+        (supervisor included), and continue it: its id, so every actor restarts as after
+        a crash of its own node, within the same run. What was in the rings and not yet
+        committed by its consumer is delivered, what a producer published after its last
+        commit is re-sent from its outbox, and the replay of uncommitted inputs publishes
+        nothing twice (README "Delivery contract"). None, and a new run, when the rings are
+        not all there, stale and as configured (a clean stop removed them, the config
+        changed), or no actor record names the run."""
+        name = self.config.name
+        schema = self._schema()
+        for ring in self.topology.rings:
+            try:
+                header, _ = shm.read_header(ring.name)
+                info = read_info(ring.name)
+            except (shm.ShmError, RingError, OSError):
+                return None
+            if not header.stale or (
+                info.capacity,
+                info.full_policy,
+                info.doorbell,
+                info.schema,
+            ) != (ring.capacity, ring.full_policy, ring.doorbell, schema):
+                return None
+        run_ids = set()
+        for actor in self.topology.actors:
+            try:
+                record = read_record(name, actor)
+            except (shm.ShmError, OSError):
+                return None
+            if record is not None:
+                run_ids.add(record.run_id)
+        if not run_ids:
+            return None
+        owner = shm.Owner.current()
+        for ring in self.topology.rings:
+            shm.adopt(ring.name, shm.Kind.RING, owner)
+        payload = outbox_payload(self.config.delivery.outbox_bytes)
+        outboxes = 0
+        for actor in self.topology.actors:
+            box = outbox_name(name, actor)
+            try:
+                header, _ = shm.read_header(box)
+            except (shm.ShmError, OSError):
+                continue
+            if header.payload_size == payload and shm.adopt(box, shm.Kind.OUTBOX, owner):
+                outboxes += 1
+        run_id = max(run_ids)
+        log_event(
+            log,
+            logging.WARNING,
+            "recovering a crashed run: its rings and outboxes are taken over",
+            run_id=run_id,
+            rings=len(self.topology.rings),
+            outboxes=outboxes,
+        )
+        return run_id
 
     def _release_resources(self) -> None:
         for segment in self.segments:
@@ -108,11 +182,11 @@ class System:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         started = time.monotonic()
+        keep_off_spinning_cores(self.config)
+        run_id = self._create_resources()
         # Nodes tell a restart within this run from a new run by this id (the zygote
         # and every node it forks inherit the environment).
-        os.environ[RUN_ID_ENV] = str(time.time_ns())
-        keep_off_spinning_cores(self.config)
-        self._create_resources()
+        os.environ[RUN_ID_ENV] = str(run_id)
         assert self.health is not None
         code = 0
         try:

@@ -17,9 +17,10 @@ without knowing its payload. Little-endian:
 
 The header is written once, before the segment gets its name: `create` builds the file
 under a private temporary name and links it into place, so nobody (an attacher, a
-cleanup) ever sees a half-initialised segment. Segments are created 0600 and every
-open uses O_NOFOLLOW and checks that the file is a regular file owned by our euid and
-writable by nobody else. A file of the wrong size is refused, never resized.
+cleanup) ever sees a half-initialised segment. Only `adopt` rewrites it later, and only
+the owner of a stale segment (a run taking over what a crashed run left). Segments are
+created 0600 and every open uses O_NOFOLLOW and checks that the file is a regular file
+owned by our euid and writable by nobody else. A file of the wrong size is refused, never resized.
 
 Staleness comes from the header, never from the name: see `Lifetime`.
 
@@ -66,6 +67,7 @@ __all__ = [
     "ShmError",
     "ShmSegment",
     "UnsafeSegment",
+    "adopt",
     "attach",
     "create",
     "create_or_attach",
@@ -438,6 +440,35 @@ def read(name: str, kind: Kind, version: int, length: int | None = None) -> tupl
     if len(raw) != want:
         raise SegmentSizeMismatch(f"{path}: read {len(raw)} bytes, not the {want} expected")
     return header, raw
+
+
+def adopt(name: str, kind: Kind, owner: Owner) -> Header | None:
+    """Make a stale segment `owner`'s (its header rewritten with the new owner, its payload
+    untouched): a run that recovers what a crashed run left. None when there is no such
+    segment, it is of another kind, or it is not stale (its owner lives, or DURABLE)."""
+    path = segment_path(name)
+    try:
+        fd = _open(path, os.O_RDWR)
+    except (SegmentNotFound, UnsafeSegment):
+        return None
+    try:
+        header, _ = _read_header(fd, path, HEADER_BYTES)
+        if header.kind != kind or not header.stale:
+            return None
+        adopted = Header(
+            header.kind,
+            header.lifetime,
+            header.version,
+            header.payload_size,
+            owner,
+            header.created_ns,
+        )
+        os.pwrite(fd, adopted.pack(), 0)
+        return adopted
+    except SegmentCorrupted:
+        return None
+    finally:
+        os.close(fd)
 
 
 def unlink(name: str) -> bool:

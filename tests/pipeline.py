@@ -10,7 +10,13 @@ from tests.helpers import wait_until
 from tests.systems import RunningSystem, base_config, write_config
 
 STREAMS = ["ticks", "bars", "intents", "verdicts", "orders", "venue"]
-JOURNALED_STREAMS = ["intents", "verdicts", "orders", "venue"]
+JOURNALED_STREAMS = {
+    "intents": "tactical",
+    "verdicts": "risk",
+    "orders": "execution",
+    "venue": "venue",
+}
+"""The streams the journal consumes, each with its producer."""
 
 
 def pipeline_config(tmp: Path, max_ticks: int, **risk: object) -> dict[str, Any]:
@@ -77,7 +83,7 @@ def pipeline_config(tmp: Path, max_ticks: int, **risk: object) -> dict[str, Any]
         {
             "name": "journal",
             "cls": "actors.journal:JournalActor",
-            "inputs": JOURNALED_STREAMS,
+            "inputs": list(JOURNALED_STREAMS),
             "full_policy": "drop",
             "params": {"path": str(journal_path(tmp))},
         },
@@ -93,7 +99,7 @@ def pipeline_config(tmp: Path, max_ticks: int, **risk: object) -> dict[str, Any]
         {"name": "audit", "actors": ["journal"], "cores": [0], "wait": "backoff"},
     ]
     config["supervisors"] = [
-        {"name": "root", "children": ["market", "hot", "audit"], "max_restarts": 10, "period_s": 60}
+        {"name": "root", "children": ["audit", "market", "hot"], "max_restarts": 10, "period_s": 60}
     ]
     return config
 

@@ -238,6 +238,12 @@ class OrderCollector:
             "Working orders sent again at the start of a new run (reconciliation).",
             value=counts.resent,
         )
+        yield CounterMetricFamily(
+            "grandmodel_reconciliation_mismatches",
+            "Fields on which execution, the venue's account and the risk book still disagreed"
+            " at the end of a start's reconciliation (each sets REDUCING).",
+            value=counts.reconciliation_mismatches,
+        )
 
 
 def render(

@@ -12,12 +12,14 @@ its own id: the venue, idempotent by client order id, answers with the outcome i
 first time (or executes it, if the order never reached it), and the order table catches up.
 """
 
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TypeVar
 
 import msgspec
 
+from actors.common.positions import Position, PositionState
 from actors.execution.orders import Order, OrderState, Outcome
 from actors.messages import (
     Direction,
@@ -31,11 +33,14 @@ from actors.messages import (
     RiskVerdict,
     TimeInForce,
 )
+from actors.reconcile import committed_positions, compare
 from actors.risk.killswitch import restrict_to_reducing
-from config.types import Count
+from config.types import Count, Positive
 from kernel.actor import Actor, Port
 
 VenueReport = TypeVar("VenueReport", OrderAck, OrderReject, Fill)
+RECONCILE_TIMER = "reconcile"
+RECONCILE_POLL_S = 0.1
 
 
 class ExecutionParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -43,6 +48,17 @@ class ExecutionParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     """Finished orders kept, oldest dropped first, to recognise late or re-delivered replies
     and verdicts; bounded because the actor runs for days and the table is saved with
     every commit (a few microseconds per order)."""
+    point_value: Positive = 50.0
+    """Currency per point per contract, for the realized P&L of `positions` (one contract
+    for every symbol until instruments have a registry)."""
+    reconcile_with: dict[str, str] = msgspec.field(
+        default_factory=lambda: {"venue": "venue", "risk": "risk"}
+    )
+    """At the start of a new run, `positions` are compared with these actors' committed
+    ones (the venue's account, the risk book; source -> actor name, {} to skip)."""
+    reconcile_timeout_s: Positive = 5.0
+    """How long they may disagree while the re-sent orders' answers are booked, before the
+    difference counts: trading REDUCING, health and log say why."""
 
 
 class ExecutionCounts(msgspec.Struct, kw_only=True):
@@ -63,6 +79,9 @@ class ExecutionCounts(msgspec.Struct, kw_only=True):
     invalid_transitions: int = 0
     unknown_orders: int = 0
     """Venue replies for an order this incarnation does not know (or no longer retains)."""
+    reconciliation_mismatches: int = 0
+    """Fields (quantity, average price, realized P&L per symbol) on which the books still
+    disagreed at the end of a start's reconciliation."""
     by_side: dict[str, int] = {}
     """`<event>:<side>` -> count, event one of order, ack, fill, filled_contracts,
     cancelled (an order ended with its IOC rest cancelled): exact across restarts, being
@@ -87,6 +106,9 @@ class ExecutionState(msgspec.Struct, kw_only=True):
     done: list[str] = []
     """Finished orders' ids, oldest first (retired beyond `retain_done`)."""
     counts: ExecutionCounts = msgspec.field(default_factory=ExecutionCounts)
+    positions: list[PositionState] = []
+    """Per symbol, the position its fills add up to (kept when orders retire), for
+    reconciliation with the risk book and the venue's account."""
 
 
 class ExecutionActor(Actor):
@@ -100,10 +122,12 @@ class ExecutionActor(Actor):
 
     async def on_start(self) -> None:
         self._out = self.output("orders")
+        self._point = self.params.point_value
         state = self.state
         self.orders = state.orders
         self.counts = state.counts
         self._done = deque(state.done)
+        self.positions = {saved.symbol: Position.from_state(saved) for saved in state.positions}
         if self.orders:
             working = [order for order in self.orders.values() if not order.done]
             self.log.info(
@@ -113,10 +137,41 @@ class ExecutionActor(Actor):
                 for order in working:
                     self._send(order)
                 self.counts.resent += len(working)
+        if self.context.new_run and self.params.reconcile_with:
+            self._reconcile_until = time.monotonic() + self.params.reconcile_timeout_s
+            self.set_timer(RECONCILE_TIMER, RECONCILE_POLL_S)
+
+    def on_timer(self, name: str) -> None:
+        if name == RECONCILE_TIMER:
+            self._reconcile()
+
+    def _reconcile(self) -> None:
+        """Reconciliation at the start of a new run (as NautilusTrader's execution engine
+        does it): the positions its fills add up to against the venue's account and the
+        risk book, as committed (actors/reconcile.py). What was in flight when the last run
+        ended settles within moments (the venue answers the re-sent orders); a difference
+        that outlasts `reconcile_timeout_s` is real: only reducing orders pass until an
+        operator has looked."""
+        views = {"execution": {symbol: held.state() for symbol, held in self.positions.items()}}
+        for source, actor in self.params.reconcile_with.items():
+            views[source] = committed_positions(self.context.system, actor, source)
+        mismatches = compare(views)
+        if mismatches and time.monotonic() < self._reconcile_until:
+            return
+        self.cancel_timer(RECONCILE_TIMER)
+        if not mismatches:
+            self.log.info("reconciled with %s: positions agree", ", ".join(views))
+            return
+        self.counts.reconciliation_mismatches += len(mismatches)
+        reason = "reconciliation at start: " + "; ".join(map(str, mismatches))
+        restrict_to_reducing(self.context.system, "execution", reason)
+        self.report_problem(reason)
+        self.log.error("%s: trading REDUCING", reason)
 
     def state_to_save(self) -> ExecutionState:
         state = self.state
         state.done = list(self._done)
+        state.positions = [held.state() for held in self.positions.values()]
         return state
 
     def on_fill(self, fill: Fill) -> None:
@@ -213,16 +268,21 @@ class ExecutionActor(Actor):
                 state.name,
             )
             return False
-        self._count(order, report)
+        self._record(order, report)
         if order.done:
             self._retire(order)
         return True
 
-    def _count(self, order: Order, report: VenueReport) -> None:
+    def _record(self, order: Order, report: VenueReport) -> None:
+        """A reply that changed its order: counted, and a fill booked into `positions`."""
         counts = self.counts
         if type(report) is OrderAck:
             counts.count("ack", order.side)
         elif type(report) is Fill:
+            held = self.positions.get(report.symbol)
+            if held is None:
+                held = self.positions[report.symbol] = Position(report.symbol)
+            held.apply(int(order.side), report.quantity, report.price, report.fee, self._point)
             counts.count("fill", order.side)
             counts.count("filled_contracts", order.side, report.quantity)
             if order.state is OrderState.CANCELLED:

@@ -286,6 +286,8 @@ class JournalActor(Actor):
 
     async def on_stop(self) -> None:
         # The kernel's last commit follows; with everything written it writes nothing.
+        if self._switch is not None:
+            self._poll()  # a change since the last poll is journaled too
         self._write()
         if self._store is not None:
             self._store.close()

@@ -15,6 +15,7 @@ import math
 import msgspec
 
 from actors.common.fills import fill_defect
+from actors.common.positions import Position, PositionState
 from actors.common.recent import RecentIds
 from actors.messages import Bar, Fill
 
@@ -22,15 +23,6 @@ DAY_NS = 86_400_000_000_000
 REMEMBERED_FILLS = 100_000
 PERSISTED_FILL_IDS = 1_024
 """Fill ids kept in a snapshot: redelivery after a crash only repeats the newest ones."""
-
-
-class PositionState(msgspec.Struct, array_like=True):
-    symbol: str
-    quantity: int
-    avg_price: float
-    realized: float
-    mark: float
-    trip_pnl: float
 
 
 class BookState(msgspec.Struct, array_like=True):
@@ -95,56 +87,6 @@ class TradeStats:
         return (self.gross_win / self.wins) / (self.gross_loss / self.losses)
 
 
-class Position:
-    """One symbol's position. `avg_price` is NaN when flat (not known, per the messages)."""
-
-    __slots__ = ("avg_price", "mark", "quantity", "realized", "symbol", "trip_pnl")
-
-    def __init__(self, symbol: str) -> None:
-        self.symbol = symbol
-        self.quantity = 0
-        self.avg_price = math.nan
-        self.realized = 0.0
-        self.mark = math.nan
-        self.trip_pnl = 0.0
-        """Realized P&L (net of fees) of the round trip now open."""
-
-    def unrealized(self, point_value: float) -> float:
-        if not self.quantity:
-            return 0.0
-        return (self.mark - self.avg_price) * self.quantity * point_value
-
-    def apply(
-        self, side: int, quantity: int, price: float, fee: float, point_value: float
-    ) -> float | None:
-        """Apply one fill; returns the P&L of the round trip it closed, if it closed one."""
-        held = self.quantity
-        if not held or (held > 0) == (side > 0):
-            opened = abs(held) + quantity
-            base = self.avg_price * abs(held) if held else 0.0
-            self.avg_price = (base + price * quantity) / opened
-            self.quantity = held + side * quantity
-            self.realized -= fee
-            self.trip_pnl -= fee
-            return None
-        closed = min(quantity, abs(held))
-        pnl = closed * (price - self.avg_price) * (1 if held > 0 else -1) * point_value
-        closing_fee = fee * closed / quantity  # a flip's fee is shared by the two trips
-        self.realized += pnl - fee
-        self.trip_pnl += pnl - closing_fee
-        self.quantity = held + side * quantity
-        if closed < abs(held):
-            return None
-        trip = self.trip_pnl
-        if self.quantity:
-            self.avg_price = price
-            self.trip_pnl = -(fee - closing_fee)
-        else:
-            self.avg_price = math.nan
-            self.trip_pnl = 0.0
-        return trip
-
-
 class RiskBook:
     """Totals (equity, gross notional, net position) are recomputed when a bar or a fill
     changes them, so the gate on the order path reads plain attributes."""
@@ -171,10 +113,7 @@ class RiskBook:
         """The book as data, for a crash-safe snapshot after every fill."""
         stats = self.stats
         return BookState(
-            positions=[
-                PositionState(p.symbol, p.quantity, p.avg_price, p.realized, p.mark, p.trip_pnl)
-                for p in self.positions.values()
-            ],
+            positions=[held.state() for held in self.positions.values()],
             wins=stats.wins,
             losses=stats.losses,
             gross_win=stats.gross_win,
@@ -190,13 +129,7 @@ class RiskBook:
     def restore(self, state: BookState) -> None:
         """Continue from a snapshot taken by a predecessor (crash-only restart)."""
         for saved in state.positions:
-            held = self._position(saved.symbol)
-            held.quantity, held.avg_price, held.realized = (
-                saved.quantity,
-                saved.avg_price,
-                saved.realized,
-            )
-            held.mark, held.trip_pnl = saved.mark, saved.trip_pnl
+            self.positions[saved.symbol] = Position.from_state(saved)
         stats = self.stats
         stats.wins, stats.losses = state.wins, state.losses
         stats.gross_win, stats.gross_loss = state.gross_win, state.gross_loss

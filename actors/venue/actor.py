@@ -4,6 +4,7 @@ import time
 
 import msgspec
 
+from actors.common.positions import PositionState
 from actors.messages import CancelRequest, Fill, OrderAck, OrderReject, OrderRequest, Tick
 from actors.venue.book import BookState
 from actors.venue.ledger import Outcome, VenueReply
@@ -16,6 +17,8 @@ class VenueState(msgspec.Struct, kw_only=True):
 
     outcomes: list[Outcome] = []
     books: dict[str, BookState] = {}
+    positions: list[PositionState] = []
+    """The account per symbol, from every fill executed (the venue's position report)."""
 
 
 class VenueActor(Actor):
@@ -45,9 +48,9 @@ class VenueActor(Actor):
     async def on_start(self) -> None:
         self._out = self.output("reports")
         state = self.state
-        self.venue = SimulatedVenue(self.params, state.outcomes, state.books)
+        self.venue = SimulatedVenue(self.params, state.outcomes, state.books, state.positions)
         for reply in self._resent:
-            self.venue.ledger.add_reply(reply)
+            self.venue.rejoin(reply)
         self._resent.clear()
         self._clock_ns = 0
         latency = self.latency(["tick_to_order", "order_path", "tick_to_submit"])
@@ -57,7 +60,11 @@ class VenueActor(Actor):
 
     def state_to_save(self) -> VenueState:
         venue = self.venue
-        return VenueState(outcomes=venue.saved_outcomes(), books=venue.saved_books())
+        return VenueState(
+            outcomes=venue.saved_outcomes(),
+            books=venue.saved_books(),
+            positions=venue.saved_positions(),
+        )
 
     def on_tick(self, tick: Tick) -> None:
         self.venue.on_tick(tick)

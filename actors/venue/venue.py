@@ -40,6 +40,7 @@ from typing import Annotated
 
 import msgspec
 
+from actors.common.positions import Position, PositionState
 from actors.messages import (
     CancelRequest,
     Direction,
@@ -129,14 +130,21 @@ class SimulatedVenue:
         params: ExchangeParams,
         outcomes: list[Outcome] | None = None,
         books: dict[str, BookState] | None = None,
+        positions: list[PositionState] | None = None,
     ) -> None:
-        """`outcomes` and `books`: what `saved_outcomes` and `saved_books` gave before a
-        restart (the ledger's durable part, the top of book and volatility estimates)."""
+        """`outcomes`, `books` and `positions`: what `saved_outcomes`, `saved_books` and
+        `saved_positions` gave before a restart (the ledger's durable part, the top of book
+        and volatility estimates, the account)."""
         self.params = params
         self.books: dict[str, SymbolBook] = {}
         self.stats = VenueStats()
         self.ledger = OrderLedger(params.dedup_capacity, outcomes or ())
         self._saved: tuple[int, list[Outcome]] = (-1, [])
+        self.account: dict[str, Position] = {
+            saved.symbol: Position.from_state(saved) for saved in positions or ()
+        }
+        """The account's position per symbol from every fill executed here: the venue's
+        position report, which reconciliation compares with risk's and execution's."""
         for symbol, state in (books or {}).items():
             if symbol in params.symbols:
                 self._book(symbol).restore(state)
@@ -150,6 +158,24 @@ class SimulatedVenue:
 
     def saved_books(self) -> dict[str, BookState]:
         return {symbol: book.to_state() for symbol, book in self.books.items()}
+
+    def saved_positions(self) -> list[PositionState]:
+        return [held.state() for held in self.account.values()]
+
+    def rejoin(self, reply: VenueReply) -> None:
+        """A reply the venue's crashed predecessor published after its last commit (the
+        kernel re-sent it): back into the ledger, and a fill into the account, which the
+        predecessor's uncommitted state had and this one lacks."""
+        self.ledger.add_reply(reply)
+        if isinstance(reply, Fill):
+            self._book_fill(reply)
+
+    def _book_fill(self, fill: Fill) -> None:
+        held = self.account.get(fill.symbol)
+        if held is None:
+            held = self.account[fill.symbol] = Position(fill.symbol)
+        point_value = self.params.symbols[fill.symbol].point_value
+        held.apply(int(fill.side), fill.quantity, fill.price, fill.fee, point_value)
 
     def on_tick(self, tick: Tick) -> None:
         """Update the symbol's top of book (ticks of symbols not traded here are ignored)."""
@@ -175,6 +201,9 @@ class SimulatedVenue:
             self.stats.repeats += 1
             return known
         replies = self._decide(order, now_event_ns)
+        for reply in replies:
+            if isinstance(reply, Fill):
+                self._book_fill(reply)
         if known:  # only its ack went out (the venue crashed before the fill): keep that ack
             replies = [*known, *(replies[1:] if isinstance(replies[0], OrderAck) else replies)]
         self.ledger.record(order.client_order_id, replies)
