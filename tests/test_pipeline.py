@@ -14,7 +14,8 @@ from actors.execution.actor import ExecutionState
 from actors.journal.actor import JournalState
 from actors.journal.query import connect, select_events
 from actors.messages import DenyReason, TradingState
-from actors.reconcile import Audit, reconcile
+from actors.reconcile import Audit, committed_positions, reconcile
+from actors.risk.actor import RiskState
 from actors.risk.killswitch import KillSwitch
 from kernel.durable import read_record, reset_record
 from ringbuf import inspect_ring, remove_stale
@@ -139,6 +140,47 @@ def test_a_whole_tree_killed_with_sigkill_restarts_and_reconciles(tmp_path, syst
     if not audit.clean:
         assert state.trading_state is TradingState.REDUCING, [str(m) for m in audit.mismatches]
         assert state.state_reason.startswith("reconciliation at start: ES")
+
+
+def test_a_quiet_tree_killed_whole_comes_back_with_every_book_and_the_switch(tmp_path, systems):
+    """Everything a trader relies on survives kill -9 of the supervisor and every node:
+    positions, daily P&L (the day's starting equity), peak equity, trade statistics,
+    pending approvals and the throttle window (risk), orders and positions (execution),
+    the venue's account, and a latched kill switch."""
+    # Orders larger than the displayed depth fill in part: their rest stays pending.
+    config = pipeline_config(
+        tmp_path, 3000, pending_ttl_s=3600.0, max_order_size=50, initial_equity=1e9
+    )
+    system = start_pipeline(tmp_path, config)
+    systems.append(system)
+    wait_quiescent(system, 3000)
+    wait_drained(system)
+    with KillSwitch.open(system.name) as switch:
+        switch.engage("latched before the crash", "pytest")
+
+    def books() -> tuple[object, ...]:
+        risk = msgspec.msgpack.decode(read_record(system.name, "risk").state, type=RiskState)
+        execution = msgspec.msgpack.decode(
+            read_record(system.name, "execution").state, type=ExecutionState
+        )
+        venue = committed_positions(system.name, "venue", "venue")
+        return risk.book, risk.gate.pending, risk.gate.approvals_ns, execution, venue
+
+    before = books()
+    assert before[0].positions and before[1], "a book and pending approvals to lose"
+    pids = [row["pid"] for row in system.rows().values()]
+    system.close_health()
+    os.killpg(system.proc.pid, signal.SIGKILL)
+    system.proc.wait(timeout=10)
+    wait_until(lambda: not any(is_alive(pid) for pid in pids), 10, "every process gone")
+    again = start_pipeline(tmp_path, config)
+    systems.append(again)
+    wait_drained(again)
+    with KillSwitch.open(again.name) as switch:
+        assert switch.engaged and switch.reason == "latched before the crash"
+    assert again.terminate()[0] == 0
+    # As JSON: NaN (a mark not known, an average price when flat) equals itself there.
+    assert msgspec.json.encode(books()) == msgspec.json.encode(before)
 
 
 def test_a_book_lost_between_runs_is_found_at_start_and_trading_reduces(tmp_path, systems):

@@ -131,7 +131,7 @@ class JournalActor(Actor):
         """A past fault, shown in health while trading stays in the REDUCING it caused."""
         self._offset_ns = _wall_offset_ns()
         self._switch: KillSwitch | None = None
-        self._seen_controls: dict[str, str] = {}
+        self._seen_switch: dict[str, str] = {}
 
     def input_handlers(self, stream: str) -> dict[type[msgspec.Struct], Any]:
         def collect(msg: Any) -> None:
@@ -213,8 +213,8 @@ class JournalActor(Actor):
             self.report_problem(None)
         for kind, (at_ns, detail) in changes.items():
             text = orjson.dumps(detail).decode()
-            if self._seen_controls.get(kind) != text:
-                self._seen_controls[kind] = text
+            if self._seen_switch.get(kind) != text:
+                self._seen_switch[kind] = text
                 self._events.append((at_ns or time.time_ns(), kind, text))
 
     def on_timer(self, name: str) -> None:
