@@ -57,6 +57,23 @@ from ringbuf.procs import is_alive
 
 ORDER_PATH = ("intents", "verdicts", "orders", "venue")
 """The streams that must be drained before the books are compared."""
+TRADE_OFTEN = {
+    "bars": {"timeframes": [5]},
+    "tactical": {"timeframe_s": 5, "threshold_pct": 0.002, "min_atr_fraction": 0.0},
+}
+"""Bars every 5 market seconds and a strategy that turns on small moves (with a fast
+market: many orders a second)."""
+LOOSE_RISK_LIMITS = {
+    "max_orders_per_minute": 1_000_000,
+    "daily_loss_limit": 1e12,
+    "max_notional": 1e12,
+    "max_position": 1000,
+    "max_order_size": 3,
+    "price_band_fraction": 0.5,
+    "min_kelly_trades": 10**9,
+}
+"""Risk limits that let the strategy trade (sizing stays fixed-fractional: Kelly would
+size a coin-flip strategy to zero)."""
 
 
 def chaos_config(workdir: Path, name: str, seed: int, max_restarts: int, period_s: float) -> dict:
@@ -68,19 +85,9 @@ def chaos_config(workdir: Path, name: str, seed: int, max_restarts: int, period_
     config["logging"] = {"level": "warning", "file": str(workdir / "run.jsonl")}
     config["delivery"] = {"quarantine_file": str(workdir / "quarantine.jsonl")}
     params = {
+        **TRADE_OFTEN,
         "feed": {"pace": "xN", "speed": 2000.0, "seed": seed},
-        "bars": {"timeframes": [5]},
-        "tactical": {"timeframe_s": 5, "threshold_pct": 0.002, "min_atr_fraction": 0.0},
-        "risk": {
-            "max_orders_per_minute": 1_000_000,
-            "daily_loss_limit": 1e12,
-            "max_notional": 1e12,
-            "max_position": 1000,
-            "max_order_size": 3,
-            "price_band_fraction": 0.5,
-            "min_kelly_trades": 10**9,
-            "initial_equity": 1e12,
-        },
+        "risk": {**LOOSE_RISK_LIMITS, "initial_equity": 1e12},
         "journal": {"path": str(workdir / "journal.sqlite")},
         "api": {"port": 0, "port_file": str(workdir / "api.port")},
     }

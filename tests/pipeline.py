@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.journal.query import connect, select_records
+from bench.chaos import LOOSE_RISK_LIMITS, TRADE_OFTEN
 from ringbuf import inspect_ring
 from tests.helpers import wait_until
 from tests.systems import RunningSystem, base_config, write_config
@@ -46,31 +47,21 @@ def pipeline_config(tmp: Path, max_ticks: int, **risk: object) -> dict[str, Any]
             "cls": "actors.bars:BarsActor",
             "inputs": ["ticks"],
             "outputs": {"bars": "bars"},
-            "params": {"timeframes": [5]},
+            "params": dict(TRADE_OFTEN["bars"]),
         },
         {
             "name": "tactical",
             "cls": "actors.tactical:TacticalActor",
             "inputs": ["bars"],
             "outputs": {"intents": "intents"},
-            "params": {"timeframe_s": 5, "threshold_pct": 0.002, "min_atr_fraction": 0.0},
+            "params": dict(TRADE_OFTEN["tactical"]),
         },
         {
             "name": "risk",
             "cls": "actors.risk:RiskActor",
             "inputs": ["intents", "venue", "bars"],
             "outputs": {"verdicts": "verdicts"},
-            "params": {
-                "max_orders_per_minute": 1_000_000,
-                "daily_loss_limit": 1e12,
-                "max_notional": 1e12,
-                "max_position": 1000,
-                "max_order_size": 3,
-                "price_band_fraction": 0.5,
-                "min_kelly_trades": 10**9,
-                "snapshot_interval_s": 0.1,
-                **risk,
-            },
+            "params": {**LOOSE_RISK_LIMITS, "snapshot_interval_s": 0.1, **risk},
         },
         {
             "name": "execution",

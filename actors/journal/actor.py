@@ -253,8 +253,11 @@ class JournalActor(Actor):
     def _open(self) -> bool:
         """Open (or reopen) the file; False, with the fault reported, when it cannot be."""
         path = self.params.path
+        # The check reads the whole file: at the start of a run, not after a crash of this
+        # process (a killed process does not corrupt SQLite), which must restart quickly.
+        check = self.context.new_run or self.state.epoch < 0
         try:
-            self._store = JournalStore(path)
+            self._store = JournalStore(path, check)
         except JournalError as error:
             if not error.corrupt:
                 self._fail(error.cause)

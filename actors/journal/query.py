@@ -56,14 +56,7 @@ def select_records(
     """Records in time order (then stream and seq). `decision_id` selects the decision's
     whole chain: the rows that carry it (intent, verdict, orders) and every row of the
     orders it led to (acks, rejects, fills, cancels)."""
-    where: list[str] = []
-    args: list[Any] = []
-    if since_ns is not None:
-        where.append("time_ns >= ?")
-        args.append(since_ns)
-    if until_ns is not None:
-        where.append("time_ns < ?")
-        args.append(until_ns)
+    where, args = _window(since_ns, until_ns)
     if order_id is not None:
         where.append("order_id = ?")
         args.append(order_id)
@@ -76,13 +69,7 @@ def select_records(
     if types:
         where.append(f"type IN ({','.join('?' * len(types))})")
         args += types
-    sql = f"SELECT {', '.join(RECORD_COLUMNS)} FROM records"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY time_ns, stream, seq"
-    if limit is not None:
-        sql += " LIMIT ?"
-        args.append(limit)
+    sql = _select("records", RECORD_COLUMNS, where, "time_ns, stream, seq", limit, args)
     rows = db.execute(sql, args).fetchall()
     return [_entry(RECORD_COLUMNS, row, "payload") for row in rows]
 
@@ -95,6 +82,16 @@ def select_events(
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
     """Kill-switch, trading-state, model-version and journal-fault events in time order."""
+    where, args = _window(since_ns, until_ns)
+    if kinds:
+        where.append(f"kind IN ({','.join('?' * len(kinds))})")
+        args += kinds
+    sql = _select("events", EVENT_COLUMNS, where, "time_ns, id", limit, args)
+    return [_entry(EVENT_COLUMNS, row, "detail") for row in db.execute(sql, args).fetchall()]
+
+
+def _window(since_ns: int | None, until_ns: int | None) -> tuple[list[str], list[Any]]:
+    """The WHERE clauses and arguments of a time range [since, until)."""
     where: list[str] = []
     args: list[Any] = []
     if since_ns is not None:
@@ -103,17 +100,26 @@ def select_events(
     if until_ns is not None:
         where.append("time_ns < ?")
         args.append(until_ns)
-    if kinds:
-        where.append(f"kind IN ({','.join('?' * len(kinds))})")
-        args += kinds
-    sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events"
+    return where, args
+
+
+def _select(
+    table: str,
+    columns: Sequence[str],
+    where: list[str],
+    order: str,
+    limit: int | None,
+    args: list[Any],
+) -> str:
+    """The SELECT statement; a limit is appended to `args`."""
+    sql = f"SELECT {', '.join(columns)} FROM {table}"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY time_ns, id"
+    sql += f" ORDER BY {order}"
     if limit is not None:
         sql += " LIMIT ?"
         args.append(limit)
-    return [_entry(EVENT_COLUMNS, row, "detail") for row in db.execute(sql, args).fetchall()]
+    return sql
 
 
 def _entry(columns: Sequence[str], row: Sequence[Any], json_column: str) -> dict[str, Any]:

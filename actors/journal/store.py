@@ -93,7 +93,8 @@ class JournalError(Exception):
 class JournalStore:
     """A journal file opened for writing (one writer: the journal actor)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, check: bool = True) -> None:
+        """Open (create, migrate) the file; `check`: run the integrity check first."""
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,7 +104,8 @@ class JournalStore:
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._check_integrity()
+            if check:
+                self._check_integrity()
             self._migrate()
         except sqlite3.OperationalError as error:  # locked, read-only, I/O: the file may be fine
             self._db.close()
