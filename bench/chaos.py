@@ -17,7 +17,7 @@ previous recovery); where inside its work each process dies is up to the moment.
    and outboxes and continues it.
 4. HALT trading through the kill-switch segment (every new intent is denied), wait until
    the order path's rings are drained and committed, stop cleanly.
-5. Reconcile (actors/reconcile.py): the venue's account, the journal, the risk book and
+5. Reconcile (actors/reconcile): the venue's account, the journal, the risk book and
    execution agree per symbol; every order got the venue's answer; no fill id was
    executed twice; every journaled stream has one row per message.
 
@@ -44,7 +44,7 @@ import numpy as np
 
 from actors.journal.store import JournalStore
 from actors.messages import TradingState
-from actors.reconcile import Audit, reconcile
+from actors.reconcile.audit import Audit, reconcile
 from actors.risk.killswitch import KillSwitch
 from actors.venue import VenueActor
 from bench.report import SuiteReport, forget_run, wait_for

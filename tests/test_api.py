@@ -469,7 +469,9 @@ async def test_metrics_count_journal_rows_as_the_journal_committed_them(
     record = DurableRecord(system, "journal", run_id=1)
     try:
         assert "grandmodel_journal_rows_written" not in await scrape(http)
-        record.record.state = msgspec.msgpack.encode(JournalState(written=120, repeated=4, lost=3))
+        record.record.state = msgspec.msgpack.encode(
+            JournalState(written=120, repeated=4, lost=3, reconciliation_mismatches=2)
+        )
         record.save()
         families = await scrape(http)
     finally:
@@ -482,3 +484,5 @@ async def test_metrics_count_journal_rows_as_the_journal_committed_them(
     assert samples(families["grandmodel_journal_rows_repeated"], "_total") == {(): 4.0}
     dropped = samples(families["grandmodel_journal_rows_dropped"], "_total")
     assert dropped == {(("cause", "ring_full"),): 7.0, (("cause", "unwritable"),): 3.0}
+    mismatches = families["grandmodel_journal_reconciliation_mismatches"]
+    assert samples(mismatches, "_total") == {(): 2.0}

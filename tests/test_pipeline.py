@@ -14,7 +14,8 @@ from actors.execution.actor import ExecutionState
 from actors.journal.actor import JournalState
 from actors.journal.query import connect, select_events
 from actors.messages import DenyReason, TradingState
-from actors.reconcile import Audit, committed_positions, reconcile
+from actors.reconcile.audit import Audit, reconcile
+from actors.reconcile.books import committed_positions
 from actors.risk.actor import RiskState
 from actors.risk.killswitch import KillSwitch
 from kernel.durable import read_record, reset_record
@@ -36,7 +37,7 @@ TICKS = 12_000
 
 
 def assert_reconciled(tmp_path: Path, system_name: str, complete: bool = True) -> Audit:
-    """Venue account == journal == risk book == execution (actors/reconcile.py): nothing
+    """Venue account == journal == risk book == execution (actors/reconcile): nothing
     lost, nothing executed twice, the same positions, average prices and realized P&L.
     Not `complete`: risk and execution only (what was in flight is known to be gone)."""
     journal = journal_path(tmp_path) if complete else None
@@ -183,33 +184,45 @@ def test_a_quiet_tree_killed_whole_comes_back_with_every_book_and_the_switch(tmp
     assert msgspec.json.encode(books()) == msgspec.json.encode(before)
 
 
-def test_a_book_lost_between_runs_is_found_at_start_and_trading_reduces(tmp_path, systems):
+@pytest.mark.parametrize(("forgotten", "finder"), [("risk", "execution"), ("journal", "journal")])
+def test_a_book_lost_between_runs_is_found_at_start_and_trading_reduces(
+    tmp_path, systems, forgotten, finder
+):
+    """Reconciliation at the start of a new run: execution checks its positions against
+    the venue's account and the risk book, the journal its fills against the venue's
+    account. An actor's state forgotten between runs (an operator's reset) is a lasting
+    difference: REDUCING, with the difference in the reason, the finder's health row, the
+    journal and /metrics' counter; the other check agrees."""
     config = pipeline_config(tmp_path, 3000)
-    (execution,) = [actor for actor in config["actors"] if actor["name"] == "execution"]
-    execution["params"]["reconcile_timeout_s"] = 0.5
+    for actor in config["actors"]:
+        if actor["name"] in ("execution", "journal"):
+            actor["params"]["reconcile_timeout_s"] = 0.5
     system = start_pipeline(tmp_path, config)
     systems.append(system)
     wait_quiescent(system, 3000)
     assert system.terminate()[0] == 0
     assert_reconciled(tmp_path, system.name)
-    assert reset_record(system.name, "risk", keep_positions=True)  # the book is forgotten
+    assert reset_record(system.name, forgotten, keep_positions=True)
     again = start_pipeline(tmp_path, config)
     systems.append(again)
-    wait_until(lambda: again.rows()["execution"]["problem"], 30, "the reconciliation's verdict")
-    row = again.rows()["execution"]
+    wait_until(lambda: again.rows()[finder]["problem"], 30, "the reconciliation's verdict")
+    row = again.rows()[finder]
     assert row["last_error"].startswith("reconciliation at start: ES ")
-    assert "risk 0" in row["last_error"]
+    assert f"{forgotten} 0" in row["last_error"] or "journal 0" in row["last_error"]
     with KillSwitch.open(again.name) as switch:
         assert switch.trading_state is TradingState.REDUCING
-        assert switch.state().state_by == "execution"
+        assert switch.state().state_by == finder
     assert again.terminate()[0] == 0
-    counts = msgspec.msgpack.decode(
-        read_record(again.name, "execution").state, type=ExecutionState
-    ).counts
+    record = read_record(again.name, finder).state
+    state_type = ExecutionState if finder == "execution" else JournalState
+    state = msgspec.msgpack.decode(record, type=state_type)
+    counts = state.counts if finder == "execution" else state
     assert counts.reconciliation_mismatches >= 1
-    # The audit trail has the trading-state change with its reason.
-    (change,) = [e for e in journal_events(tmp_path, "trading_state") if e["by"] == "execution"]
+    # The audit trail has both checks' verdicts and the trading-state change with its reason.
+    (change,) = [e for e in journal_events(tmp_path, "trading_state") if e["by"] == finder]
     assert change["state"] == "REDUCING" and "reconciliation at start" in change["reason"]
+    verdicts = journal_events(tmp_path, "reconciliation")
+    assert [v["agree"] for v in verdicts] == [finder != "journal"]
 
 
 def test_kill_switch_blocks_every_order_and_survives_a_risk_restart(tmp_path, systems):

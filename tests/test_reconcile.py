@@ -1,4 +1,4 @@
-"""actors/reconcile.py: what counts as lost, duplicated and mismatched; the chaos command.
+"""actors/reconcile: what counts as lost, duplicated and mismatched; the chaos command.
 
 The books compared here are built by hand from fills whose positions are worked out in
 the comments; the pipeline tests (test_pipeline.py) reconcile real runs.
@@ -13,7 +13,8 @@ import pytest
 
 from actors.common.positions import Position, PositionState
 from actors.journal.store import JournalStore
-from actors.reconcile import Audit, audit_journal, compare
+from actors.reconcile.audit import Audit, audit_journal
+from actors.reconcile.books import compare
 from tests.systems import REPO
 
 POINT = {"ES": 50.0}

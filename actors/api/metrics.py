@@ -181,6 +181,12 @@ class JournalCollector:
         dropped.add_metric(["ring_full"], self.dropped)
         dropped.add_metric(["unwritable"], self.counts.lost)
         yield dropped
+        yield CounterMetricFamily(
+            "grandmodel_journal_reconciliation_mismatches",
+            "Fields on which the journal's fills and the venue's account still disagreed at"
+            " the end of a start's reconciliation (each sets REDUCING).",
+            value=self.counts.reconciliation_mismatches,
+        )
 
 
 class _Committed(msgspec.Struct):

@@ -1,7 +1,7 @@
 """One symbol's position from its fills: quantity, average price, realized P&L net of fees.
 
 The same arithmetic serves every book that must agree: the risk book, execution's order
-table and the venue's account. Reconciliation compares them (actors/reconcile.py), so
+table and the venue's account. Reconciliation compares them (actors/reconcile), so
 they must not differ by a rounding that one of them does differently.
 """
 
@@ -83,3 +83,23 @@ class Position:
         )
         held.mark, held.trip_pnl = saved.mark, saved.trip_pnl
         return held
+
+
+Positions = dict[str, Position]
+"""Symbol -> position: an account."""
+
+
+def book_fill(
+    account: Positions,
+    symbol: str,
+    side: int,
+    quantity: int,
+    price: float,
+    fee: float,
+    point_value: float,
+) -> None:
+    """Apply one fill to the account's position in `symbol` (opened flat when new)."""
+    held = account.get(symbol)
+    if held is None:
+        held = account[symbol] = Position(symbol)
+    held.apply(side, quantity, price, fee, point_value)

@@ -12,14 +12,13 @@ its own id: the venue, idempotent by client order id, answers with the outcome i
 first time (or executes it, if the order never reached it), and the order table catches up.
 """
 
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import TypeVar
 
 import msgspec
 
-from actors.common.positions import Position, PositionState
+from actors.common.positions import Position, PositionState, book_fill
 from actors.execution.orders import Order, OrderState, Outcome
 from actors.messages import (
     Direction,
@@ -33,7 +32,7 @@ from actors.messages import (
     RiskVerdict,
     TimeInForce,
 )
-from actors.reconcile import committed_positions, compare
+from actors.reconcile.books import StartReconciliation, reconciliation_failed
 from actors.risk.killswitch import restrict_to_reducing
 from config.types import Count, Positive
 from kernel.actor import Actor, Port
@@ -137,8 +136,14 @@ class ExecutionActor(Actor):
                 for order in working:
                     self._send(order)
                 self.counts.resent += len(working)
+        self._reconciliation: StartReconciliation | None = None
         if self.context.new_run and self.params.reconcile_with:
-            self._reconcile_until = time.monotonic() + self.params.reconcile_timeout_s
+            self._reconciliation = StartReconciliation(
+                self.context.system,
+                "execution",
+                self.params.reconcile_with,
+                self.params.reconcile_timeout_s,
+            )
             self.set_timer(RECONCILE_TIMER, RECONCILE_POLL_S)
 
     def on_timer(self, name: str) -> None:
@@ -146,27 +151,22 @@ class ExecutionActor(Actor):
             self._reconcile()
 
     def _reconcile(self) -> None:
-        """Reconciliation at the start of a new run (as NautilusTrader's execution engine
-        does it): the positions its fills add up to against the venue's account and the
-        risk book, as committed (actors/reconcile.py). What was in flight when the last run
-        ended settles within moments (the venue answers the re-sent orders); a difference
-        that outlasts `reconcile_timeout_s` is real: only reducing orders pass until an
+        """Its positions against the venue's account and the risk book (module docstring of
+        actors/reconcile); a lasting difference: only reducing orders pass until an
         operator has looked."""
-        views = {"execution": {symbol: held.state() for symbol, held in self.positions.items()}}
-        for source, actor in self.params.reconcile_with.items():
-            views[source] = committed_positions(self.context.system, actor, source)
-        mismatches = compare(views)
-        if mismatches and time.monotonic() < self._reconcile_until:
+        assert self._reconciliation is not None
+        own = {symbol: held.state() for symbol, held in self.positions.items()}
+        mismatches = self._reconciliation.check(own)
+        if mismatches is None:
             return
         self.cancel_timer(RECONCILE_TIMER)
-        if not mismatches:
-            self.log.info("reconciled with %s: positions agree", ", ".join(views))
-            return
-        self.counts.reconciliation_mismatches += len(mismatches)
-        reason = "reconciliation at start: " + "; ".join(map(str, mismatches))
-        restrict_to_reducing(self.context.system, "execution", reason)
-        self.report_problem(reason)
-        self.log.error("%s: trading REDUCING", reason)
+        if mismatches:
+            self.counts.reconciliation_mismatches += len(mismatches)
+            reconciliation_failed(self, mismatches)
+        else:
+            self.log.info(
+                "reconciled with %s: positions agree", ", ".join(self.params.reconcile_with)
+            )
 
     def state_to_save(self) -> ExecutionState:
         state = self.state
@@ -279,10 +279,15 @@ class ExecutionActor(Actor):
         if type(report) is OrderAck:
             counts.count("ack", order.side)
         elif type(report) is Fill:
-            held = self.positions.get(report.symbol)
-            if held is None:
-                held = self.positions[report.symbol] = Position(report.symbol)
-            held.apply(int(order.side), report.quantity, report.price, report.fee, self._point)
+            book_fill(
+                self.positions,
+                report.symbol,
+                order.side,
+                report.quantity,
+                report.price,
+                report.fee,
+                self._point,
+            )
             counts.count("fill", order.side)
             counts.count("filled_contracts", order.side, report.quantity)
             if order.state is OrderState.CANCELLED:

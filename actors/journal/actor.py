@@ -32,6 +32,8 @@ from typing import Any
 import msgspec
 import orjson
 
+from actors.common.positions import Position, Positions, PositionState, book_fill
+from actors.common.recent import RecentIds
 from actors.journal.store import JournalError, JournalStore, Row, set_aside
 from actors.messages import (
     CancelRequest,
@@ -49,11 +51,15 @@ from actors.messages import (
     TradeIntent,
     TradingState,
 )
+from actors.reconcile.books import StartReconciliation, reconciliation_failed
 from actors.risk.killswitch import KillSwitch, restrict_to_reducing
 from config.types import AtLeastOne, Positive
 from kernel.actor import Actor
 
 POLL_TIMER = "poll"
+REMEMBERED_FILLS = 100_000
+PERSISTED_FILL_IDS = 1_024
+"""Fill ids kept in the durable state: a redelivery after a crash repeats only the newest."""
 JOURNAL = "journal"
 """How the journal signs the trading-state change it makes."""
 JOURNALED: tuple[type[msgspec.Struct], ...] = (
@@ -84,6 +90,13 @@ class JournalParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     poll_interval_s: Positive = 0.05
     """How often the kill switch and trading state are read for changes, and a failed
     write is retried."""
+    point_value: Positive = 50.0
+    """Currency per point per contract, for the realized P&L of the journal's positions."""
+    reconcile_with: dict[str, str] = msgspec.field(default_factory=lambda: {"venue": "venue"})
+    """At the start of a new run, the positions the journaled fills add up to are compared
+    with these actors' committed ones (source -> actor name; {} to skip)."""
+    reconcile_timeout_s: Positive = 5.0
+    """How long they may disagree while what was in flight settles."""
 
 
 class JournalState(msgspec.Struct, kw_only=True):
@@ -102,6 +115,11 @@ class JournalState(msgspec.Struct, kw_only=True):
     """Rows dropped because the file could not be written for too long."""
     models: dict[str, str] = {}
     """The model version last seen per message type."""
+    positions: list[PositionState] = []
+    """What the journaled fills add up to, per symbol (each fill id once)."""
+    fill_ids: list[str] = []
+    """The newest fill ids booked (a fill repeated under a new seq is booked once)."""
+    reconciliation_mismatches: int = 0
 
 
 def _wall_offset_ns() -> int:
@@ -132,6 +150,9 @@ class JournalActor(Actor):
         self._offset_ns = _wall_offset_ns()
         self._switch: KillSwitch | None = None
         self._seen_switch: dict[str, str] = {}
+        self._account: Positions = {}
+        self._fill_ids = RecentIds(REMEMBERED_FILLS)
+        self._reconciliation: StartReconciliation | None = None
 
     def input_handlers(self, stream: str) -> dict[type[msgspec.Struct], Any]:
         def collect(msg: Any) -> None:
@@ -140,10 +161,23 @@ class JournalActor(Actor):
         return {kind: collect for kind in JOURNALED}
 
     async def on_start(self) -> None:
+        state, params = self.state, self.params
+        self._account = {saved.symbol: Position.from_state(saved) for saved in state.positions}
+        self._fill_ids = RecentIds.from_list(REMEMBERED_FILLS, state.fill_ids)
         self._switch = KillSwitch.open(self.context.system)
         self._open()
         self._poll()
-        self.set_timer(POLL_TIMER, self.params.poll_interval_s)
+        if self.context.new_run and params.reconcile_with:
+            self._reconciliation = StartReconciliation(
+                self.context.system, "journal", params.reconcile_with, params.reconcile_timeout_s
+            )
+        self.set_timer(POLL_TIMER, params.poll_interval_s)
+
+    def state_to_save(self) -> JournalState:
+        state = self.state
+        state.positions = [held.state() for held in self._account.values()]
+        state.fill_ids = self._fill_ids.newest(PERSISTED_FILL_IDS)
+        return state
 
     # ----------------------------------------------------------------- collecting
     def _collect(self, stream: str, msg: Any) -> None:
@@ -168,6 +202,16 @@ class JournalActor(Actor):
                 orjson.dumps(msgspec.structs.asdict(msg)).decode(),
             )
         )
+        if type(msg) is Fill and self._fill_ids.add(msg.fill_id):
+            book_fill(
+                self._account,
+                msg.symbol,
+                msg.side,
+                msg.quantity,
+                msg.price,
+                msg.fee,
+                self.params.point_value,
+            )
         if isinstance(msg, _VERSIONED):
             version = msg.model_version
             if version and self.state.models.get(kind) != version:
@@ -220,8 +264,30 @@ class JournalActor(Actor):
     def on_timer(self, name: str) -> None:
         if name == POLL_TIMER:
             self._poll()
+            if self._reconciliation is not None:
+                self._reconcile()
             if self._fault is not None or self._events:
                 self._write()
+
+    def _reconcile(self) -> None:
+        """The journal's fills against the venue's account, at the start of a new run: rows
+        lost (full rings, an unwritable file, a whole-tree crash whose rings were removed)
+        show as a difference. Journaled either way."""
+        assert self._reconciliation is not None
+        own = {symbol: held.state() for symbol, held in self._account.items()}
+        mismatches = self._reconciliation.check(own)
+        if mismatches is None:
+            return
+        self._reconciliation = None
+        others = sorted(self.params.reconcile_with)
+        if mismatches:
+            self.state.reconciliation_mismatches += len(mismatches)
+            reason = reconciliation_failed(self, mismatches)
+            detail = {"agree": False, "with": others, "reason": reason}
+        else:
+            self.log.info("reconciled with %s: positions agree", ", ".join(others))
+            detail = {"agree": True, "with": others}
+        self._event(time.time_ns(), "reconciliation", detail)
 
     # ------------------------------------------------------------------- writing
     def before_commit(self) -> None:

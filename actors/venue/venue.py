@@ -40,7 +40,7 @@ from typing import Annotated
 
 import msgspec
 
-from actors.common.positions import Position, PositionState
+from actors.common.positions import Position, PositionState, book_fill
 from actors.messages import (
     CancelRequest,
     Direction,
@@ -171,11 +171,10 @@ class SimulatedVenue:
             self._book_fill(reply)
 
     def _book_fill(self, fill: Fill) -> None:
-        held = self.account.get(fill.symbol)
-        if held is None:
-            held = self.account[fill.symbol] = Position(fill.symbol)
         point_value = self.params.symbols[fill.symbol].point_value
-        held.apply(int(fill.side), fill.quantity, fill.price, fill.fee, point_value)
+        book_fill(
+            self.account, fill.symbol, fill.side, fill.quantity, fill.price, fill.fee, point_value
+        )
 
     def on_tick(self, tick: Tick) -> None:
         """Update the symbol's top of book (ticks of symbols not traded here are ignored)."""

@@ -1,13 +1,11 @@
-"""Reconciliation: do the venue's account, the journal, the risk book and execution agree?
+"""The audit after a run: do the venue's account, the journal, the risk book and execution
+agree, and is anything lost or done twice?
 
 Each keeps its own account of the same fills: the venue books every fill it executes,
 execution and risk every fill they receive (each once, by fill id), and the journal holds
 every fill message. Read from what each has committed (durable records, journal rows),
-per symbol:
-
-- quantities are equal exactly;
-- average prices agree within `PRICE_TOLERANCE` (0.01 %);
-- realized P&L (net of fees) is preserved: equal within `PNL_TOLERANCE`.
+they are compared per symbol (books.py: quantities exactly, average prices within 0.01 %,
+realized P&L preserved).
 
 The journal also answers for the orders: every order sent got an outcome from the venue
 (an ack or a reject; none `lost`), every approved verdict became an order, and no client
@@ -15,36 +13,17 @@ order id was executed twice (`duplicated`: two different fills under one fill id
 same fill twice is the venue answering a re-sent order with its original outcome).
 """
 
-import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
 
-from actors.common.positions import Position, PositionState
+from actors.common.positions import Position, book_fill
 from actors.journal.query import connect, select_records
+from actors.reconcile.books import Mismatch, Views, committed_positions, compare
 from kernel.durable import read_record
 
-PRICE_TOLERANCE = 1e-4
-PNL_TOLERANCE = 1e-6
-
-Positions = dict[str, PositionState]
-"""Symbol -> position, as one source sees it."""
-
-
 _AUDITED = {"RiskVerdict", "OrderRequest", "OrderAck", "OrderReject", "Fill"}
-
-
-class Mismatch(msgspec.Struct, frozen=True):
-    """One field of one symbol on which the sources disagree; `values` by source."""
-
-    symbol: str
-    field: str
-    values: dict[str, float]
-
-    def __str__(self) -> str:
-        seen = ", ".join(f"{source} {value:g}" for source, value in self.values.items())
-        return f"{self.symbol} {self.field}: {seen}"
 
 
 class Audit(msgspec.Struct, kw_only=True):
@@ -59,7 +38,7 @@ class Audit(msgspec.Struct, kw_only=True):
     missing_rows: list[str] = []
     """Journaled streams whose rows do not run 1..N, N the producer's last committed seq."""
     mismatches: list[Mismatch] = []
-    positions: dict[str, Positions] = {}
+    positions: dict[str, Views] = {}
     """By source, what was compared."""
 
     @property
@@ -67,68 +46,12 @@ class Audit(msgspec.Struct, kw_only=True):
         return not (self.lost or self.duplicated or self.mismatches or self.missing_rows)
 
 
-class _WithPositions(msgspec.Struct):
-    """The part of the venue's and execution's durable state read here."""
-
-    positions: list[PositionState] = []
-
-
-class _RiskBook(msgspec.Struct, array_like=True):
-    positions: list[PositionState]
-
-
-class _RiskRecord(msgspec.Struct):
-    book: _RiskBook | None = None
-
-
-def compare(views: Mapping[str, Positions]) -> list[Mismatch]:
-    """The fields on which the sources disagree. A symbol a source never traded counts as
-    flat there (quantity 0, realized 0)."""
-    mismatches: list[Mismatch] = []
-    symbols = sorted({symbol for view in views.values() for symbol in view})
-    for symbol in symbols:
-        held = {source: view.get(symbol) for source, view in views.items()}
-        quantity = {source: p.quantity if p else 0 for source, p in held.items()}
-        if len(set(quantity.values())) > 1:
-            mismatches.append(Mismatch(symbol, "quantity", quantity))
-            continue
-        realized = {source: p.realized if p else 0.0 for source, p in held.items()}
-        if _spread(realized.values()) > PNL_TOLERANCE * max(1.0, *map(abs, realized.values())):
-            mismatches.append(Mismatch(symbol, "realized_pnl", realized))
-        if next(iter(quantity.values())):
-            average = {source: p.avg_price if p else math.nan for source, p in held.items()}
-            unknown = any(math.isnan(price) for price in average.values())
-            reference = max(map(abs, average.values()))
-            if unknown or _spread(average.values()) > PRICE_TOLERANCE * reference:
-                mismatches.append(Mismatch(symbol, "avg_price", average))
-    return mismatches
-
-
-def _spread(values: Iterable[float]) -> float:
-    numbers = list(values)
-    return max(numbers) - min(numbers)
-
-
-def committed_positions(system: str, actor: str, source: str) -> Positions:
-    """The positions in the committed durable record of `actor`, the `source` "venue",
-    "execution" or "risk"; empty without a record."""
-    record = read_record(system, actor)
-    if record is None or not record.state:
-        return {}
-    if source == "risk":
-        book = msgspec.msgpack.decode(record.state, type=_RiskRecord).book
-        saved = book.positions if book is not None else []
-    else:
-        saved = msgspec.msgpack.decode(record.state, type=_WithPositions).positions
-    return {held.symbol: held for held in saved}
-
-
 def audit_journal(
     path: str | Path,
     point_values: Mapping[str, float],
     audit: Audit,
     produced: Mapping[str, int] | None = None,
-) -> Positions:
+) -> Views:
     """Orders, outcomes and fills as journaled: fills `audit` (orders, fills, lost,
     duplicated; `missing_rows` for each stream of `produced`, stream -> the producer's
     last committed seq, whose rows of the newest epoch do not run 1..that seq) and
@@ -172,11 +95,11 @@ def audit_journal(
                 if first != fill:
                     audit.duplicated.append(msg["fill_id"])
                 continue
-            held = account.get(msg["symbol"])
-            if held is None:
-                held = account[msg["symbol"]] = Position(msg["symbol"])
-            point_value = point_values[msg["symbol"]]
-            held.apply(msg["side"], msg["quantity"], msg["price"], msg["fee"], point_value)
+            symbol = msg["symbol"]
+            point_value = point_values[symbol]
+            book_fill(
+                account, symbol, msg["side"], msg["quantity"], msg["price"], msg["fee"], point_value
+            )
     audit.orders = len(ordered)
     audit.fills = len(fills)
     audit.lost += sorted(set(ordered) - answered)
