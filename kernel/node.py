@@ -500,12 +500,19 @@ class NodeRuntime:
         try:
             self._replay(decoders, batch)
             while not self.stopping:
+                got = 0
                 self._handling = True
-                try:
-                    got = self._poll_pass(polls, decoders, batch)
-                except NodeStopping:
-                    self._abort()
-                    return
+                for poll_decode, table, inbox, hosted in polls:
+                    try:
+                        handled = poll_decode(decoders, table, batch, 0, False)
+                    except NodeStopping:
+                        self._abort()
+                        return
+                    except Exception as error:
+                        handled = self._failed_delivery(inbox, error)
+                    if handled:
+                        got += handled
+                        hosted.dirty = True
                 self._handling = False
                 if got:
                     self._uncommitted = True
@@ -526,40 +533,8 @@ class NodeRuntime:
                 else:
                     await wait.wait_async(readers)
                     last_yield = clock()
-            if not self.aborted:
-                self._drain_before_stop(polls, decoders, batch)
         finally:
             wait.close()
-
-    def _drain_before_stop(self, polls: list[Any], decoders: tuple[Any, ...], batch: int) -> None:
-        """A clean stop: handle what is already in the inputs (for at most a quarter of the
-        shutdown timeout), so that a consumer stopped after its producers (the journal,
-        started first and stopped last) leaves nothing behind for its last commit."""
-        deadline = time.monotonic() + self.spec.shutdown_timeout_s / 4
-        self._handling = True
-        try:
-            while self._poll_pass(polls, decoders, batch) and time.monotonic() < deadline:
-                pass
-        except NodeStopping:
-            self._abort()
-        finally:
-            self._handling = False
-
-    def _poll_pass(self, polls: list[Any], decoders: tuple[Any, ...], batch: int) -> int:
-        """Poll every input once (up to `batch` messages each); how many were handled.
-        NodeStopping (a publish given up at stop) goes to the caller."""
-        got = 0
-        for poll_decode, table, inbox, hosted in polls:
-            try:
-                handled = poll_decode(decoders, table, batch, 0, False)
-            except NodeStopping:
-                raise
-            except Exception as error:
-                handled = self._failed_delivery(inbox, error)
-            if handled:
-                got += handled
-                hosted.dirty = True
-        return got
 
     def _commit_pass(self) -> None:
         """Save the record of every actor with something new, then commit the rings."""

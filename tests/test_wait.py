@@ -46,6 +46,30 @@ def test_blocking_wait_times_out_on_an_idle_ring(ring_name, strategy):
         doorbell.close()
 
 
+@pytest.mark.parametrize("strategy", ["spin", "backoff", "park"])
+def test_an_async_wait_on_an_idle_ring_returns_when_interrupted(ring_name, strategy):
+    """A stopping node interrupts its wait: inputs that stay empty must not keep it."""
+    doorbell = Doorbell.create() if strategy == "park" else None
+    segment = create_ring(ring_name, 1024, doorbell=doorbell is not None)
+
+    async def main() -> None:
+        with RingReader(ring_name, doorbell=doorbell) as reader:
+            wait = make_wait_strategy(strategy, doorbell)
+            waiting = asyncio.ensure_future(wait.wait_async([reader]))
+            await asyncio.sleep(0.05)  # let it settle into its idle wait (no condition)
+            assert not waiting.done()
+            wait.interrupt()
+            await asyncio.wait_for(waiting, timeout=5)
+            # Every later wait returns at once too: the consumer is stopping.
+            await asyncio.wait_for(wait.wait_async([reader]), timeout=5)
+            wait.close()
+
+    uvloop.run(main())
+    destroy_ring(segment)
+    if doorbell:
+        doorbell.close()
+
+
 def test_park_wakes_on_every_single_message(ring_name):
     """Single messages, half sent once the consumer is parked, half racing its parking."""
     doorbell = Doorbell.create()
