@@ -1,5 +1,4 @@
 import json
-import re
 import subprocess
 import sys
 import uuid
@@ -11,7 +10,7 @@ import pytest
 from kernel.codec import Codec
 from ringbuf import Lifetime, list_segments, unlink_segment
 from tests.helpers import TEST_SYSTEM, StreamCapture
-from tests.systems import RunningSystem
+from tests.systems import STARTED_RUNS, RunningSystem
 
 WORKER = Path(__file__).resolve().parent / "ring_worker.py"
 
@@ -101,15 +100,14 @@ def _remove_test_system_state() -> Iterator[None]:
         unlink_segment(status.name)
 
 
-TEST_RUN = re.compile(r"^t[0-9a-f]{8}\.")
-"""Names of the systems tests start (tests/systems.py `base_config`)."""
-
-
 @pytest.fixture(autouse=True, scope="session")
 def _remove_durable_state_of_test_runs() -> Iterator[None]:
-    """Actor records outlive their runs by design: remove those of every test run once
-    the session ends (live segments of a run still going are left alone)."""
+    """Actor records outlive their runs by design: remove those of this session's test
+    runs once it ends (live segments of a run still going are left alone, and so are
+    the runs of another session testing on the same machine)."""
     yield
     for status in list_segments():
-        if TEST_RUN.match(status.name) and (status.stale or status.lifetime is Lifetime.DURABLE):
+        if status.name.split(".", 1)[0] in STARTED_RUNS and (
+            status.stale or status.lifetime is Lifetime.DURABLE
+        ):
             unlink_segment(status.name)

@@ -47,9 +47,16 @@ def write_config(path: Path, sections: dict[str, Any]) -> Path:
     return path
 
 
+STARTED_RUNS: set[str] = set()
+"""Names of the systems this test session configured (its cleanup removes only theirs:
+another session may be running its own tests on the machine)."""
+
+
 def base_config(tmp: Path, **overrides: Any) -> dict[str, Any]:
+    name = f"t{uuid.uuid4().hex[:8]}"
+    STARTED_RUNS.add(name)
     config: dict[str, Any] = {
-        "name": f"t{uuid.uuid4().hex[:8]}",
+        "name": name,
         "messages": "tests.kernel_actors:TestMessage",
         "heartbeat_interval_s": 0.02,
         "logging": {"level": "info", "file": str(tmp / "run.jsonl")},
