@@ -123,7 +123,10 @@ def test_a_whole_tree_killed_with_sigkill_restarts_and_reconciles(tmp_path, syst
     if rings == "cleaned":  # a new run: execution reconciles at start
 
         def verdict() -> bool:
-            reconciled = any(e["event"].startswith("reconciled with") for e in again.events())
+            reconciled = any(
+                e["logger"] == "actor.execution" and e["event"].startswith("reconciled with")
+                for e in again.events()
+            )
             return reconciled or again.rows()["execution"]["problem"]
 
         wait_until(verdict, 30, "the start's reconciliation")
