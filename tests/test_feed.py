@@ -44,6 +44,31 @@ def test_same_seed_same_ticks_whatever_the_batch_sizes():
     assert not np.array_equal(other.price, whole.price)
 
 
+def test_a_checkpoint_restores_the_same_market_after_any_number_of_ticks():
+    """A restarted feed regenerates at most two blocks, however long the run: the ticks
+    after a checkpoint (taken before a block) are the ones an uninterrupted run makes."""
+    params = MarketParams(seed=5, jumps_per_day=200.0)  # jumps and regime steps inside
+    whole = _generate(params, 30_000)
+    for published in (0, 1, 1023, 1024, 1500, 25_000):
+        market = SyntheticMarket(params)
+        taken = 0
+        while taken < published + 700:  # as a feed takes them, and more than it published
+            taken += len(market.next_batch(256).price)
+        checkpoint = market.checkpoint_for(published)
+        assert checkpoint is not None and published - 2048 < checkpoint.generated <= published
+        saved = msgspec.msgpack.decode(msgspec.msgpack.encode(checkpoint), type=type(checkpoint))
+        restarted = SyntheticMarket(params)
+        assert restarted.restore(saved)
+        restarted.advance(published - saved.generated)
+        after = restarted.next_batch(3000)
+        for name, column in zip(TickBatch._fields, after, strict=True):
+            expected = getattr(whole, name)[published : published + 3000]
+            np.testing.assert_array_equal(column, expected, err_msg=f"{name} after {published}")
+    other = SyntheticMarket(MarketParams(seed=6))
+    assert not other.restore(saved)  # another market's checkpoint is refused
+    assert other.index == 0
+
+
 def test_prices_are_positive_on_the_tick_grid_inside_the_quote():
     for params in (MarketParams(), MarketParams(seed=3, tick_size=0.1, start_price=101.3)):
         batch = _generate(params, 200_000)

@@ -7,8 +7,10 @@ than one tick interval) take no wall time, so at "realtime" a tick is due every
 made when it is published.
 
 Crash-only: the output's `seq` is committed in the actor's durable record (on the
-heartbeat), so a restarted feed fast-forwards its generator past the ticks committed and
-publishes the same market from there: ticks its predecessor published after that commit
+heartbeat) with a checkpoint of the generator at or before it (`MarketCheckpoint`: its
+random streams and model state before a block), so a restarted feed restores the
+checkpoint, generates up to the ticks committed (at most two blocks, however long the
+run) and publishes the same market from there: ticks its predecessor published after that commit
 come again under the same `seq`s, and consumers that had them drop them. Ticks generated
 but not yet due when the actor stops are not published, and not counted, so the successor
 generates them again.
@@ -19,9 +21,11 @@ from collections.abc import Iterator
 from functools import partial
 from itertools import islice
 
+import msgspec
+
 from actors.common.pacing import Pace, Pacer
 from actors.common.ticks import make_ticks
-from actors.feed.market import MarketParams, SyntheticMarket
+from actors.feed.market import MarketCheckpoint, MarketParams, SyntheticMarket
 from actors.messages import Tick
 from config.types import AtLeastOne, Count, Positive
 from kernel.actor import Actor, Port
@@ -40,11 +44,19 @@ class FeedParams(MarketParams, frozen=True, forbid_unknown_fields=True, kw_only=
     """Most ticks published between two yields to the event loop."""
 
 
+class FeedState(msgspec.Struct, kw_only=True):
+    """Where the generator can restart: a checkpoint at or before the last tick published."""
+
+    checkpoint: MarketCheckpoint | None = None
+
+
 class FeedActor(Actor):
     """Publishes `Tick`s of one synthetic symbol on its `ticks` port."""
 
     Params = FeedParams
     params: FeedParams
+    State = FeedState
+    state: FeedState
     outputs = {"ticks": Port(Tick)}
 
     @classmethod
@@ -58,9 +70,20 @@ class FeedActor(Actor):
         # Ticks published on the stream so far, by this actor and its predecessors.
         self.published = self._out.seq
         if self.published:
-            self._market.advance(self.published)
-            self.log.info("resuming the synthetic feed after tick %d", self.published)
+            saved = self.state.checkpoint
+            start = 0
+            if saved is not None and saved.generated <= self.published:
+                start = saved.generated if self._market.restore(saved) else 0
+            self._market.advance(self.published - start)
+            self.log.info(
+                "resuming the synthetic feed after tick %d (generated from tick %d)",
+                self.published,
+                start,
+            )
         self._task = self.spawn(self._run())
+
+    def state_to_save(self) -> FeedState:
+        return FeedState(checkpoint=self._market.checkpoint_for(self.published))
 
     async def on_stop(self) -> None:
         self._task.cancel()

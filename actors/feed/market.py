@@ -35,7 +35,9 @@ and the parameters, not on how they are split into batches. That is what lets a 
 feed actor fast-forward to exactly where its predecessor stopped.
 """
 
+import hashlib
 import math
+from collections import deque
 from datetime import UTC, datetime
 from typing import Annotated, Literal, NamedTuple
 
@@ -55,6 +57,7 @@ NS_PER_S = 1_000_000_000
 NS_PER_DAY = 86_400 * NS_PER_S
 _STREAMS = 8  # independent random streams, see the module docstring
 BLOCK = 1024
+_LOW64 = (1 << 64) - 1
 """Ticks generated per refill of the buffer that serves small requests."""
 
 
@@ -189,6 +192,44 @@ def _validated(params: MarketParams) -> MarketParams:
     return params
 
 
+class MarketCheckpoint(msgspec.Struct, array_like=True, frozen=True):
+    """The generator as it was before it generated tick `generated`: restoring it and
+    generating on gives the same ticks from there (`SyntheticMarket.restore`)."""
+
+    params: str
+    """A fingerprint of the parameters it belongs to (other parameters: another market)."""
+    generated: int
+    rngs: list[list[int]]
+    """Each random stream's PCG64 state as 64-bit words (hi, lo state, hi, lo increment,
+    has_uint32, uinteger): msgpack holds no 128-bit integer."""
+    log_price: float
+    variance: float
+    regime: int
+
+
+def params_fingerprint(params: MarketParams) -> str:
+    return hashlib.sha256(msgspec.json.encode(params)).hexdigest()[:16]
+
+
+def _rng_words(rng: np.random.Generator) -> list[int]:
+    state = rng.bit_generator.state
+    inner = state["state"]
+    words = []
+    for value in (inner["state"], inner["inc"]):
+        words += [value >> 64, value & _LOW64]
+    return [*words, state["has_uint32"], state["uinteger"]]
+
+
+def _set_rng_words(rng: np.random.Generator, words: list[int]) -> None:
+    state_hi, state_lo, inc_hi, inc_lo, has_uint32, uinteger = words
+    rng.bit_generator.state = {
+        "bit_generator": "PCG64",
+        "state": {"state": state_hi << 64 | state_lo, "inc": inc_hi << 64 | inc_lo},
+        "has_uint32": has_uint32,
+        "uinteger": uinteger,
+    }
+
+
 class SyntheticMarket:
     """Generates the ticks of one symbol in batches (pure, no asyncio)."""
 
@@ -226,6 +267,10 @@ class SyntheticMarket:
         self._state = np.array([math.log(p.start_price), 1.0])
         self._regime = int(Regime[p.initial_regime])
         self._generated = 0
+        self._fingerprint = params_fingerprint(p)
+        self._checkpoints: deque[MarketCheckpoint] = deque([self._checkpoint()], maxlen=2)
+        """Taken before each generation, the newest two: a feed taking at most a block at a
+        time may have published less than it took, but not less than the block before."""
         self._buffer = self._generate(0)
         self._taken = 0
         self.index = 0
@@ -261,8 +306,55 @@ class SyntheticMarket:
             return parts[0]
         return TickBatch(*(np.concatenate(columns) for columns in zip(*parts, strict=True)))
 
+    def _checkpoint(self) -> MarketCheckpoint:
+        return MarketCheckpoint(
+            self._fingerprint,
+            self._generated,
+            [_rng_words(rng) for rng in self._rngs()],
+            float(self._state[0]),
+            float(self._state[1]),
+            self._regime,
+        )
+
+    def _rngs(self) -> tuple[np.random.Generator, ...]:
+        return (
+            self._rng_z,
+            self._rng_jump,
+            self._rng_jump_size,
+            self._rng_regime,
+            self._rng_spread,
+            self._rng_side,
+            self._rng_size,
+            self._rng_book,
+        )
+
+    def checkpoint_for(self, tick: int) -> MarketCheckpoint | None:
+        """The newest checkpoint from which tick `tick` can be generated again (None: only
+        from the start, `advance`)."""
+        usable = [c for c in self._checkpoints if c.generated <= tick]
+        return usable[-1] if usable else None
+
+    def restore(self, checkpoint: MarketCheckpoint) -> bool:
+        """Continue from a checkpoint of a market with the same parameters: the next tick
+        handed out is tick `checkpoint.generated`. False (nothing changed) when it belongs
+        to other parameters."""
+        if checkpoint.params != self._fingerprint:
+            return False
+        for rng, words in zip(self._rngs(), checkpoint.rngs, strict=True):
+            _set_rng_words(rng, words)
+        self._state[:] = (checkpoint.log_price, checkpoint.variance)
+        self._regime = checkpoint.regime
+        self._generated = self.index = checkpoint.generated
+        self._checkpoints.clear()
+        self._checkpoints.append(checkpoint)
+        self._buffer = TickBatch(*(column[:0] for column in self._buffer))
+        self._taken = 0
+        return True
+
     def _generate(self, n: int) -> TickBatch:
         """Run the model for the next `n` ticks after the last generated one."""
+        if n:
+            self._checkpoints.append(self._checkpoint())
         p = self.params
         first = self._generated
         z = self._rng_z.standard_normal(n)
