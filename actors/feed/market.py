@@ -57,8 +57,8 @@ NS_PER_S = 1_000_000_000
 NS_PER_DAY = 86_400 * NS_PER_S
 _STREAMS = 8  # independent random streams, see the module docstring
 BLOCK = 1024
-_LOW64 = (1 << 64) - 1
 """Ticks generated per refill of the buffer that serves small requests."""
+_LOW64 = (1 << 64) - 1
 
 
 class MarketParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -283,10 +283,10 @@ class JournalActor(Actor):
         if mismatches:
             self.state.reconciliation_mismatches += len(mismatches)
             reason = reconciliation_failed(self, mismatches)
-            detail = {"agree": False, "with": others, "reason": reason}
+            detail = {"agree": False, "with": others, "reason": reason, "at_ns": time.time_ns()}
         else:
             self.log.info("reconciled with %s: positions agree", ", ".join(others))
-            detail = {"agree": True, "with": others}
+            detail = {"agree": True, "with": others, "at_ns": time.time_ns()}
         self._event(time.time_ns(), "reconciliation", detail)
 
     # ------------------------------------------------------------------- writing
@@ -349,7 +349,9 @@ class JournalActor(Actor):
         self._fault = reason
         self.log.error("journal fault (%s): %s", self.params.path, reason)
         self.report_problem(f"journal: {reason}")
-        self._event(time.time_ns(), "journal_fault", {"reason": reason})
+        # Its time in the detail: the same fault again later is another event, not a repeat.
+        at_ns = time.time_ns()
+        self._event(at_ns, "journal_fault", {"reason": reason, "at_ns": at_ns})
         if first and restrict_to_reducing(self.context.system, JOURNAL, f"journal: {reason}"):
             self.log.warning("trading state REDUCING: the journal cannot record trading")
 
