@@ -236,6 +236,8 @@ class SyntheticMarket:
     def __init__(self, params: MarketParams) -> None:
         self.params = p = _validated(params)
         rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(p.seed).spawn(_STREAMS)]
+        self._streams = tuple(rngs)
+        """Every random stream, in spawn order (what a checkpoint saves)."""
         (
             self._rng_z,
             self._rng_jump,
@@ -310,22 +312,10 @@ class SyntheticMarket:
         return MarketCheckpoint(
             self._fingerprint,
             self._generated,
-            [_rng_words(rng) for rng in self._rngs()],
+            [_rng_words(rng) for rng in self._streams],
             float(self._state[0]),
             float(self._state[1]),
             self._regime,
-        )
-
-    def _rngs(self) -> tuple[np.random.Generator, ...]:
-        return (
-            self._rng_z,
-            self._rng_jump,
-            self._rng_jump_size,
-            self._rng_regime,
-            self._rng_spread,
-            self._rng_side,
-            self._rng_size,
-            self._rng_book,
         )
 
     def checkpoint_for(self, tick: int) -> MarketCheckpoint | None:
@@ -340,7 +330,7 @@ class SyntheticMarket:
         to other parameters."""
         if checkpoint.params != self._fingerprint:
             return False
-        for rng, words in zip(self._rngs(), checkpoint.rngs, strict=True):
+        for rng, words in zip(self._streams, checkpoint.rngs, strict=True):
             _set_rng_words(rng, words)
         self._state[:] = (checkpoint.log_price, checkpoint.variance)
         self._regime = checkpoint.regime
