@@ -7,14 +7,20 @@ the comments; the pipeline tests (test_pipeline.py) reconcile real runs.
 import math
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
+from types import SimpleNamespace
 
 import orjson
 import pytest
 
 from actors.common.positions import Position, PositionState
 from actors.journal.store import JournalStore
+from actors.messages import TradingState
 from actors.reconcile.audit import Audit, audit_journal
-from actors.reconcile.books import compare
+from actors.reconcile.books import StartReconciliation, compare, must_reconcile
+from actors.risk.killswitch import HOLD_BY, KillSwitch, restrict_to_reducing
+from ringbuf import list_segments, unlink_segment
 from tests.systems import REPO
 
 POINT = {"ES": 50.0}
@@ -51,6 +57,119 @@ def test_average_prices_within_a_hundredth_of_a_percent_agree():
     assert (
         compare({"venue": {"ES": held(2, 4100.0, 0.0)}, "risk": {"ES": held(2, 4100.3, 0.0)}}) == []
     )
+
+
+# --- reconciliation at start: trading held while the books settle ----------------------
+
+
+@pytest.fixture
+def system() -> Iterator[str]:
+    """A unique run, without actor records: every other party's committed book is empty."""
+    name = f"test-reconcile-{uuid.uuid4().hex[:10]}"
+    yield name
+    for status in list_segments(f"{name}."):
+        unlink_segment(status.name)
+
+
+@pytest.fixture
+def switch(system: str) -> Iterator[KillSwitch]:
+    opened = KillSwitch.open(system)
+    yield opened
+    opened.close()
+
+
+def party(system: str, name: str, new_run: bool = True) -> SimpleNamespace:
+    """What StartReconciliation reads of an actor: its name and its run's context."""
+    return SimpleNamespace(name=name, context=SimpleNamespace(system=system, new_run=new_run))
+
+
+def reconciliation(system: str, name: str, timeout_s: float = 60.0) -> StartReconciliation:
+    # Against the venue's committed account, which this run lacks: an empty book.
+    return StartReconciliation(party(system, name), name, {"venue": "venue"}, timeout_s)
+
+
+LONG_TWO = {"ES": held(2, 4100.0, 0.0)}
+
+
+def test_books_that_agree_at_once_with_nothing_in_flight_do_not_hold_trading(system, switch):
+    assert reconciliation(system, "execution").begin({}, settled=True) == []
+    assert switch.trading_state is TradingState.ACTIVE
+
+
+def test_orders_in_flight_hold_trading_until_the_books_agree(system, switch):
+    start = reconciliation(system, "execution")
+    assert start.begin({}, settled=False) is None  # re-sent orders: their answers may move books
+    state = switch.state()
+    assert state.trading_state is TradingState.HALTED and state.state_by == HOLD_BY
+    assert state.state_reason == "waiting for execution"
+    assert switch.holds_for("execution") and not switch.holds_for("journal")
+    assert switch.at_rest, "a hold is done again by the next run: nothing to keep"
+    assert start.check(LONG_TWO) is None  # they differ, time is left: still held
+    assert switch.trading_state is TradingState.HALTED
+    assert start.check({}) == []
+    assert switch.trading_state is TradingState.ACTIVE
+    assert not switch.holds_for("execution")
+
+
+def test_a_difference_at_once_holds_trading_and_a_lasting_one_is_the_verdict(system, switch):
+    start = reconciliation(system, "journal", timeout_s=0.0)
+    assert start.begin(LONG_TWO, settled=True) is None
+    assert switch.trading_state is TradingState.HALTED
+    (mismatch,) = start.check(LONG_TWO)
+    assert (mismatch.field, mismatch.values) == ("quantity", {"journal": 2, "venue": 0})
+    assert switch.trading_state is TradingState.HALTED, "the party decides what a mismatch does"
+    assert restrict_to_reducing(system, "journal", str(mismatch))
+    state = switch.state()
+    assert (state.trading_state, state.state_by) == (TradingState.REDUCING, "journal")
+
+
+def test_trading_resumes_once_every_party_has_agreed(system, switch):
+    journal, execution = reconciliation(system, "journal"), reconciliation(system, "execution")
+    assert journal.begin(LONG_TWO, settled=True) is None
+    assert execution.begin({}, settled=False) is None
+    assert switch.state().state_reason == "waiting for journal, execution"
+    assert execution.check({}) == []
+    assert switch.state().state_reason == "waiting for journal"
+    assert switch.trading_state is TradingState.HALTED
+    assert journal.check({}) == []
+    assert switch.trading_state is TradingState.ACTIVE
+
+
+@pytest.mark.parametrize("during", ["fault", "operator halt", "operator resume"])
+def test_a_state_set_during_the_hold_outlasts_it(system, switch, during):
+    start = reconciliation(system, "execution")
+    start.begin({}, settled=False)
+    if during == "fault":  # a journal that cannot write: REDUCING beats the hold
+        assert restrict_to_reducing(system, "journal", "journal: disk full")
+        expected = TradingState.REDUCING
+    elif during == "operator halt":
+        switch.set_trading_state(TradingState.HALTED, "ops", "maintenance")
+        expected = TradingState.HALTED
+    else:
+        switch.set_trading_state(TradingState.ACTIVE, "ops", "resume")
+        expected = TradingState.ACTIVE
+    assert start.check({}) == []
+    assert switch.trading_state is expected
+    assert not switch.holds_for("execution")
+
+
+def test_a_restricted_state_at_start_is_not_held_and_stays(system, switch):
+    switch.set_trading_state(TradingState.REDUCING, "ops", "reduce only today")
+    start = reconciliation(system, "execution")
+    assert start.begin({}, settled=False) is None
+    assert start.check({}) == []
+    state = switch.state()
+    assert (state.trading_state, state.state_by) == (TradingState.REDUCING, "ops")
+
+
+def test_a_party_restarted_during_its_hold_reconciles_again(system, switch):
+    restarted = party(system, "execution", new_run=False)
+    assert not must_reconcile(restarted, {"venue": "venue"})
+    reconciliation(system, "execution").begin({}, settled=False)
+    assert must_reconcile(restarted, {"venue": "venue"})
+    assert not must_reconcile(restarted, {}), "nothing to reconcile with"
+    assert not must_reconcile(party(system, "journal", new_run=False), {"venue": "venue"})
+    assert must_reconcile(party(system, "journal"), {"venue": "venue"})
 
 
 def journal_with(tmp_path, messages: list[tuple[str, str, dict]]):

@@ -10,6 +10,8 @@ Reconciliation at the start of a new run: the rings are new, so a reply in fligh
 previous run stopped is gone. Every working order (sent, not finished) is sent again under
 its own id: the venue, idempotent by client order id, answers with the outcome it gave the
 first time (or executes it, if the order never reached it), and the order table catches up.
+Its positions are then compared with the venue's account and the risk book; trading is
+held meanwhile unless they agree at once with nothing re-sent (actors/reconcile/books.py).
 """
 
 from collections import deque
@@ -32,7 +34,12 @@ from actors.messages import (
     RiskVerdict,
     TimeInForce,
 )
-from actors.reconcile.books import StartReconciliation, reconciliation_failed
+from actors.reconcile.books import (
+    Mismatch,
+    StartReconciliation,
+    must_reconcile,
+    reconciliation_failed,
+)
 from actors.risk.killswitch import restrict_to_reducing
 from config.types import Count, Positive
 from kernel.actor import Actor, Port
@@ -127,39 +134,46 @@ class ExecutionActor(Actor):
         self.counts = state.counts
         self._done = deque(state.done)
         self.positions = {saved.symbol: Position.from_state(saved) for saved in state.positions}
+        resend: list[Order] = []
         if self.orders:
             working = [order for order in self.orders.values() if not order.done]
             self.log.info(
                 "order table restored: %d orders, %d working", len(self.orders), len(working)
             )
             if self.context.new_run:
-                for order in working:
-                    self._send(order)
-                self.counts.resent += len(working)
+                resend = working
         self._reconciliation: StartReconciliation | None = None
-        if self.context.new_run and self.params.reconcile_with:
+        if must_reconcile(self, self.params.reconcile_with):
             self._reconciliation = StartReconciliation(
-                self.context.system,
-                "execution",
-                self.params.reconcile_with,
-                self.params.reconcile_timeout_s,
+                self, "execution", self.params.reconcile_with, self.params.reconcile_timeout_s
             )
-            self.set_timer(RECONCILE_TIMER, RECONCILE_POLL_S)
+            verdict = self._reconciliation.begin(self._own_positions(), settled=not resend)
+            if verdict is None:
+                self.set_timer(RECONCILE_TIMER, RECONCILE_POLL_S)
+            else:
+                self._conclude(verdict)
+        for order in resend:
+            self._send(order)
+        self.counts.resent += len(resend)
 
     def on_timer(self, name: str) -> None:
         if name == RECONCILE_TIMER:
             self._reconcile()
+
+    def _own_positions(self) -> dict[str, PositionState]:
+        return {symbol: held.state() for symbol, held in self.positions.items()}
 
     def _reconcile(self) -> None:
         """Its positions against the venue's account and the risk book (module docstring of
         actors/reconcile); a lasting difference: only reducing orders pass until an
         operator has looked."""
         assert self._reconciliation is not None
-        own = {symbol: held.state() for symbol, held in self.positions.items()}
-        mismatches = self._reconciliation.check(own)
-        if mismatches is None:
-            return
-        self.cancel_timer(RECONCILE_TIMER)
+        mismatches = self._reconciliation.check(self._own_positions())
+        if mismatches is not None:
+            self.cancel_timer(RECONCILE_TIMER)
+            self._conclude(mismatches)
+
+    def _conclude(self, mismatches: list[Mismatch]) -> None:
         if mismatches:
             self.counts.reconciliation_mismatches += len(mismatches)
             reconciliation_failed(self, mismatches)

@@ -51,7 +51,12 @@ from actors.messages import (
     TradeIntent,
     TradingState,
 )
-from actors.reconcile.books import StartReconciliation, reconciliation_failed
+from actors.reconcile.books import (
+    Mismatch,
+    StartReconciliation,
+    must_reconcile,
+    reconciliation_failed,
+)
 from actors.risk.killswitch import KillSwitch, restrict_to_reducing
 from config.types import AtLeastOne, Positive
 from kernel.actor import Actor
@@ -167,10 +172,14 @@ class JournalActor(Actor):
         self._switch = KillSwitch.open(self.context.system)
         self._open()
         self._poll()
-        if self.context.new_run and params.reconcile_with:
+        if must_reconcile(self, params.reconcile_with):
+            # Settled: the journal sends nothing; it starts before the actors that trade.
             self._reconciliation = StartReconciliation(
-                self.context.system, "journal", params.reconcile_with, params.reconcile_timeout_s
+                self, "journal", params.reconcile_with, params.reconcile_timeout_s
             )
+            verdict = self._reconciliation.begin(self._own_positions(), settled=True)
+            if verdict is not None:
+                self._conclude(verdict)
         self.set_timer(POLL_TIMER, params.poll_interval_s)
 
     def state_to_save(self) -> JournalState:
@@ -274,10 +283,14 @@ class JournalActor(Actor):
         lost (full rings, an unwritable file, a whole-tree crash whose rings were removed)
         show as a difference. Journaled either way."""
         assert self._reconciliation is not None
-        own = {symbol: held.state() for symbol, held in self._account.items()}
-        mismatches = self._reconciliation.check(own)
-        if mismatches is None:
-            return
+        mismatches = self._reconciliation.check(self._own_positions())
+        if mismatches is not None:
+            self._conclude(mismatches)
+
+    def _own_positions(self) -> dict[str, PositionState]:
+        return {symbol: held.state() for symbol, held in self._account.items()}
+
+    def _conclude(self, mismatches: list[Mismatch]) -> None:
         self._reconciliation = None
         others = sorted(self.params.reconcile_with)
         if mismatches:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 import msgspec
 
 from actors.common.positions import PositionState
-from actors.risk.killswitch import restrict_to_reducing
+from actors.risk.killswitch import KillSwitch, restrict_to_reducing
 from kernel.actor import Actor
 from kernel.durable import read_record
 
@@ -94,30 +94,70 @@ def committed_positions(system: str, actor: str, source: str) -> Views:
 
 class StartReconciliation:
     """Reconciliation at the start of a new run, by one party (as NautilusTrader's execution
-    engine does it at start): its own positions against other actors' committed ones, until
-    they agree or `timeout_s` has passed. What was in flight when the last run ended
-    settles within moments (the venue answers re-sent orders, each party commits); a
-    difference that outlasts the timeout is real."""
+    engine does it at start): its own positions against other actors' committed ones.
+
+    The books compared must stand still: with orders flowing, one party's fill may already
+    be committed while another's is in flight, and two books that really differ can look
+    equal for a moment (a new fill of the same size on one side, the missing one on the
+    other). So unless they agree at once with nothing in flight, trading is held (HALTED,
+    `KillSwitch.hold`) until they agree or `timeout_s` has passed: the answers to re-sent
+    orders settle within moments, a difference that outlasts the timeout is real."""
 
     def __init__(
-        self, system: str, party: str, others: Mapping[str, str], timeout_s: float
+        self, actor: Actor, source: str, others: Mapping[str, str], timeout_s: float
     ) -> None:
-        self.system = system
-        self.party = party
+        self.system = actor.context.system
+        self.party = actor.name
+        """Who holds trading: the actor's name."""
+        self.source = source
+        """What its own positions are, beside the others' ("execution", "journal")."""
         self.others = dict(others)
         """Source ("venue", "risk", "execution") -> the actor whose committed record it is."""
         self._deadline = time.monotonic() + timeout_s
 
+    def begin(self, own: Views, settled: bool) -> list[Mismatch] | None:
+        """The first check, before the party sends anything. `settled`: nothing the party
+        is about to do can change the books (no order to re-send); an agreement then is
+        the verdict, [], and trading does not wait. Otherwise trading is held and the
+        verdict comes from `check`: None."""
+        if settled and not compare(self._views(own)):
+            self._release()
+            return []
+        with KillSwitch.open(self.system) as switch:
+            switch.hold(self.party)
+        return None
+
     def check(self, own: Views) -> list[Mismatch] | None:
-        """The verdict: [] when everyone agrees, the mismatches once the time is up, None
+        """The verdict: [] when everyone agrees (trading no longer held for this party),
+        the mismatches once the time is up (`reconciliation_failed` ends the hold), None
         while they disagree and time is left (check again later)."""
-        views = {self.party: own}
-        for source, actor in self.others.items():
-            views[source] = committed_positions(self.system, actor, source)
-        mismatches = compare(views)
+        mismatches = compare(self._views(own))
         if mismatches and time.monotonic() < self._deadline:
             return None
+        if not mismatches:
+            self._release()
         return mismatches
+
+    def _views(self, own: Views) -> dict[str, Views]:
+        views = {self.source: own}
+        for source, actor in self.others.items():
+            views[source] = committed_positions(self.system, actor, source)
+        return views
+
+    def _release(self) -> None:
+        with KillSwitch.open(self.system) as switch:
+            switch.release(self.party)
+
+
+def must_reconcile(actor: Actor, others: Mapping[str, str]) -> bool:
+    """Whether `actor` reconciles at this start: at the start of a new run, or after a
+    restart in the middle of its reconciliation (trading still held for it)."""
+    if not others:
+        return False
+    if actor.context.new_run:
+        return True
+    with KillSwitch.open(actor.context.system) as switch:
+        return switch.holds_for(actor.name)
 
 
 def reconciliation_failed(actor: Actor, mismatches: list[Mismatch]) -> str:

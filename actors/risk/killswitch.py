@@ -53,6 +53,10 @@ _TEXT = {  # name: (byte offset in the payload, bytes)
 
 _TRADING_STATES = tuple(sorted(TradingState))  # indexed by value: 0, 1, 2
 
+HOLD_BY = "reconciliation at start"
+"""`state_by` of a HALTED state that holds trading while parties reconcile at start."""
+_HOLD_PREFIX = "waiting for "
+
 
 class KillSwitchError(Exception):
     """The kill-switch segment exists but is not one (wrong size, magic, kind or layout
@@ -151,15 +155,79 @@ class KillSwitch:
             return True
 
     def set_trading_state(self, state: TradingState, by: str, reason: str) -> bool:
-        """Record a new trading state; True if it changed."""
+        """Record a new trading state; True if it changed. It ends a hold for
+        reconciliation, HALTED included (an operator's halt outlasts the hold)."""
         with self._locked():
-            if self._words[_STATE] == state:
+            if self._words[_STATE] == state and self._holders() is None:
                 return False
-            self._write_text("state_reason", reason)
-            self._write_text("state_by", by)
-            self._words[_STATE_AT] = time.time_ns()
-            self._words[_STATE] = state
+            self._set_state(state, by, reason)
             return True
+
+    def restrict_to_reducing(self, by: str, reason: str) -> bool:
+        """REDUCING from ACTIVE, or from a hold for reconciliation (trading is ACTIVE
+        underneath: the fault must outlast the hold); True if this call changed the state.
+        A HALTED (or already REDUCING) state stays as it is."""
+        with self._locked():
+            if self._words[_STATE] != TradingState.ACTIVE and self._holders() is None:
+                return False
+            self._set_state(TradingState.REDUCING, by, reason)
+            return True
+
+    def _set_state(self, state: TradingState, by: str, reason: str) -> None:
+        """Audit fields first, then the word (the caller holds the lock)."""
+        self._write_text("state_reason", reason)
+        self._write_text("state_by", by)
+        self._words[_STATE_AT] = time.time_ns()
+        self._words[_STATE] = state
+
+    def hold(self, party: str) -> bool:
+        """Halt trading while `party` reconciles at start (nothing may move the books it
+        compares): from ACTIVE, or joining a hold already in place (another party's, or
+        one a previous run left). False when trading is restricted otherwise: that state
+        stays, and its holder decides when it ends."""
+        with self._locked():
+            holders = self._holders()
+            if holders is None:
+                if self._words[_STATE] != TradingState.ACTIVE:
+                    return False
+                holders = []
+            if party not in holders:
+                self._set_hold([*holders, party])
+            return True
+
+    def holds_for(self, party: str) -> bool:
+        """Whether trading is held for `party`'s reconciliation (a party restarted in
+        the middle of it must finish it)."""
+        with self._locked():
+            return party in (self._holders() or ())
+
+    def release(self, party: str) -> bool:
+        """`party`'s reconciliation agreed: it no longer holds trading, which is ACTIVE
+        again once no party holds it. True if trading was held for `party`; a state set
+        by anyone else meanwhile (an operator, a fault) ended the hold and stays."""
+        with self._locked():
+            holders = self._holders()
+            if holders is None or party not in holders:
+                return False
+            holders.remove(party)
+            if holders:
+                self._set_hold(holders)
+            else:
+                self._set_state(TradingState.ACTIVE, HOLD_BY, f"reconciled at start ({party} last)")
+            return True
+
+    def _holders(self) -> list[str] | None:
+        """The parties holding trading for their reconciliation at start; None when
+        trading is not held that way (the caller holds the lock)."""
+        if self._words[_STATE] != TradingState.HALTED or self._read_text("state_by") != HOLD_BY:
+            return None
+        reason = self._read_text("state_reason")
+        if not reason.startswith(_HOLD_PREFIX):
+            return None
+        return [party for party in reason[len(_HOLD_PREFIX) :].split(", ") if party]
+
+    def _set_hold(self, holders: list[str]) -> None:
+        self._set_state(TradingState.HALTED, HOLD_BY, _HOLD_PREFIX + ", ".join(holders))
 
     def state(self) -> KillSwitchState:
         words = self._words
@@ -179,8 +247,12 @@ class KillSwitch:
 
     @property
     def at_rest(self) -> bool:
-        """Off and ACTIVE: nothing latched that a restart would need to find."""
-        return not self.engaged and self.trading_state == TradingState.ACTIVE
+        """Off and ACTIVE, or only held for a reconciliation at start (which the next
+        run does again): nothing latched that a restart would need to find."""
+        if self.engaged:
+            return False
+        with self._locked():
+            return self._words[_STATE] == TradingState.ACTIVE or self._holders() is not None
 
     def unlink(self) -> None:
         """Remove the segment (others keep their mapping until they close)."""
@@ -218,12 +290,9 @@ class KillSwitch:
 
 def restrict_to_reducing(system: str, by: str, reason: str) -> bool:
     """A fault that leaves positions or the audit trail in doubt: only exposure-reducing
-    orders pass (REDUCING) until an operator has looked. True if this call changed the
-    state; a HALTED (or already REDUCING) state stays as it is."""
+    orders pass (REDUCING) until an operator has looked (`KillSwitch.restrict_to_reducing`)."""
     with KillSwitch.open(system) as switch:
-        if switch.trading_state is TradingState.ACTIVE:
-            return switch.set_trading_state(TradingState.REDUCING, by, reason)
-    return False
+        return switch.restrict_to_reducing(by, reason)
 
 
 def engage_on_failure(config: "SystemConfig", reason: str) -> None:
