@@ -75,10 +75,13 @@ class ActorContext:
         system: str = "grandmodel",
         new_run: bool = False,
         report_problem: Callable[[str, str | None], None] = lambda actor, problem: None,
+        run_id: int = 0,
     ) -> None:
         self.name = name
         self.node = node
         self.system = system
+        self.run_id = run_id
+        """The run's id, unique per run: a whole tree recovering its crashed run keeps it."""
         self.new_run = new_run
         """The actor's durable state (if any) comes from an earlier run, not from a crashed
         predecessor in this one: the rings are new, so what was in flight is gone and the

@@ -193,6 +193,7 @@ class NodeRuntime:
                 self.config.name,
                 durable.new_run,
                 self._report_problem,
+                self.run_id,
             )
             self.health.rows["problem"][self.rows[actor_name]] = 0  # this process has none yet
             actor = cls(cls.parse_params(actor_config.params), context)

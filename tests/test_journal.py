@@ -134,13 +134,47 @@ def test_a_journal_of_the_previous_schema_is_migrated_with_its_rows(tmp_path):
     db.commit()
     db.close()
     store = JournalStore(path)
-    assert store.version == SCHEMA_VERSION == 2
+    assert store.version == SCHEMA_VERSION == 3
     assert store.last_epoch() == 0  # version 1 had no epochs: its rows are epoch 0
     assert store.write(chain(0, 7)) == 4  # the order row was there already: same key
     store.write([], [(T0, "trading_state", '{"state": "REDUCING"}')])  # a table of v2
+    assert store.new_epoch(run_id=42) == 1  # a table of v3, past the rows of version 1
     store.close()
     with connect(path) as db:
         assert [r["payload"] for r in select_records(db, order_id="O-7")] == [{"n": 7}]
+
+
+def test_a_journal_that_lost_its_new_epoch_gets_the_same_one_again_in_that_run(tmp_path):
+    path = tmp_path / "j.sqlite"
+    first = JournalStore(path)
+    first.write(chain(0, 1))
+    assert first.new_epoch(run_id=1000) == 1  # the producers' seqs started over
+    first.write(chain(1, 1))
+    first.close()
+    # Killed before its first commit (or it could not write at its start): its record
+    # never said epoch 1. Its successor in the run must not number the redelivered
+    # messages anew, which would write them twice.
+    again = JournalStore(path, check=False)
+    assert again.new_epoch(run_id=1000) == 1
+    assert again.write(chain(1, 1)) == 0
+    assert again.new_epoch(run_id=2000) == 2  # reset again, in a later run
+    again.close()
+
+
+def test_a_journal_of_schema_2_numbers_new_epochs_past_its_rows(tmp_path):
+    path = tmp_path / "v2.sqlite"
+    db = sqlite3.connect(path)
+    for version in (1, 2):
+        for statement in MIGRATIONS[version]:
+            db.execute(statement)
+    db.execute("PRAGMA user_version=2")
+    db.executemany("INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?,?)", chain(0, 1) + chain(3, 1))
+    db.commit()
+    db.close()
+    store = JournalStore(path)
+    assert store.new_epoch(run_id=7) == 4
+    assert store.write(chain(3, 1)) == 0  # the rows of version 2 are kept as they were
+    store.close()
 
 
 def test_a_journal_newer_than_the_code_is_refused_and_left_alone(tmp_path):

@@ -108,7 +108,7 @@ class JournalState(msgspec.Struct, kw_only=True):
     """What the journal must not forget across restarts: its epoch and its counters."""
 
     epoch: int = -1
-    """-1 until the first start: then one past the file's newest epoch (a journal whose own
+    """-1 until the file first opens: then `JournalStore.new_epoch` (a journal whose own
     record was reset must not take the producers' new seqs for redeliveries)."""
     written: int = 0
     """Rows in the file: every row of a written batch, including those a predecessor
@@ -342,7 +342,11 @@ class JournalActor(Actor):
                 self._fail(error.cause)
                 return False
             stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S")
-            moved = set_aside(Path(path), stamp)
+            try:
+                moved = set_aside(Path(path), stamp)
+            except OSError as cannot:  # retried at the next write, like any fault
+                self._fail(f"{error.cause}; cannot set it aside: {cannot}")
+                return False
             self._fail(f"{error.cause}; set aside as {moved.name}, a new journal started")
             try:
                 self._store = JournalStore(path)
@@ -350,8 +354,13 @@ class JournalActor(Actor):
                 self._fail(again.cause)
                 return False
         if self.state.epoch < 0:
-            last = self._store.last_epoch()
-            self.state.epoch = 0 if last is None else last + 1
+            try:
+                self.state.epoch = self._store.new_epoch(self.context.run_id)
+            except JournalError as error:
+                self._store.close()
+                self._store = None
+                self._fail(error.cause)
+                return False
         return True
 
     def _fail(self, reason: str) -> None:

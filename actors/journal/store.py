@@ -3,8 +3,9 @@
 One row per journaled message in `records`, keyed by (epoch, stream, seq): a message
 delivered twice (a restart redelivers what the journal handled after its last commit)
 is written once. `epoch` starts a new numbering when the producers' seqs start over (an
-operator reset their durable state). One row per event the journal sees itself
-(kill-switch and trading-state changes, its own faults) in `events`.
+operator reset their durable state, the journal's with them; `epoch_runs` remembers which
+run started each epoch). One row per event the journal sees itself (kill-switch and
+trading-state changes, its own faults) in `events`.
 
 The file is in WAL mode (readers, such as `grandmodel journal`, never block the writer)
 with `synchronous=NORMAL`: a committed batch survives a crash of the process; a power
@@ -18,10 +19,10 @@ on every fresh journal. A file newer than this code is refused (`JournalError`).
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 Row = tuple[int, str, int, str, int, int, str | None, str | None, str | None, str]
 """One `records` row: epoch, stream, seq, type, time_ns (wall clock at publish), origin_ns,
@@ -76,7 +77,15 @@ _V2 = (
     )""",
     "CREATE INDEX events_time ON events (time_ns)",
 )
-MIGRATIONS: dict[int, Sequence[str]] = {1: _V1, 2: _V2}
+_V3 = (
+    # The run that started each new epoch: a journal of that run that lost its record
+    # before it was committed (or never knew its epoch) takes the same one again.
+    """CREATE TABLE epoch_runs (
+        run_id INTEGER PRIMARY KEY,
+        epoch INTEGER NOT NULL
+    )""",
+)
+MIGRATIONS: dict[int, Sequence[str]] = {1: _V1, 2: _V2, 3: _V3}
 
 
 class JournalError(Exception):
@@ -149,6 +158,26 @@ class JournalStore:
     def version(self) -> int:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
+    def new_epoch(self, run_id: int) -> int:
+        """A new epoch, one past the newest, for a journal without one (its record is new:
+        the producers' seqs started over), started by run `run_id`; the epoch that run
+        started before, if it did (a journal killed before its first commit, or one that
+        could not write at its start, asks again)."""
+        db = self._db
+        with self._writing():
+            known = db.execute(
+                "SELECT epoch FROM epoch_runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            if known is not None:
+                return int(known[0])
+            newest = db.execute(
+                "SELECT max(epoch) FROM (SELECT max(epoch) AS epoch FROM records"
+                " UNION ALL SELECT max(epoch) FROM epoch_runs)"
+            ).fetchone()[0]
+            epoch = 0 if newest is None else newest + 1
+            db.execute("INSERT INTO epoch_runs VALUES (?, ?)", (run_id, epoch))
+        return epoch
+
     def last_epoch(self) -> int | None:
         """The newest epoch with rows, None for an empty journal."""
         return self._db.execute("SELECT max(epoch) FROM records").fetchone()[0]
@@ -158,14 +187,23 @@ class JournalStore:
         row already there, a redelivery, is skipped). Raises JournalError when the file
         cannot be written (read-only, disk full, I/O error): nothing of the batch is in."""
         db = self._db
-        try:
-            db.execute("BEGIN IMMEDIATE")
+        with self._writing():
             before = db.total_changes
             db.executemany("INSERT OR IGNORE INTO records VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
             inserted = db.total_changes - before
             db.executemany(
                 "INSERT OR IGNORE INTO events (time_ns, kind, detail) VALUES (?,?,?)", events
             )
+        return inserted
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write transaction; JournalError when the file cannot be written, with
+        nothing of the transaction in."""
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            yield
             db.execute("COMMIT")
         except sqlite3.Error as error:
             # SQLite may have rolled back already (a full disk does), or failed the COMMIT
@@ -174,7 +212,6 @@ class JournalStore:
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
             raise JournalError(self.path, f"cannot write: {error}") from error
-        return inserted
 
     def close(self) -> None:
         self._db.close()
