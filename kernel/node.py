@@ -501,20 +501,11 @@ class NodeRuntime:
         try:
             self._replay(decoders, batch)
             while not self.stopping:
-                got = 0
-                self._handling = True
-                for poll_decode, table, inbox, hosted in polls:
-                    try:
-                        handled = poll_decode(decoders, table, batch, 0, False)
-                    except NodeStopping:
-                        self._abort()
-                        return
-                    except Exception as error:
-                        handled = self._failed_delivery(inbox, error)
-                    if handled:
-                        got += handled
-                        hosted.dirty = True
-                self._handling = False
+                try:
+                    got = self._poll_inputs(polls, decoders, batch)
+                except NodeStopping:
+                    self._abort()
+                    return
                 if got:
                     self._uncommitted = True
                     now = clock()
@@ -534,8 +525,44 @@ class NodeRuntime:
                 else:
                     await wait.wait_async(readers)
                     last_yield = clock()
+            if not self.aborted:
+                self._drain_sinks(polls, decoders, batch)
         finally:
             wait.close()
+
+    def _poll_inputs(self, polls: list[Any], decoders: tuple[Any, ...], batch: int) -> int:
+        """One pass over the inputs, a batch from each: the messages handled."""
+        got = 0
+        self._handling = True
+        for poll_decode, table, inbox, hosted in polls:
+            try:
+                handled = poll_decode(decoders, table, batch, 0, False)
+            except NodeStopping:
+                raise
+            except Exception as error:
+                handled = self._failed_delivery(inbox, error)
+            if handled:
+                got += handled
+                hosted.dirty = True
+        self._handling = False
+        return got
+
+    def _drain_sinks(self, polls: list[Any], decoders: tuple[Any, ...], batch: int) -> None:
+        """A clean stop: what waits in the inputs of actors that publish nothing (the
+        journal) is handled before the last commit, for at most half the node's
+        `shutdown_timeout_s`. The supervisor stops nodes in reverse start order, so their
+        producers, started after them, have stopped: what is left is all there is, and a
+        clean stop loses none of it. Actors that publish are not drained: their consumers
+        may have stopped (a fill the venue executed now would reach no book), and what
+        stays in their inputs is what a restart of the run delivers again."""
+        sinks = [poll for poll in polls if not self.topology.actors[poll[2].actor].outputs]
+        deadline = time.monotonic_ns() + round(self.spec.shutdown_timeout_s * 5e8)
+        try:
+            while sinks and time.monotonic_ns() < deadline:
+                if not self._poll_inputs(sinks, decoders, batch):
+                    return
+        except NodeStopping:
+            self._abort()
 
     def _commit_pass(self) -> None:
         """Save the record of every actor with something new, then commit the rings."""

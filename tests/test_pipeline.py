@@ -331,6 +331,39 @@ def test_an_engaged_switch_outlives_a_clean_stop_and_a_reset_one_does_not(tmp_pa
     switch.close()
 
 
+def test_a_clean_stop_journals_what_waits_in_the_journals_rings(tmp_path, systems):
+    """A journal behind its producers when the run stops cleanly (here: paused with
+    SIGSTOP until the supervisor, stopping nodes in reverse start order, gets to it)
+    handles what waits in its rings before its last commit: no row is lost."""
+    config = pipeline_config(tmp_path, 0)
+    (audit,) = [node for node in config["nodes"] if node["name"] == "audit"]
+    audit["heartbeat_timeout_s"] = 60.0  # paused is not hung: no restart
+    audit["batch"] = 1  # it sees the stop signal after one message of each input
+    system = start_pipeline(tmp_path, config)
+    systems.append(system)
+    wait_until(lambda: len(journaled(tmp_path).fills) >= 5, 60, "fills journaled")
+    journal_pid = system.rows()["journal"]["pid"]
+    os.kill(journal_pid, signal.SIGSTOP)
+    journal_rings = [name for name in rings(system) if name.endswith(".journal")]
+
+    def waiting() -> int:
+        return sum(
+            inspect_ring(name).published - inspect_ring(name).consumed for name in journal_rings
+        )
+
+    try:
+        # more than it handles in the millisecond before it first yields to the signal
+        wait_until(lambda: waiting() >= 5000, 60, "messages waiting for the paused journal")
+        system.proc.send_signal(signal.SIGTERM)
+        wait_until(
+            lambda: system.rows()["journal"]["state"] == "STOPPING", 30, "the journal's turn"
+        )
+    finally:
+        os.kill(journal_pid, signal.SIGCONT)
+    assert system.proc.wait(timeout=30) == 0
+    assert_journal_complete(system.name, tmp_path)
+
+
 def journal_events(tmp_path: Path, kind: str) -> list[dict]:
     db = connect(journal_path(tmp_path))
     try:
