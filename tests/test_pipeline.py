@@ -314,6 +314,24 @@ def test_kill9_of_a_node_at_a_protocol_point_still_reconciles(tmp_path, systems,
         assert journal.repeated > 0, "the written batch was not delivered again"
 
 
+@pytest.mark.parametrize("party", ["execution", "journal"])
+def test_a_restriction_an_actor_set_shows_in_its_health_after_a_restart(tmp_path, systems, party):
+    """Trading REDUCING because of an actor outlives the actor (the switch is shared
+    memory): its restarted successor's health row says why again, until an operator
+    resumes."""
+    config = pipeline_config(tmp_path, 0)
+    reason = "reconciliation at start: ES quantity: venue 2, journal 1"
+    with KillSwitch.open(config["name"]) as switch:
+        switch.set_trading_state(TradingState.REDUCING, party, reason)
+    system = start_pipeline(tmp_path, config)
+    systems.append(system)
+    wait_until(lambda: system.rows()[party]["problem"], 30, "the restriction in health")
+    assert reason in system.rows()[party]["last_error"]
+    with KillSwitch.open(config["name"]) as switch:
+        switch.set_trading_state(TradingState.ACTIVE, "ops", "looked at it")
+    wait_until(lambda: not system.rows()[party]["problem"], 30, "the problem resolved")
+
+
 def test_an_engaged_switch_outlives_a_clean_stop_and_a_reset_one_does_not(tmp_path, systems):
     config = pipeline_config(tmp_path, 0)
     system = start_pipeline(tmp_path, config)

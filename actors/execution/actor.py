@@ -40,13 +40,15 @@ from actors.reconcile.books import (
     must_reconcile,
     reconciliation_failed,
 )
-from actors.risk.killswitch import restrict_to_reducing
+from actors.risk.killswitch import KillSwitch, restrict_to_reducing, restriction_by
 from config.types import Count, Positive
 from kernel.actor import Actor, Port
 
 VenueReport = TypeVar("VenueReport", OrderAck, OrderReject, Fill)
 RECONCILE_TIMER = "reconcile"
 RECONCILE_POLL_S = 0.1
+RESTRICTION_TIMER = "restriction"
+RESTRICTION_POLL_S = 1.0
 
 
 class ExecutionParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -134,6 +136,10 @@ class ExecutionActor(Actor):
         self.counts = state.counts
         self._done = deque(state.done)
         self.positions = {saved.symbol: Position.from_state(saved) for saved in state.positions}
+        with KillSwitch.open(self.context.system) as switch:
+            restricted = restriction_by(switch, self.name)
+        if restricted is not None:
+            self._show_restriction(restricted)
         resend: list[Order] = []
         if self.orders:
             working = [order for order in self.orders.values() if not order.done]
@@ -159,6 +165,17 @@ class ExecutionActor(Actor):
     def on_timer(self, name: str) -> None:
         if name == RECONCILE_TIMER:
             self._reconcile()
+        elif name == RESTRICTION_TIMER:
+            with KillSwitch.open(self.context.system) as switch:
+                if restriction_by(switch, self.name) is None:  # an operator has looked
+                    self.report_problem(None)
+                    self.cancel_timer(RESTRICTION_TIMER)
+
+    def _show_restriction(self, reason: str) -> None:
+        """Trading REDUCING because of this actor: its health row says why for as long
+        as it lasts (after a restart too)."""
+        self.report_problem(reason)
+        self.set_timer(RESTRICTION_TIMER, RESTRICTION_POLL_S)
 
     def _own_positions(self) -> dict[str, PositionState]:
         return {symbol: held.state() for symbol, held in self.positions.items()}
@@ -176,7 +193,7 @@ class ExecutionActor(Actor):
     def _conclude(self, mismatches: list[Mismatch]) -> None:
         if mismatches:
             self.counts.reconciliation_mismatches += len(mismatches)
-            reconciliation_failed(self, mismatches)
+            self._show_restriction(reconciliation_failed(self, mismatches))
         else:
             self.log.info(
                 "reconciled with %s: positions agree", ", ".join(self.params.reconcile_with)
@@ -314,7 +331,8 @@ class ExecutionActor(Actor):
         """The venue speaks of an order this table does not know: what is held may differ
         from what execution believes, so only exposure-reducing orders pass (REDUCING)
         until an operator has looked. A HALTED state stays HALTED."""
-        restrict_to_reducing(self.context.system, "execution", reason)
+        if restrict_to_reducing(self.context.system, self.name, reason):
+            self._show_restriction(reason)
         self.log.warning("%s: ignored, trading REDUCING", reason)
 
     def _retire(self, order: Order) -> None:

@@ -57,7 +57,7 @@ from actors.reconcile.books import (
     must_reconcile,
     reconciliation_failed,
 )
-from actors.risk.killswitch import KillSwitch, restrict_to_reducing
+from actors.risk.killswitch import KillSwitch, restrict_to_reducing, restriction_by
 from config.types import AtLeastOne, Positive
 from kernel.actor import Actor
 
@@ -170,6 +170,10 @@ class JournalActor(Actor):
         self._account = {saved.symbol: Position.from_state(saved) for saved in state.positions}
         self._fill_ids = RecentIds.from_list(REMEMBERED_FILLS, state.fill_ids)
         self._switch = KillSwitch.open(self.context.system)
+        restricted = restriction_by(self._switch, JOURNAL)
+        if restricted is not None:  # a fault of an earlier incarnation, not yet resolved
+            self._recovered = restricted
+            self.report_problem(f"{restricted} (trading REDUCING until an operator resumes)")
         self._open()
         self._poll()
         if must_reconcile(self, params.reconcile_with):

@@ -295,6 +295,15 @@ def restrict_to_reducing(system: str, by: str, reason: str) -> bool:
         return switch.restrict_to_reducing(by, reason)
 
 
+def restriction_by(switch: KillSwitch, party: str) -> str | None:
+    """Why trading is REDUCING, if `party` set it and it still is (None otherwise): a
+    restarted actor shows its restriction in health again, until an operator resumes."""
+    state = switch.state()
+    if state.trading_state is TradingState.REDUCING and state.state_by == party:
+        return state.state_reason
+    return None
+
+
 def engage_on_failure(config: "SystemConfig", reason: str) -> None:
     """A `failure_hooks` entry: the supervisor tree failing engages the switch, so the
     next run starts with trading blocked until an operator has looked and reset it."""
