@@ -635,8 +635,15 @@ class NodeRuntime:
         self._handling = False
 
     def _commit_actor(self, hosted: HostedActor) -> None:
-        """Save the actor's state with its input positions and output seqs."""
-        hosted.actor.before_commit()
+        """Save the actor's state with its input positions and output seqs. The actor's
+        part failing (`before_commit`, `state_to_save`) fails the node, from whichever
+        caller: a timer or the heartbeat would otherwise only have asyncio log it."""
+        actor = hosted.actor
+        try:
+            actor.before_commit()
+            state = None if type(actor).State is None else actor.state_to_save()
+        except Exception as error:
+            self.fail(actor.name, error, "commit")
         durable = hosted.durable
         record = durable.record
         for inbox in hosted.inboxes:
@@ -649,9 +656,8 @@ class NodeRuntime:
                 for key, attempt in record.attempts.items()
                 if attempt.seq > record.inputs.get(key, 0)
             }
-        actor = hosted.actor
-        if type(actor).State is not None:
-            record.state = STATE_ENCODER.encode(actor.state_to_save())
+        if state is not None:
+            record.state = STATE_ENCODER.encode(state)
         durable.save()
         if hosted.outbox is not None:
             hosted.outbox.clear()

@@ -157,6 +157,24 @@ class Ledger(Actor):
     inputs = {Number: on_number}
 
 
+class Unsaveable(Actor):
+    """Its timer changes its state, which then cannot be saved: the commit after the
+    timer fails."""
+
+    State = LedgerState
+
+    async def on_start(self) -> None:
+        self.set_timer("tick", 0.05)
+
+    def on_timer(self, name: str) -> None:
+        self.state.count += 1
+
+    def state_to_save(self) -> LedgerState:
+        if self.state.count:  # the start's commit succeeds
+            raise RuntimeError(f"cannot save after {self.state.count} ticks")
+        return self.state
+
+
 class RelayState(LedgerState, kw_only=True):
     resent: list[int] = []
     """Values the kernel told it (`on_resent`) its crashed predecessor had published."""

@@ -377,3 +377,19 @@ def test_the_supervisor_and_zygote_keep_off_the_core_of_a_spinning_node(tmp_path
     rows = system.rows()
     # The nodes themselves sit where the config puts them.
     assert rows["idle_s"]["cores"] == [spun]
+
+
+def test_an_actor_whose_state_cannot_be_saved_after_a_timer_fails_its_node(tmp_path, systems):
+    """A commit outside the drain loop (after a timer, from the heartbeat) that fails in the
+    actor's code fails the node like a handler would: restarted, never silently running on
+    with nothing saved."""
+    config = base_config(tmp_path)
+    config["actors"] = [{"name": "unsaveable", "cls": "tests.kernel_actors:Unsaveable"}]
+    config["nodes"] = [{"name": "n", "actors": ["unsaveable"], "wait": "backoff"}]
+    config["supervisors"] = [{"name": "root", "children": ["n"], "max_restarts": 100}]
+    system = start(tmp_path, config)
+    systems.append(system)
+    wait_until(lambda: system.rows()["unsaveable"]["restarts"] >= 2, 30, "restarts")
+    (failure, *_) = [e for e in system.events() if e["event"] == "actor failed"]
+    assert (failure["actor"], failure["stage"]) == ("unsaveable", "commit")
+    assert "cannot save after 1 ticks" in failure["error"]
