@@ -15,6 +15,8 @@ import os
 import signal
 import time
 
+import msgspec
+
 from config.loader import import_object
 from config.schema import SystemConfig
 from kernel.codec import Codec
@@ -130,25 +132,36 @@ class System:
         for actor in self.topology.actors:
             try:
                 record = read_record(name, actor)
-            except (shm.ShmError, OSError):
+            except (shm.ShmError, OSError, msgspec.DecodeError):
                 return None
             if record is not None:
                 run_ids.add(record.run_id)
         if not run_ids:
             return None
-        owner = shm.Owner.current()
-        for ring in self.topology.rings:
-            shm.adopt(ring.name, shm.Kind.RING, owner)
+        # An outbox holds what its producer published after its last commit: one that
+        # cannot be taken over (its size changed with the config) would lose that.
         payload = outbox_payload(self.config.delivery.outbox_bytes)
-        outboxes = 0
+        boxes = []
         for actor in self.topology.actors:
             box = outbox_name(name, actor)
             try:
                 header, _ = shm.read_header(box)
             except (shm.ShmError, OSError):
                 continue
-            if header.payload_size == payload and shm.adopt(box, shm.Kind.OUTBOX, owner):
-                outboxes += 1
+            if header.payload_size != payload:
+                return None
+            boxes.append(box)
+        owner = shm.Owner.current()
+        adopted = [
+            ring.name
+            for ring in self.topology.rings
+            if shm.adopt(ring.name, shm.Kind.RING, owner) is not None
+        ]
+        if len(adopted) < len(self.topology.rings):  # changed since it was checked: a race
+            for ring_name in adopted:
+                shm.unlink(ring_name)
+            return None
+        outboxes = sum(shm.adopt(box, shm.Kind.OUTBOX, owner) is not None for box in boxes)
         run_id = max(run_ids)
         log_event(
             log,

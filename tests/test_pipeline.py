@@ -94,15 +94,16 @@ def test_a_run_reconciles_orders_fills_and_positions(tmp_path, systems):
     assert assert_journal_complete(system.name, tmp_path).repeated == 0
 
 
-@pytest.mark.parametrize("rings", ["kept", "cleaned"])
+@pytest.mark.parametrize("rings", ["kept", "cleaned", "outboxes resized"])
 def test_a_whole_tree_killed_with_sigkill_restarts_and_reconciles(tmp_path, systems, rings):
     """Supervisor, zygote and every node killed at once, mid-trading.
 
     kept: the next start takes over the crashed run's rings and outboxes and continues it
     (kernel/system.py), every actor restarting as after a crash of its own node: nothing in
     flight is lost, the journal included, and every message is journaled exactly once.
-    cleaned: an operator removed the stale segments first; a new run starts from the
-    actors' durable records on new rings, execution re-sends its working orders, the venue
+    cleaned: an operator removed the stale segments first (or the new config's outboxes
+    differ in size: they cannot be taken over, so neither can the rings); a new run starts
+    from the actors' durable records on new rings, execution re-sends its working orders, the venue
     answers them with what it did, and execution and risk agree again. What was in flight
     is gone: rows to the journal, and a fill the venue published after its last commit
     (its account lacks it; a real broker's would not)."""
@@ -117,10 +118,14 @@ def test_a_whole_tree_killed_with_sigkill_restarts_and_reconciles(tmp_path, syst
     wait_until(lambda: not any(is_alive(pid) for pid in pids), 10, "every process gone")
     if rings == "cleaned":
         assert remove_stale(f"{system.name}.")
+    if rings == "outboxes resized":
+        config["delivery"]["outbox_bytes"] = 8 << 20
     again = start_pipeline(tmp_path, config)
     systems.append(again)
     wait_quiescent(again, TICKS)
-    if rings == "cleaned":  # a new run: execution reconciles at start
+    recovered = any(e["event"].startswith("recovering a crashed run") for e in again.events())
+    assert recovered == (rings == "kept")
+    if rings != "kept":  # a new run: execution reconciles at start
 
         def verdict() -> bool:
             reconciled = any(
