@@ -112,7 +112,8 @@ class System:
         commit is re-sent from its outbox, and the replay of uncommitted inputs publishes
         nothing twice (README "Delivery contract"). None, and a new run, when the rings are
         not all there, stale and as configured (a clean stop removed them, the config
-        changed), or no actor record names the run."""
+        changed), an outbox is not of the configured size, or no actor record names the
+        run."""
         name = self.config.name
         schema = self._schema()
         for ring in self.topology.rings:
