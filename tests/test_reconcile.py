@@ -172,8 +172,9 @@ def test_a_party_restarted_during_its_hold_reconciles_again(system, switch):
     assert must_reconcile(party(system, "journal"), {"venue": "venue"})
 
 
-def journal_with(tmp_path, messages: list[tuple[str, str, dict]]):
-    """A journal holding `messages` (type, stream, fields) in order, seqs per stream."""
+def journal_with(tmp_path, messages: list[tuple[str, str, dict]], epoch: int = 0):
+    """A journal holding `messages` (type, stream, fields) in order, seqs per stream
+    (added to what it holds already)."""
     store = JournalStore(tmp_path / "j.sqlite")
     seqs: dict[str, int] = {}
     rows = []
@@ -181,7 +182,9 @@ def journal_with(tmp_path, messages: list[tuple[str, str, dict]]):
         seq = seqs[stream] = seqs.get(stream, 0) + 1
         order = fields.get("client_order_id")
         payload = orjson.dumps(fields).decode()
-        rows.append((0, stream, seq, kind, seq, seq, "ES", order, fields.get("intent_id"), payload))
+        rows.append(
+            (epoch, stream, seq, kind, seq, seq, "ES", order, fields.get("intent_id"), payload)
+        )
     store.write(rows)
     store.close()
     return tmp_path / "j.sqlite"
@@ -216,6 +219,17 @@ def test_the_journal_adds_up_its_fills_like_every_book(tmp_path):
     assert positions["ES"].quantity == 2 == expected.quantity
     assert positions["ES"].realized == expected.realized == 198.0
     assert (audit.orders, audit.fills, audit.lost, audit.duplicated) == (2, 2, [], [])
+
+
+def test_only_the_newest_epoch_is_audited(tmp_path):
+    """The books compared restarted with it (a state reset, or another run's records
+    beside the same journal file)."""
+    journal_with(tmp_path, order_flow("A", 1, 3, 4100.0) + order_flow("B", 1, 9, 4101.0))
+    path = journal_with(tmp_path, order_flow("A", -1, 1, 4104.0), epoch=1)
+    audit = Audit()
+    positions = audit_journal(path, POINT, audit, {"orders": 1})
+    assert positions["ES"].quantity == -1
+    assert (audit.orders, audit.fills, audit.lost, audit.missing_rows) == (1, 1, [], [])
 
 
 def test_a_fill_repeated_as_the_original_outcome_is_not_a_second_execution(tmp_path):

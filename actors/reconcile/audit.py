@@ -52,7 +52,8 @@ def audit_journal(
     audit: Audit,
     produced: Mapping[str, int] | None = None,
 ) -> Views:
-    """Orders, outcomes and fills as journaled: fills `audit` (orders, fills, lost,
+    """Orders, outcomes and fills as journaled in the newest epoch (the books compared
+    restarted with it): fills `audit` (orders, fills, lost,
     duplicated; `missing_rows` for each stream of `produced`, stream -> the producer's
     last committed seq, whose rows of the newest epoch do not run 1..that seq) and
     returns the positions the journal's fills add up to."""
@@ -61,10 +62,12 @@ def audit_journal(
         rows = select_records(db)
     finally:
         db.close()
-    rows.sort(key=lambda row: (row["epoch"], row["stream"], row["seq"]))
-    epoch = rows[-1]["epoch"] if rows else 0
+    epoch = max((row["epoch"] for row in rows), default=0)
+    rows = sorted(
+        (row for row in rows if row["epoch"] == epoch), key=lambda row: (row["stream"], row["seq"])
+    )
     for stream, last in (produced or {}).items():
-        seqs = [row["seq"] for row in rows if row["epoch"] == epoch and row["stream"] == stream]
+        seqs = [row["seq"] for row in rows if row["stream"] == stream]
         if seqs != list(range(1, last + 1)):
             gone = sorted(set(range(1, last + 1)) - set(seqs))
             audit.missing_rows.append(
