@@ -10,7 +10,8 @@ each input, and restoring it puts the actor exactly where that prefix left it.
 The store also holds two words per input, written around every handler call: the
 `seq` in flight and the last `seq` done. A restarted node that finds in-flight > done
 knows its predecessor died inside that handler and counts a failed delivery; at
-`delivery.max_attempts` the message is quarantined instead of handled again.
+`delivery.max_attempts` the message is quarantined instead of handled again. The done
+word outlives a new run (`handled_seq`): its producers resume past it.
 """
 
 import base64
@@ -74,9 +75,12 @@ class DurableRecord:
         self.record = _DECODER.decode(saved) if saved is not None else Record(run_id=run_id)
         self.new_run = self.record.run_id != run_id
         if self.new_run and saved is not None:
-            # Words of another run describe another run's inputs.
-            for word in range(WORDS):
-                self.store.store_word(word, 0)
+            # Another run's messages: none is in flight in this one (nothing to replay).
+            # What it handled stays (`handled_seq`): past its last commit it may have had
+            # effects outside (a journal's rows), and a producer resuming in this run must
+            # not number a new message the same.
+            for index in range(WORDS // 2):
+                self.store.store_word(2 * index, 0)
 
     def marks(self, index: int) -> tuple[int, int]:
         """(seq in flight, last seq done) of input `index` (kernel/inbox.py writes them)."""
@@ -121,6 +125,18 @@ def read_record(system: str, actor: str) -> Record | None:
     finally:
         store.close()
     return _DECODER.decode(saved) if saved is not None else None
+
+
+def handled_seq(system: str, actor: str, index: int) -> int:
+    """The last seq `actor` handled on its input `index`, committed or not (the word its
+    inbox writes after each message); 0 for an actor that never ran."""
+    if not os.path.exists(state_path(system, store_owner(actor))):
+        return 0
+    store = SnapshotStore(system, store_owner(actor), RECORD_CAPACITY, words=WORDS)
+    try:
+        return store.load_word(2 * index + 1)
+    finally:
+        store.close()
 
 
 def reset_record(system: str, actor: str, keep_positions: bool) -> bool:

@@ -30,7 +30,7 @@ from config.loader import import_object
 from config.schema import SystemConfig
 from kernel.actor import Actor, ActorContext
 from kernel.codec import Codec
-from kernel.durable import DurableRecord, Quarantine, read_record
+from kernel.durable import DurableRecord, Quarantine, handled_seq, read_record
 from kernel.health import HealthTable, State, run_owner
 from kernel.inbox import HopTrace, Inbox, input_key
 from kernel.latency import LatencyRecorder
@@ -279,9 +279,10 @@ class NodeRuntime:
         return OutputStream(stream, writers, self.codec, self._blocked, producer)
 
     def _resume_seq(self, durable: DurableRecord, stream: str, producer: str) -> int:
-        """The committed seq; in a new run, past every seq a consumer has handled (the
-        old run's rings are gone, so a replay cannot happen and new messages must not
-        look like duplicates)."""
+        """The committed seq; in a new run, past every seq a consumer has handled,
+        committed or not (the old run's rings are gone, so a replay cannot happen, and
+        new messages must neither look like duplicates nor reuse a number a consumer
+        acted on after its last commit: a journal's row)."""
         seq = durable.record.outputs.get(stream, 0)
         if durable.new_run:
             key = input_key(stream, producer)
@@ -289,6 +290,8 @@ class NodeRuntime:
                 record = read_record(self.config.name, ring.consumer)
                 if record is not None:
                     seq = max(seq, record.inputs.get(key, 0))
+                index = [r.name for r in self.topology.inputs_of(ring.consumer)].index(ring.name)
+                seq = max(seq, handled_seq(self.config.name, ring.consumer, index))
         return seq
 
     def _inbox(

@@ -12,7 +12,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from kernel.durable import read_quarantine, read_record
+from kernel.durable import handled_seq, read_quarantine, read_record
+from ringbuf import remove_stale
+from ringbuf.procs import is_alive
 from tests.helpers import wait_until
 from tests.kernel_actors import LedgerState, RelayState, chain
 from tests.systems import RunningSystem, base_config, write_config
@@ -153,6 +155,45 @@ def test_state_survives_a_clean_restart_and_the_new_run_continues(tmp_path, syst
     for actor in LEDGERS:
         assert ledger(system.name, actor) == want, actor
     assert system.terminate()[0] == 0
+
+
+def test_a_new_run_numbers_past_what_a_consumer_handled_without_committing(tmp_path, systems):
+    """After a whole-tree crash whose rings are gone, a producer resumes past every seq a
+    consumer handled, committed or not: a consumer may have acted on a message after its
+    last commit (the journal writes its rows just before), and a new message under that
+    number would pass for the same one."""
+    config = base_config(tmp_path)
+    config["streams"] = [{"name": "numbers", "capacity": 1 << 20}]
+    config["actors"] = [
+        {
+            "name": "source",
+            "cls": "tests.kernel_actors:Source",
+            "outputs": {"out": "numbers"},
+            "params": {"count": 500, "per_tick": 20},
+        },
+        {"name": "c", "cls": LEDGER, "inputs": ["numbers"]},
+    ]
+    # Neither commits while it runs (nor does the ring fill a quarter): what they did is
+    # only in the consumer's handled mark.
+    config["nodes"] = [
+        {"name": f"n_{name}", "actors": [name], "wait": "park", "commit_interval_s": 1000.0}
+        for name in ("c", "source")
+    ]
+    config["supervisors"] = [{"name": "root", "children": ["n_c", "n_source"]}]
+    system = start(tmp_path, config)
+    systems.append(system)
+    wait_until(lambda: handled_seq(system.name, "c", 0) == 500, 30, "c to handle 500")
+    pids = [row["pid"] for row in system.rows().values()]
+    system.kill9()
+    wait_until(lambda: not any(is_alive(pid) for pid in pids), 10, "every process gone")
+    assert read_record(system.name, "source").outputs.get("numbers", 0) < 500
+    assert remove_stale(f"{system.name}.")
+    config["actors"][0]["params"] = {"count": 900, "per_tick": 20}
+    again = start(tmp_path, config)
+    systems.append(again)
+    wait_until(lambda: handled_seq(again.name, "c", 0) == 900, 30, "the new run's numbers")
+    assert again.terminate()[0] == 0
+    assert ledger(again.name, "c") == expected_state(list(range(501, 901)))
 
 
 def poisoned_config(tmp_path: Path, mode: str) -> dict:
