@@ -67,6 +67,9 @@ def test_a_checkpoint_restores_the_same_market_after_any_number_of_ticks():
     other = SyntheticMarket(MarketParams(seed=6))
     assert not other.restore(saved)  # another market's checkpoint is refused
     assert other.index == 0
+    # The same market published faster, in other batches, to another limit: the same one.
+    feed = FeedParams(**msgspec.structs.asdict(params), pace="xN", speed=50.0, max_ticks=9)
+    assert SyntheticMarket(feed).restore(saved)
 
 
 def test_prices_are_positive_on_the_tick_grid_inside_the_quote():

@@ -208,7 +208,10 @@ class MarketCheckpoint(msgspec.Struct, array_like=True, frozen=True):
 
 
 def params_fingerprint(params: MarketParams) -> str:
-    return hashlib.sha256(msgspec.json.encode(params)).hexdigest()[:16]
+    """The market's own fields only: a feed's pacing, batch or tick limit (a subclass's
+    fields) make no other market, and a restart after changing them keeps its checkpoint."""
+    fields = {name: getattr(params, name) for name in MarketParams.__struct_fields__}
+    return hashlib.sha256(msgspec.json.encode(fields)).hexdigest()[:16]
 
 
 def _rng_words(rng: np.random.Generator) -> list[int]:
