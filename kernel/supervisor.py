@@ -159,11 +159,12 @@ class SupervisorTree:
         child.state = state
         rows = self.health.rows
         for row in child.rows:
-            rows["state"][row] = int(state)
+            # The state last: a reader that sees it finds the fields it describes written.
             rows["pid"][row] = child.pid
             rows["restarts"][row] = child.restarts
             if status is not None:
                 rows["exit_status"][row] = status
+            rows["state"][row] = int(state)
 
     # ---------------------------------------------------- start and stop
     async def start(self) -> None:
