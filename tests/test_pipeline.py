@@ -156,10 +156,13 @@ def test_a_quiet_tree_killed_whole_comes_back_with_every_book_and_the_switch(tmp
     positions, daily P&L (the day's starting equity), peak equity, trade statistics,
     pending approvals and the throttle window (risk), orders and positions (execution),
     the venue's account, and a latched kill switch."""
-    # Orders larger than the displayed depth fill in part: their rest stays pending.
+    # Orders fill in part (a quarter of the displayed depth, a contract or two, of up to
+    # 50): their rests stay pending, more than later fills release.
     config = pipeline_config(
         tmp_path, 3000, pending_ttl_s=3600.0, max_order_size=50, initial_equity=1e9
     )
+    (venue,) = [actor for actor in config["actors"] if actor["name"] == "venue"]
+    venue["params"] = {"depth_multiplier": 0.25}
     system = start_pipeline(tmp_path, config)
     systems.append(system)
     wait_quiescent(system, 3000)

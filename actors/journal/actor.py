@@ -374,12 +374,13 @@ class JournalActor(Actor):
         first = self._fault is None
         self._fault = reason
         self.log.error("journal fault (%s): %s", self.params.path, reason)
+        # Trading restricted before health says why: whoever sees the problem sees REDUCING.
+        if first and restrict_to_reducing(self.context.system, JOURNAL, f"journal: {reason}"):
+            self.log.warning("trading state REDUCING: the journal cannot record trading")
         self.report_problem(f"journal: {reason}")
         # Its time in the detail: the same fault again later is another event, not a repeat.
         at_ns = time.time_ns()
         self._event(at_ns, "journal_fault", {"reason": reason, "at_ns": at_ns})
-        if first and restrict_to_reducing(self.context.system, JOURNAL, f"journal: {reason}"):
-            self.log.warning("trading state REDUCING: the journal cannot record trading")
 
     async def on_stop(self) -> None:
         # The kernel's last commit follows; with everything written it writes nothing.
