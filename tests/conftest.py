@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from actors.risk.killswitch import KillSwitch
 from kernel.codec import Codec
 from ringbuf import Lifetime, list_segments, unlink_segment
 from tests.helpers import TEST_SYSTEM, StreamCapture
@@ -31,6 +32,24 @@ def ring_name(request: pytest.FixtureRequest) -> Iterator[str]:
     yield prefix
     for status in list_segments(prefix):
         unlink_segment(status.name)
+
+
+@pytest.fixture
+def system() -> Iterator[str]:
+    """A unique run name; every segment under it (its kill switch, actor records) is
+    removed after the test."""
+    name = f"test-run-{uuid.uuid4().hex[:10]}"
+    yield name
+    for status in list_segments(f"{name}."):
+        unlink_segment(status.name)
+
+
+@pytest.fixture
+def controls(system: str) -> Iterator[KillSwitch]:
+    """The run's kill switch."""
+    switch = KillSwitch.open(system)
+    yield switch
+    switch.close()
 
 
 class Worker:

@@ -7,8 +7,6 @@ the comments; the pipeline tests (test_pipeline.py) reconcile real runs.
 import math
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from types import SimpleNamespace
 
 import orjson
@@ -19,8 +17,7 @@ from actors.journal.store import JournalStore
 from actors.messages import TradingState
 from actors.reconcile.audit import Audit, audit_journal
 from actors.reconcile.books import StartReconciliation, compare, must_reconcile
-from actors.risk.killswitch import HOLD_BY, KillSwitch, restrict_to_reducing
-from ringbuf import list_segments, unlink_segment
+from actors.risk.killswitch import HOLD_BY, restrict_to_reducing
 from tests.systems import REPO
 
 POINT = {"ES": 50.0}
@@ -60,22 +57,7 @@ def test_average_prices_within_a_hundredth_of_a_percent_agree():
 
 
 # --- reconciliation at start: trading held while the books settle ----------------------
-
-
-@pytest.fixture
-def system() -> Iterator[str]:
-    """A unique run, without actor records: every other party's committed book is empty."""
-    name = f"test-reconcile-{uuid.uuid4().hex[:10]}"
-    yield name
-    for status in list_segments(f"{name}."):
-        unlink_segment(status.name)
-
-
-@pytest.fixture
-def switch(system: str) -> Iterator[KillSwitch]:
-    opened = KillSwitch.open(system)
-    yield opened
-    opened.close()
+# `system` is a run without actor records: every other party's committed book is empty.
 
 
 def party(system: str, name: str, new_run: bool = True) -> SimpleNamespace:
@@ -91,78 +73,78 @@ def reconciliation(system: str, name: str, timeout_s: float = 60.0) -> StartReco
 LONG_TWO = {"ES": held(2, 4100.0, 0.0)}
 
 
-def test_books_that_agree_at_once_with_nothing_in_flight_do_not_hold_trading(system, switch):
+def test_books_that_agree_at_once_with_nothing_in_flight_do_not_hold_trading(system, controls):
     assert reconciliation(system, "execution").begin({}, settled=True) == []
-    assert switch.trading_state is TradingState.ACTIVE
+    assert controls.trading_state is TradingState.ACTIVE
 
 
-def test_orders_in_flight_hold_trading_until_the_books_agree(system, switch):
+def test_orders_in_flight_hold_trading_until_the_books_agree(system, controls):
     start = reconciliation(system, "execution")
     assert start.begin({}, settled=False) is None  # re-sent orders: their answers may move books
-    state = switch.state()
+    state = controls.state()
     assert state.trading_state is TradingState.HALTED and state.state_by == HOLD_BY
     assert state.state_reason == "waiting for execution"
-    assert switch.holds_for("execution") and not switch.holds_for("journal")
-    assert switch.at_rest, "a hold is done again by the next run: nothing to keep"
+    assert controls.holds_for("execution") and not controls.holds_for("journal")
+    assert controls.at_rest, "a hold is done again by the next run: nothing to keep"
     assert start.check(LONG_TWO) is None  # they differ, time is left: still held
-    assert switch.trading_state is TradingState.HALTED
+    assert controls.trading_state is TradingState.HALTED
     assert start.check({}) == []
-    assert switch.trading_state is TradingState.ACTIVE
-    assert not switch.holds_for("execution")
+    assert controls.trading_state is TradingState.ACTIVE
+    assert not controls.holds_for("execution")
 
 
-def test_a_difference_at_once_holds_trading_and_a_lasting_one_is_the_verdict(system, switch):
+def test_a_difference_at_once_holds_trading_and_a_lasting_one_is_the_verdict(system, controls):
     start = reconciliation(system, "journal", timeout_s=0.0)
     assert start.begin(LONG_TWO, settled=True) is None
-    assert switch.trading_state is TradingState.HALTED
+    assert controls.trading_state is TradingState.HALTED
     (mismatch,) = start.check(LONG_TWO)
     assert (mismatch.field, mismatch.values) == ("quantity", {"journal": 2, "venue": 0})
-    assert switch.trading_state is TradingState.HALTED, "the party decides what a mismatch does"
+    assert controls.trading_state is TradingState.HALTED, "the party decides what a mismatch does"
     assert restrict_to_reducing(system, "journal", str(mismatch))
-    state = switch.state()
+    state = controls.state()
     assert (state.trading_state, state.state_by) == (TradingState.REDUCING, "journal")
 
 
-def test_trading_resumes_once_every_party_has_agreed(system, switch):
+def test_trading_resumes_once_every_party_has_agreed(system, controls):
     journal, execution = reconciliation(system, "journal"), reconciliation(system, "execution")
     assert journal.begin(LONG_TWO, settled=True) is None
     assert execution.begin({}, settled=False) is None
-    assert switch.state().state_reason == "waiting for journal, execution"
+    assert controls.state().state_reason == "waiting for journal, execution"
     assert execution.check({}) == []
-    assert switch.state().state_reason == "waiting for journal"
-    assert switch.trading_state is TradingState.HALTED
+    assert controls.state().state_reason == "waiting for journal"
+    assert controls.trading_state is TradingState.HALTED
     assert journal.check({}) == []
-    assert switch.trading_state is TradingState.ACTIVE
+    assert controls.trading_state is TradingState.ACTIVE
 
 
 @pytest.mark.parametrize("during", ["fault", "operator halt", "operator resume"])
-def test_a_state_set_during_the_hold_outlasts_it(system, switch, during):
+def test_a_state_set_during_the_hold_outlasts_it(system, controls, during):
     start = reconciliation(system, "execution")
     start.begin({}, settled=False)
     if during == "fault":  # a journal that cannot write: REDUCING beats the hold
         assert restrict_to_reducing(system, "journal", "journal: disk full")
         expected = TradingState.REDUCING
     elif during == "operator halt":
-        switch.set_trading_state(TradingState.HALTED, "ops", "maintenance")
+        controls.set_trading_state(TradingState.HALTED, "ops", "maintenance")
         expected = TradingState.HALTED
     else:
-        switch.set_trading_state(TradingState.ACTIVE, "ops", "resume")
+        controls.set_trading_state(TradingState.ACTIVE, "ops", "resume")
         expected = TradingState.ACTIVE
     assert start.check({}) == []
-    assert switch.trading_state is expected
-    assert not switch.holds_for("execution")
+    assert controls.trading_state is expected
+    assert not controls.holds_for("execution")
 
 
-def test_a_restricted_state_at_start_is_not_held_and_stays(system, switch):
-    switch.set_trading_state(TradingState.REDUCING, "ops", "reduce only today")
+def test_a_restricted_state_at_start_is_not_held_and_stays(system, controls):
+    controls.set_trading_state(TradingState.REDUCING, "ops", "reduce only today")
     start = reconciliation(system, "execution")
     assert start.begin({}, settled=False) is None
     assert start.check({}) == []
-    state = switch.state()
+    state = controls.state()
     assert (state.trading_state, state.state_by) == (TradingState.REDUCING, "ops")
 
 
-def test_a_party_restarted_during_its_hold_reconciles_again(system, switch):
+def test_a_party_restarted_during_its_hold_reconciles_again(system, controls):
     restarted = party(system, "execution", new_run=False)
     assert not must_reconcile(restarted, {"venue": "venue"})
     reconciliation(system, "execution").begin({}, settled=False)

@@ -7,8 +7,7 @@ import os
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from itertools import count
 from pathlib import Path
 
@@ -47,7 +46,6 @@ from actors.risk import (
 from actors.risk.actor import SNAPSHOT_TIMER, RiskState
 from actors.risk.throttle import OrderThrottle
 from kernel.codec import Codec
-from ringbuf import list_segments, unlink_segment
 from tests.helpers import actor_context
 
 REPO = Path(__file__).resolve().parent.parent
@@ -134,22 +132,6 @@ def fill(
         fee=fee,
         event_ns=event_ns,
     )
-
-
-@pytest.fixture
-def system() -> Iterator[str]:
-    """A unique run name; its kill switch and book snapshot are removed after the test."""
-    name = f"test-risk-{uuid.uuid4().hex[:10]}"
-    yield name
-    for status in list_segments(f"{name}."):
-        unlink_segment(status.name)
-
-
-@pytest.fixture
-def controls(system: str) -> Iterator[KillSwitch]:
-    switch = KillSwitch.open(system)
-    yield switch
-    switch.close()
 
 
 @pytest.fixture
