@@ -10,7 +10,7 @@ import pytest
 
 from actors.common import pacing
 from actors.common.pacing import MarketClock, Pacer
-from actors.common.recent import RecentIds
+from actors.common.recent import SAVE_CHUNK, RecentIds, SavedTail
 from actors.common.ticks import make_ticks
 from actors.feed import FeedActor, FeedParams, MarketParams, SyntheticMarket
 from actors.messages import UNKNOWN_REGIME, AnyMessage, Tick
@@ -36,34 +36,67 @@ def test_recent_ids_forget_the_oldest_beyond_capacity():
         RecentIds(0)
 
 
-def test_recent_ids_newest_is_the_tail_oldest_first():
-    ids = RecentIds(10)
-    for item in "abcde":
-        ids.add(item)
-    assert ids.newest(3) == ["c", "d", "e"]
-    assert ids.newest(99) == ["a", "b", "c", "d", "e"]
-    assert ids.newest(0) == []
-
-
 class _State(msgspec.Struct):
+    intent_ids: list[msgspec.Raw] = []
+    orders: list[msgspec.Raw] = []
+
+
+class _Legacy(msgspec.Struct):
     intent_ids: list[str]
 
 
-@pytest.mark.parametrize("codec", [msgspec.msgpack, msgspec.json])
-def test_recent_ids_round_trip_through_a_msgspec_struct(codec):
-    ids = RecentIds(3)
+def test_recent_ids_round_trip_through_a_msgpack_struct():
+    ids = RecentIds(3, persisted=10)
     for item in ["i1", "i2", "i1", "i3", "i4"]:
         ids.add(item)
-    blob = codec.encode(_State(intent_ids=ids.to_list()))
-    back = RecentIds.from_list(ids.capacity, codec.decode(blob, type=_State).intent_ids)
+    blob = msgspec.msgpack.encode(_State(intent_ids=ids.saved()))
+    back = RecentIds(3, 10, msgspec.msgpack.decode(blob, type=_State).intent_ids)
     assert back.to_list() == ids.to_list() == ["i2", "i3", "i4"]
     assert not back.add("i3")  # still a duplicate after the restart
     assert back.add("i5") and "i2" not in back  # and the oldest still goes first
 
 
-def test_recent_ids_from_list_keeps_the_newest_under_a_smaller_capacity():
-    back = RecentIds.from_list(2, ["a", "b", "b", "c"])
+def test_recent_ids_read_the_plain_list_of_records_saved_before_chunks():
+    blob = msgspec.msgpack.encode(_Legacy(intent_ids=["a", "b", "b", "c"]))
+    back = RecentIds(2, 10, msgspec.msgpack.decode(blob, type=_State).intent_ids)
     assert back.to_list() == ["b", "c"] and back.capacity == 2
+
+
+def test_recent_ids_save_at_least_the_newest_persisted_in_whole_chunks():
+    ids = RecentIds(100_000, persisted=SAVE_CHUNK + 1)
+    names = [f"intent-{n}" for n in range(5 * SAVE_CHUNK + 7)]
+    for name in names:
+        ids.add(name)
+    blob = msgspec.msgpack.encode(_State(intent_ids=ids.saved()))
+    kept = RecentIds(100_000, 1, msgspec.msgpack.decode(blob, type=_State).intent_ids)
+    # Two closed chunks (enough for SAVE_CHUNK + 1) and the open one: the newest 2 x 256 + 7.
+    assert kept.to_list() == names[-(2 * SAVE_CHUNK + 7) :]
+
+
+def test_a_saved_tail_encodes_each_closed_chunk_once():
+    tail: SavedTail[str] = SavedTail(keep=3 * SAVE_CHUNK)
+    for n in range(2 * SAVE_CHUNK + 1):
+        tail.append(str(n))
+    first, second = tail.saved(), tail.saved()
+    assert first[0] is second[0] and first[1] is second[1]  # the same bytes, not re-encoded
+    assert first[2] is not second[2]  # the open chunk is encoded at each save
+    assert list(SavedTail.load(first, str)) == [str(n) for n in range(2 * SAVE_CHUNK + 1)]
+    with pytest.raises(ValueError, match="at least 1"):
+        SavedTail(0)
+
+
+class _Order(msgspec.Struct):
+    order_id: str
+    quantity: int
+
+
+def test_a_saved_tail_of_structs_round_trips_through_msgpack():
+    tail: SavedTail[_Order] = SavedTail(keep=2)
+    orders = [_Order(f"o{n}", n) for n in range(3)]
+    for order in orders:
+        tail.append(order)
+    blob = msgspec.msgpack.encode(_State(orders=tail.saved()))
+    assert list(SavedTail.load(msgspec.msgpack.decode(blob, type=_State).orders, _Order)) == orders
 
 
 # --- shared constrained types -------------------------------------------------------------

@@ -5,6 +5,7 @@ import math
 import msgspec
 import pytest
 
+from actors.common.recent import SAVE_CHUNK
 from actors.execution import (
     TRANSITIONS,
     ExecutionActor,
@@ -419,6 +420,53 @@ async def test_a_new_run_re_sends_working_orders_and_the_venue_answers_the_origi
     assert order.fill_ids == {original_fill.fill_id}
     stats = chain.venue.venue.stats
     assert (stats.fills, stats.repeats, stats.contracts_filled) == (1, 1, 3)
+
+
+async def test_finished_orders_survive_a_restart_as_saved_chunks(capture):
+    """The working orders are saved as orders, the finished ones as the chunks they were
+    encoded into when retired: a restored actor knows both, within `retain_done`."""
+    retain = 2 * SAVE_CHUNK + 10
+    actor, _ = await _execution(capture, retain_done=retain)
+    finished = 3 * SAVE_CHUNK + 20
+    for n in range(finished):
+        actor.on_message(_verdict(f"D{n}", quantity=1))
+        actor.on_message(_fill(f"F{n}", 1, leaves=0, client_order_id=f"D{n}-1"))
+    actor.on_message(_verdict("W", quantity=1))
+    state = actor.state_to_save()
+    assert list(state.orders) == ["W-1"] and len(state.retired) == 4  # 3 closed, 1 open
+    saved = msgspec.msgpack.encode(state)
+    restored = ExecutionActor(actor.params, actor.context)
+    restored.state = msgspec.msgpack.decode(saved, type=ExecutionState)
+    await restored.on_start()
+    oldest = finished - retain
+    assert len(restored.orders) == retain + 1 and f"D{oldest - 1}-1" not in restored.orders
+    assert restored.orders[f"D{oldest}-1"].state is OrderState.FILLED
+    newest = finished - 1
+    restored.on_message(_fill(f"F{newest}", 1, leaves=0, client_order_id=f"D{newest}-1"))
+    restored.on_message(_verdict(f"D{oldest}", quantity=1))
+    assert (restored.counts.duplicate_fills, restored.counts.redelivered) == (1, 1)
+    restored.on_message(_fill("FW", 1, leaves=0, client_order_id="W-1"))
+    assert restored.orders["W-1"].state is OrderState.FILLED
+    assert restored.state_to_save().orders == {}
+
+
+class _RecordBeforeRetiredChunks(msgspec.Struct, kw_only=True):
+    orders: dict[str, Order]
+    done: list[str]
+
+
+async def test_a_record_from_before_the_saved_chunks_restores_every_order(capture):
+    actor, _ = await _execution(capture)
+    for intent in ("A", "B"):
+        actor.on_message(_verdict(intent, quantity=1))
+    actor.on_message(_fill("F1", 1, leaves=0, client_order_id="A-1"))
+    old = _RecordBeforeRetiredChunks(orders=dict(actor.orders), done=["A-1"])
+    restored = ExecutionActor(actor.params, actor.context)
+    restored.state = msgspec.msgpack.decode(msgspec.msgpack.encode(old), type=ExecutionState)
+    await restored.on_start()
+    assert restored.orders["A-1"].state is OrderState.FILLED
+    state = restored.state_to_save()
+    assert list(state.orders) == ["B-1"] and len(state.retired) == 1
 
 
 async def test_a_restart_within_a_run_re_sends_nothing(capture):

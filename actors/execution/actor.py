@@ -21,6 +21,7 @@ from typing import TypeVar
 import msgspec
 
 from actors.common.positions import Position, PositionState, book_fill
+from actors.common.recent import SavedTail
 from actors.execution.orders import Order, OrderState, Outcome
 from actors.messages import (
     Direction,
@@ -54,8 +55,9 @@ RESTRICTION_POLL_S = 1.0
 class ExecutionParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     retain_done: Count = 256
     """Finished orders kept, oldest dropped first, to recognise late or re-delivered replies
-    and verdicts; bounded because the actor runs for days and the table is saved with
-    every commit (a few microseconds per order)."""
+    and verdicts; bounded because the actor runs for days. Saved with every commit as
+    chunks encoded once (actors/common/recent.py), so their number costs a commit a copy of
+    bytes, not an encoding of each order."""
     point_value: Positive = 50.0
     """Currency per point per contract, for the realized P&L of `positions` (one contract
     for every symbol until instruments have a registry)."""
@@ -108,11 +110,12 @@ def client_order_id(intent_id: str) -> str:
 
 
 class ExecutionState(msgspec.Struct, kw_only=True):
-    """The durable state: every order sent and not yet retired, and the counts."""
+    """The durable state: every order sent and not yet dropped, and the counts."""
 
     orders: dict[str, Order] = {}
-    done: list[str] = []
-    """Finished orders' ids, oldest first (retired beyond `retain_done`)."""
+    """The working orders (records written before `retired` existed: every order)."""
+    retired: list[msgspec.Raw] = []
+    """The newest finished orders, oldest first (`SavedTail.saved`)."""
     counts: ExecutionCounts = msgspec.field(default_factory=ExecutionCounts)
     positions: list[PositionState] = []
     """Per symbol, the position its fills add up to (kept when orders retire), for
@@ -132,9 +135,14 @@ class ExecutionActor(Actor):
         self._out = self.output("orders")
         self._point = self.params.point_value
         state = self.state
-        self.orders = state.orders
+        self.orders: dict[str, Order] = {}
+        """Every order known: the working ones and the newest `retain_done` finished."""
+        self._working: dict[str, Order] = {}
+        self._done: deque[str] = deque()
+        self._retired: SavedTail[Order] = SavedTail(self.params.retain_done)
+        for order in (*SavedTail.load(state.retired, Order), *state.orders.values()):
+            self._add(order)
         self.counts = state.counts
-        self._done = deque(state.done)
         self.positions = {saved.symbol: Position.from_state(saved) for saved in state.positions}
         with KillSwitch.open(self.context.system) as switch:
             restricted = restriction_by(switch, self.name)
@@ -142,12 +150,11 @@ class ExecutionActor(Actor):
             self._show_restriction(restricted)
         resend: list[Order] = []
         if self.orders:
-            working = [order for order in self.orders.values() if not order.done]
             self.log.info(
-                "order table restored: %d orders, %d working", len(self.orders), len(working)
+                "order table restored: %d orders, %d working", len(self.orders), len(self._working)
             )
             if self.context.new_run:
-                resend = working
+                resend = list(self._working.values())
         self._reconciliation: StartReconciliation | None = None
         if must_reconcile(self, self.params.reconcile_with):
             self._reconciliation = StartReconciliation(
@@ -201,7 +208,8 @@ class ExecutionActor(Actor):
 
     def state_to_save(self) -> ExecutionState:
         state = self.state
-        state.done = list(self._done)
+        state.orders = self._working
+        state.retired = self._retired.saved()
         state.positions = [held.state() for held in self.positions.values()]
         return state
 
@@ -249,7 +257,7 @@ class ExecutionActor(Actor):
         self._send(order, verdict.origin_ns, verdict.intent_ns)
         counts.orders += 1
         counts.count("order", order.side)
-        self.orders[order_id] = order
+        self._add(order)
 
     def _send(self, order: Order, origin_ns: int = 0, intent_ns: int = 0) -> None:
         """Publish the request of `order` (a market IOC: the IMMEDIATE strategy)."""
@@ -335,9 +343,19 @@ class ExecutionActor(Actor):
             self._show_restriction(reason)
         self.log.warning("%s: ignored, trading REDUCING", reason)
 
+    def _add(self, order: Order) -> None:
+        self.orders[order.client_order_id] = order
+        if order.done:
+            self._retire(order)
+        else:
+            self._working[order.client_order_id] = order
+
     def _retire(self, order: Order) -> None:
         """Keep a finished order for late replies, within `retain_done`."""
-        self._done.append(order.client_order_id)
+        order_id = order.client_order_id
+        self._working.pop(order_id, None)
+        self._retired.append(order)
+        self._done.append(order_id)
         if len(self._done) > self.params.retain_done:
             del self.orders[self._done.popleft()]
 

@@ -122,8 +122,9 @@ class JournalState(msgspec.Struct, kw_only=True):
     """The model version last seen per message type."""
     positions: list[PositionState] = []
     """What the journaled fills add up to, per symbol (each fill id once)."""
-    fill_ids: list[str] = []
-    """The newest fill ids booked (a fill repeated under a new seq is booked once)."""
+    fill_ids: list[msgspec.Raw] = []
+    """The newest fill ids booked (a fill repeated under a new seq is booked once;
+    `RecentIds.saved`)."""
     reconciliation_mismatches: int = 0
 
 
@@ -156,7 +157,7 @@ class JournalActor(Actor):
         self._switch: KillSwitch | None = None
         self._seen_switch: dict[str, str] = {}
         self._account: Positions = {}
-        self._fill_ids = RecentIds(REMEMBERED_FILLS)
+        self._fill_ids = RecentIds(REMEMBERED_FILLS, PERSISTED_FILL_IDS)
         self._reconciliation: StartReconciliation | None = None
 
     def input_handlers(self, stream: str) -> dict[type[msgspec.Struct], Any]:
@@ -168,7 +169,7 @@ class JournalActor(Actor):
     async def on_start(self) -> None:
         state, params = self.state, self.params
         self._account = {saved.symbol: Position.from_state(saved) for saved in state.positions}
-        self._fill_ids = RecentIds.from_list(REMEMBERED_FILLS, state.fill_ids)
+        self._fill_ids = RecentIds(REMEMBERED_FILLS, PERSISTED_FILL_IDS, state.fill_ids)
         self._switch = KillSwitch.open(self.context.system)
         restricted = restriction_by(self._switch, JOURNAL)
         if restricted is not None:  # a fault of an earlier incarnation, not yet resolved
@@ -189,7 +190,7 @@ class JournalActor(Actor):
     def state_to_save(self) -> JournalState:
         state = self.state
         state.positions = [held.state() for held in self._account.values()]
-        state.fill_ids = self._fill_ids.newest(PERSISTED_FILL_IDS)
+        state.fill_ids = self._fill_ids.saved()
         return state
 
     # ----------------------------------------------------------------- collecting

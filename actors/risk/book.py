@@ -38,7 +38,8 @@ class BookState(msgspec.Struct, array_like=True):
     day: int
     day_start_equity: float
     peak_equity: float
-    fill_ids: list[str]
+    fill_ids: list[msgspec.Raw]
+    """The newest fill ids (`RecentIds.saved`)."""
 
 
 class InvalidFill(ValueError):
@@ -107,7 +108,7 @@ class RiskBook:
         self._day = -1
         self._day_start_equity = initial_equity
         self._peak_equity = initial_equity
-        self._fill_ids = RecentIds(REMEMBERED_FILLS)
+        self._fill_ids = RecentIds(REMEMBERED_FILLS, PERSISTED_FILL_IDS)
 
     def state(self) -> BookState:
         """The book as data, for a crash-safe snapshot after every fill."""
@@ -123,7 +124,7 @@ class RiskBook:
             day=self._day,
             day_start_equity=self._day_start_equity,
             peak_equity=self._peak_equity,
-            fill_ids=self._fill_ids.newest(PERSISTED_FILL_IDS),
+            fill_ids=self._fill_ids.saved(),
         )
 
     def restore(self, state: BookState) -> None:
@@ -136,8 +137,7 @@ class RiskBook:
         stats.consecutive_losses = state.consecutive_losses
         self.event_ns, self._day = state.event_ns, state.day
         self._day_start_equity, self._peak_equity = state.day_start_equity, state.peak_equity
-        for fill_id in state.fill_ids:
-            self._fill_ids.add(fill_id)
+        self._fill_ids = RecentIds(REMEMBERED_FILLS, PERSISTED_FILL_IDS, state.fill_ids)
         self._revalue()
 
     def position(self, symbol: str) -> int:

@@ -52,8 +52,9 @@ from actors.risk.throttle import OrderThrottle
 
 REMEMBERED_INTENTS = 100_000
 PERSISTED_INTENTS = 1_024
-"""Intent ids the durable state keeps: enough to outlive a restart and its redelivery,
-few enough that saving the state after each decision stays cheap (~10 us)."""
+"""Intent ids the durable state keeps (at least): enough to outlive a restart and its
+redelivery. Saved as chunks encoded once (recent.py), so their number costs a save a copy
+of bytes, not an encoding of each id."""
 GATE = "risk-gate"
 """How the gate signs the trading-state changes it makes itself."""
 
@@ -89,7 +90,8 @@ class GateMemory(msgspec.Struct, kw_only=True):
     approvals_ns: bytes | list[int] = b""
     """The throttle's window: approval times as little-endian int64, oldest first
     (records saved before this form hold a list of ints, read the same)."""
-    intent_ids: list[str] = []
+    intent_ids: list[msgspec.Raw] = []
+    """The newest intent ids (`RecentIds.saved`)."""
 
 
 class RiskGate:
@@ -110,7 +112,7 @@ class RiskGate:
         memory = memory or GateMemory()
         self.pending = PendingOrders(round(limits.pending_ttl_s * 1e9), memory.pending)
         self._clock = clock
-        self._intent_ids = RecentIds.from_list(REMEMBERED_INTENTS, memory.intent_ids)
+        self._intent_ids = RecentIds(REMEMBERED_INTENTS, PERSISTED_INTENTS, memory.intent_ids)
         self._throttle = OrderThrottle(limits.max_orders_per_minute, memory.approvals_ns)
 
     def memory(self) -> "GateMemory":
@@ -118,7 +120,7 @@ class RiskGate:
         return GateMemory(
             pending=self.pending.to_list(),
             approvals_ns=self._throttle.to_bytes(),
-            intent_ids=self._intent_ids.newest(PERSISTED_INTENTS),
+            intent_ids=self._intent_ids.saved(),
         )
 
     def on_fill(self, symbol: str, side: int, quantity: int) -> None:
