@@ -55,9 +55,11 @@ class SavedTail(Generic[T]):
         """The items of a `saved()` list, oldest first."""
         chunk_type = item_type | list[item_type]  # type: ignore[operator,valid-type]
         for element in saved:
-            if not isinstance(element, msgspec.Raw):  # a state built in memory, not decoded
-                element = msgspec.Raw(_ENCODER.encode(element))
-            decoded = msgspec.msgpack.decode(element, type=chunk_type)
+            decoded = (
+                msgspec.msgpack.decode(element, type=chunk_type)
+                if isinstance(element, msgspec.Raw)
+                else msgspec.convert(element, chunk_type)  # a state built in memory
+            )
             if isinstance(decoded, list):
                 yield from decoded
             else:
