@@ -1,12 +1,15 @@
 """The synthetic market generator and the feed actor's pacing."""
 
 import asyncio
+import itertools
+import time
 from datetime import UTC, datetime
 
 import msgspec
 import numpy as np
 import pytest
 
+from actors.common.pacing import MIN_WAKE_INTERVAL_S, DeadlineTimer
 from actors.feed import FeedActor, FeedParams, MarketParams, SyntheticMarket, TickBatch
 from actors.messages import AnyMessage, Regime, Tick
 from kernel.codec import Codec
@@ -283,30 +286,33 @@ async def test_fast_pace_publishes_the_generator_ticks_and_yields_to_the_loop(ca
     [
         ({"pace": "realtime", "tick_interval_s": 0.01}, 100),
         ({"pace": "xN", "speed": 300.0}, 300),
-        ({"pace": "xN", "speed": 5000.0}, 5000),  # several ticks per 1 ms wake-up
+        ({"pace": "xN", "speed": 5000.0}, 5000),  # a tick every 200 us
     ],
 )
-async def test_paced_feeds_keep_the_rate_with_millisecond_sleeps(
+async def test_paced_feeds_keep_the_rate_with_bounded_wake_ups(
     monkeypatch, params, ticks_per_s, capture
 ):
-    sleeps: list[float] = []
-    real_sleep = asyncio.sleep
+    waits: list[tuple[float, float]] = []  # (deadline, when it returned)
+    real_sleep_until = DeadlineTimer.sleep_until
 
-    async def recording_sleep(delay: float) -> None:
-        sleeps.append(delay)
-        await real_sleep(delay)
+    async def recording_sleep_until(timer: DeadlineTimer, deadline_s: float) -> None:
+        await real_sleep_until(timer, deadline_s)
+        waits.append((deadline_s, time.monotonic()))
 
     actor, writer = _feed(capture, **params)
-    monkeypatch.setattr("actors.common.pacing.asyncio.sleep", recording_sleep)
+    monkeypatch.setattr(DeadlineTimer, "sleep_until", recording_sleep_until)
     await actor.on_start()
-    await real_sleep(0.5)
+    await asyncio.sleep(0.5)
     await actor.on_stop()
     count = len(writer.messages)
     assert 0.7 * 0.5 * ticks_per_s <= count <= 1.1 * 0.5 * ticks_per_s + 2
-    assert all(delay == 0 or delay >= 0.001 for delay in sleeps)
-    # No busy polling: a wake-up per due tick at most (timers may fire a little early),
-    # and never more than one per millisecond.
-    assert sum(delay > 0 for delay in sleeps) <= min(2 * count + 5, 700)
+    # No busy polling: a wake-up per due tick at most (it may come a little early), and
+    # never sooner than MIN_WAKE_INTERVAL_S after the last.
+    assert all(
+        deadline >= woke + MIN_WAKE_INTERVAL_S
+        for (_, woke), (deadline, _) in itertools.pairwise(waits)
+    )
+    assert len(waits) <= min(2 * count + 5, 0.5 / MIN_WAKE_INTERVAL_S)
     _assert_ticks_match(writer.messages, _generate(actor.params, count))
 
 

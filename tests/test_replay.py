@@ -5,7 +5,8 @@ import asyncio
 import gc
 import gzip
 import logging
-from itertools import islice
+import time
+from itertools import islice, pairwise
 from pathlib import Path
 
 import msgspec
@@ -16,6 +17,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 
+from actors.common.pacing import MIN_WAKE_INTERVAL_S, DeadlineTimer
 from actors.messages import AnyMessage, Bar, Tick
 from actors.replay import (
     Chunk,
@@ -551,7 +553,7 @@ async def test_bars_are_published_with_their_span(tmp_path, capture):
     await actor.on_stop()
 
 
-async def test_paced_replay_follows_market_time_with_millisecond_sleeps(
+async def test_paced_replay_follows_market_time_without_busy_waiting(
     tmp_path, capture, monkeypatch
 ):
     """51 rows 20 ms apart at x4 (5 ms apart), then a 1-hour gap that takes no time, then
@@ -560,14 +562,14 @@ async def test_paced_replay_follows_market_time_with_millisecond_sleeps(
     stamps = [t0 + i * 20_000_000 for i in range(51)]
     stamps += [stamps[-1] + 3600 * NS + i * 20_000_000 for i in range(51)]
     path = _csv(tmp_path, TICKS, *(f"{np.datetime64(t, 'ns')}Z,ES,1,1,1,1" for t in stamps))
-    sleeps: list[float] = []
-    real_sleep = asyncio.sleep
+    waits: list[tuple[float, float]] = []  # (deadline, when it returned)
+    real_sleep_until = DeadlineTimer.sleep_until
 
-    async def recording_sleep(delay: float) -> None:
-        sleeps.append(delay)
-        await real_sleep(delay)
+    async def recording_sleep_until(timer: DeadlineTimer, deadline_s: float) -> None:
+        await real_sleep_until(timer, deadline_s)
+        waits.append((deadline_s, time.monotonic()))
 
-    monkeypatch.setattr("actors.common.pacing.asyncio.sleep", recording_sleep)
+    monkeypatch.setattr(DeadlineTimer, "sleep_until", recording_sleep_until)
     actor, out = _replay(capture, path, pace="xN", speed=4.0, max_gap_s=60.0, chunk_rows=40)
     await actor.on_start()
     await asyncio.wait_for(actor._task, 30)
@@ -579,8 +581,10 @@ async def test_paced_replay_follows_market_time_with_millisecond_sleeps(
     # ms), late by no more than a loaded machine's timer slack; the gap took no time.
     late = [w - m for w, m in zip(wall_s, market_s, strict=True)]
     assert min(late) >= -0.005 and max(late) <= 0.15, late
-    assert all(delay == 0 or delay >= 0.001 for delay in sleeps)
-    assert sum(delay > 0 for delay in sleeps) <= 2 * len(ticks)  # no busy waiting
+    assert all(
+        deadline >= woke + MIN_WAKE_INTERVAL_S for (_, woke), (deadline, _) in pairwise(waits)
+    )
+    assert len(waits) <= 2 * len(ticks)  # no busy waiting
     await actor.on_stop()
 
 

@@ -8,12 +8,18 @@ step with another's are due at once rather than rewinding the clock. Gaps longer
 out the nights and weekends between sessions.
 
 On each wake-up the pacer publishes every row that is due (at most `batch` before it
-yields to the event loop), then sleeps until the next row is due, never less than 1 ms
-(the event loop's timer resolution): a fast pace publishes several rows per wake-up
-instead of sleeping for less. "fast" publishes `batch` rows per turn of the event loop.
+yields to the event loop), then sleeps until the next row is due, to the microsecond
+(`DeadlineTimer`), but never less than `MIN_WAKE_INTERVAL_S`: rows due closer together
+than that go out together. asyncio's own timers round to the millisecond, so at 20,000
+rows/s they would publish 20 to 40 rows per wake-up, and every consumer would see bursts
+that no market sent (the order path's latency under load was mostly that queueing).
+"fast" publishes `batch` rows per turn of the event loop.
 """
 
 import asyncio
+import ctypes
+import os
+import time
 from collections.abc import Callable
 from typing import Literal
 
@@ -22,9 +28,73 @@ import numpy as np
 Pace = Literal["realtime", "xN", "fast"]
 """realtime: 1 market second per wall second; xN: `speed` of them; fast: no pacing."""
 
-MIN_SLEEP_S = 0.001
-"""The shortest sleep the pacing asks for (asyncio timers have ~1 ms resolution)."""
+MIN_WAKE_INTERVAL_S = 100e-6
+"""The shortest sleep the pacing asks for: each wake-up costs the publisher's core some
+microseconds, so at most 10,000 of them a second."""
 NS_PER_S = 1_000_000_000
+
+_CLOCK_MONOTONIC = 1  # <time.h>; time.monotonic() reads the same clock
+_TFD_TIMER_ABSTIME = 1  # <sys/timerfd.h>
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
+
+
+# Python 3.11's os module has no timerfd (3.13 adds it): the C library's, through ctypes.
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, call: str) -> int:
+    if result < 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{call}: {os.strerror(errno)}")
+    return result
+
+
+class DeadlineTimer:
+    """Sleeps on the running event loop until a `time.monotonic()` deadline, to the
+    microsecond: a Linux timerfd that the loop watches (uvloop's timers and its
+    `loop.time()` have millisecond resolution). One sleeper at a time; `close` it."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._fd = _check(
+            _libc.timerfd_create(_CLOCK_MONOTONIC, os.O_NONBLOCK | os.O_CLOEXEC),
+            "timerfd_create",
+        )
+        self._spec = _Itimerspec()
+        self._waiter: asyncio.Future[None] | None = None
+        self._loop.add_reader(self._fd, self._expired)
+
+    async def sleep_until(self, deadline_s: float) -> None:
+        """Return once `time.monotonic()` has reached `deadline_s` (at once if it has)."""
+        value = self._spec.it_value
+        value.tv_sec, value.tv_nsec = divmod(max(round(deadline_s * NS_PER_S), 1), NS_PER_S)
+        # Arming the timer again also forgets an expiry not read yet.
+        _check(
+            _libc.timerfd_settime(self._fd, _TFD_TIMER_ABSTIME, ctypes.byref(self._spec), None),
+            "timerfd_settime",
+        )
+        self._waiter = self._loop.create_future()
+        await self._waiter
+
+    def _expired(self) -> None:
+        try:
+            os.read(self._fd, 8)
+        except BlockingIOError:  # re-armed since the loop saw it readable
+            return
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def close(self) -> None:
+        self._loop.remove_reader(self._fd)
+        os.close(self._fd)
 
 
 class MarketClock:
@@ -67,7 +137,7 @@ class Pacer:
             None if pace == "fast" else MarketClock(speed if pace == "xN" else 1.0, max_gap_ns)
         )
         self._start: float | None = None
-        """Loop time of the first row paced: wall time zero of `clock`."""
+        """`time.monotonic()` at the first row paced: wall time zero of `clock`."""
 
     async def run(self, event_ns: np.ndarray, publish: Callable[[int], None]) -> None:
         """Pace the next chunk of rows, whose market times are `event_ns`: call
@@ -81,17 +151,21 @@ class Pacer:
                 publish(min(batch, n - sent))
                 await asyncio.sleep(0)
             return
-        loop = asyncio.get_running_loop()
         wall = self.clock.schedule(event_ns)
         if self._start is None:
-            self._start = loop.time()
+            self._start = time.monotonic()
         due = self._start + wall
         sent = 0
-        while sent < n:
-            ready = min(int(np.searchsorted(due, loop.time(), "right")), sent + batch)
-            if ready > sent:
-                publish(ready - sent)
-                sent = ready
-                await asyncio.sleep(0)  # let other tasks run between batches
-            else:
-                await asyncio.sleep(max(due[sent] - loop.time(), MIN_SLEEP_S))
+        timer = DeadlineTimer()
+        try:
+            while sent < n:
+                now = time.monotonic()
+                ready = min(int(np.searchsorted(due, now, "right")), sent + batch)
+                if ready > sent:
+                    publish(ready - sent)
+                    sent = ready
+                    await asyncio.sleep(0)  # let other tasks run between batches
+                else:
+                    await timer.sleep_until(max(due[sent], now + MIN_WAKE_INTERVAL_S))
+        finally:
+            timer.close()
