@@ -124,6 +124,10 @@ class HostedActor:
     def published(self) -> int:
         return sum(output.seq for output in self.outputs)
 
+    def has_news(self) -> bool:
+        """Whether it handled or published something since its record was last saved."""
+        return self.dirty or self.published() != self.committed_out
+
 
 class NodeRuntime:
     def __init__(
@@ -152,7 +156,9 @@ class NodeRuntime:
         """Inside a drain pass, a timer or a replay: no commit may happen until it ends."""
         self._committed_ns = 0
         self._uncommitted = False
-        """Messages were handled since every actor was last committed."""
+        """Messages were handled since the last commit round began."""
+        self._round: list[HostedActor] = []
+        """The actors the commit round in progress has yet to save, last first."""
         self.stopped = asyncio.Event()
         self._heartbeat: asyncio.TimerHandle | None = None
         self.recorder: LatencyRecorder | None = None
@@ -517,14 +523,13 @@ class NodeRuntime:
                     if now - last_yield > YIELD_EVERY_NS:
                         await asyncio.sleep(0)
                         last_yield = clock()
-                elif self._uncommitted and (
-                    clock() - self._committed_ns >= interval_ns or self._holding_space()
+                elif self._round or (
+                    self._uncommitted
+                    and (clock() - self._committed_ns >= interval_ns or self._holding_space())
                 ):
                     # One actor per quiet moment, then poll again: a message that came
                     # meanwhile waits for one actor's save at most, not for all of them.
-                    if not self._commit_next():
-                        self._uncommitted = False
-                        self._committed_ns = clock()
+                    self._commit_next()
                 else:
                     await wait.wait_async(readers)
                     last_yield = clock()
@@ -571,8 +576,9 @@ class NodeRuntime:
         """Save the record of every actor with something new, then commit the rings."""
         started = time.monotonic_ns()
         self._uncommitted = False
+        self._round.clear()
         for hosted in self.hosted.values():
-            if hosted.dirty or hosted.published() != hosted.committed_out:
+            if hosted.has_news():
                 self._commit_actor(hosted)
         for inbox in self.inboxes:
             inbox.reader.commit()
@@ -590,20 +596,30 @@ class NodeRuntime:
                 return True
         return False
 
-    def _commit_next(self) -> bool:
-        """Save the record of the first actor with something new, then commit its rings
+    def _commit_next(self) -> None:
+        """Save the record of the next actor of the commit round, then commit its rings
         (each actor's record covers its own inputs only, so actors commit one by one as
-        well as together). False when no actor had anything new."""
-        for hosted in self.hosted.values():
-            if hosted.dirty or hosted.published() != hosted.committed_out:
+        well as together). A round is the actors with something new when it starts;
+        actors that handle a message meanwhile wait for the next round. Otherwise, with
+        messages tens of microseconds apart (a tick feed), the actors that handle every
+        message would always be new again, the round would never end, and the node
+        would spend its quiet moments committing them over and over."""
+        if not self._round:
+            self._round = [hosted for hosted in self.hosted.values() if hosted.has_news()]
+            self._round.reverse()  # popped from the end, in hosting order
+            self._uncommitted = False  # a message handled from now on sets it again
+        while self._round:
+            hosted = self._round.pop()
+            if hosted.has_news():  # not saved meanwhile by an overdue pass
                 started = time.monotonic_ns()
                 self._commit_actor(hosted)
                 for inbox in hosted.inboxes:
                     inbox.reader.commit()
                 if self._record_commit is not None:
                     self._record_commit(time.monotonic_ns() - started)
-                return True
-        return False
+                break
+        if not self._round:
+            self._committed_ns = time.monotonic_ns()
 
     def _replay(self, decoders: tuple[Any, ...], batch: int) -> None:
         """Hand each replaying actor the inputs its predecessor had handled after the last
