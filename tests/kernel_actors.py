@@ -8,6 +8,7 @@ from typing import Annotated
 import msgspec
 import numpy as np
 
+from actors.common.pacing import Pacer
 from kernel.actor import Actor, Port
 from kernel.messages import Message
 
@@ -49,6 +50,32 @@ class Source(Actor):
                     break
                 self.out.publish(Number(value=self.out.seq + 1))
             await asyncio.sleep(0.001)
+
+
+class PacedSourceParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    count: int
+    every_us: float
+
+
+class PacedSource(Actor):
+    """Publishes Number(value=seq) up to `count`, one every `every_us` microseconds (paced
+    like the feed's ticks): a steady stream with short quiet moments between messages."""
+
+    Params = PacedSourceParams
+    outputs = {"out": Port(Number)}
+
+    async def on_start(self) -> None:
+        self.out = self.output("out")
+        self.spawn(self._run())
+
+    async def _run(self) -> None:
+        step_ns = round(self.params.every_us * 1000)
+        due_ns = np.arange(self.out.seq, self.params.count, dtype=np.int64) * step_ns
+        await Pacer("xN", speed=1.0, batch=1).run(due_ns, self._publish)
+
+    def _publish(self, count: int) -> None:
+        for _ in range(count):
+            self.out.publish(Number(value=self.out.seq + 1))
 
 
 class Relay(Actor):
@@ -155,6 +182,26 @@ class Ledger(Actor):
         state.digest = chain(state.digest, msg.value)
 
     inputs = {Number: on_number}
+
+
+class BulkyState(LedgerState, kw_only=True):
+    ballast: bytes = b""
+
+
+class BulkyParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    ballast_bytes: int
+
+
+class BulkyLedger(Ledger):
+    """A Ledger whose record carries `ballast_bytes` more: every save copies and
+    checksums them, as for an actor with a large state."""
+
+    Params = BulkyParams
+    State = BulkyState
+
+    async def on_start(self) -> None:
+        if not self.state.ballast:
+            self.state.ballast = bytes(self.params.ballast_bytes)
 
 
 class Unsaveable(Actor):
