@@ -1,7 +1,7 @@
 """Crash-safe state snapshots in shared memory: what an actor must not lose on kill -9.
 
 A store has two slots. `save` writes the slot not holding the latest snapshot
-(payload, length, crc32, generation), then publishes it by storing the new
+(payload, length, checksum, generation), then publishes it by storing the new
 generation in the header with release semantics; `load` takes the newest slot whose
 checksum holds. A process killed in the middle of a save leaves the previous
 snapshot intact, so a restarted actor always finds a whole one.
@@ -21,7 +21,12 @@ Layout after the common segment header (64 bytes):
     72   u64 words             (scratch word count)
     80   u64 latest generation (store-release after a save)
     128  words x u64           scratch words
-    then two slots, each 64-byte aligned: generation u64, length u64, crc32 u32, payload
+    then two slots, each 64-byte aligned: generation u64, length u64, checksum u32, payload
+
+The checksum is the low 32 bits of the payload's xxh3-64 digest, flagged by bit 63 of the
+length word: nodes save their actors' records at every group commit, on the order path's
+core, and xxh3 takes 2 us for 90 KB where crc32 took 25. A slot saved with crc32 (no
+flag), by an earlier version, still loads.
 """
 
 import contextlib
@@ -29,6 +34,8 @@ import mmap
 import struct
 import zlib
 from dataclasses import dataclass
+
+from xxhash import xxh3_64_intdigest
 
 from kernel import faults
 from kernel.health import run_owner
@@ -40,8 +47,14 @@ _CAPACITY_AT = shm.HEADER_BYTES
 _WORDS_AT = shm.HEADER_BYTES + 8
 _LATEST_AT = shm.HEADER_BYTES + 16
 _SCRATCH_AT = shm.HEADER_BYTES + 64
-SLOT_HEADER = struct.Struct("<QQI")  # generation, length, crc32
+SLOT_HEADER = struct.Struct("<QQI")  # generation, length | _XXH3, checksum
+_XXH3 = 1 << 63
 _SIZES = struct.Struct("<QQ")  # capacity, words
+
+
+def _checksum(payload: bytes, kind: int) -> int:
+    """A slot's checksum: xxh3 when `kind` is _XXH3, else crc32 (see the module doc)."""
+    return xxh3_64_intdigest(payload) & 0xFFFFFFFF if kind else zlib.crc32(payload)
 
 
 class SnapshotTooLarge(ValueError):
@@ -148,7 +161,9 @@ class SnapshotStore:
         if faults.armed:
             faults.hit(self.owner, "mid_save")
         self._mapping[body + half : body + len(payload)] = view[half:]
-        SLOT_HEADER.pack_into(self._mapping, offset, generation, len(payload), zlib.crc32(payload))
+        SLOT_HEADER.pack_into(
+            self._mapping, offset, generation, len(payload) | _XXH3, _checksum(payload, _XXH3)
+        )
         self._header.store_release(_LATEST_AT, generation)
         return generation
 
@@ -159,12 +174,14 @@ class SnapshotStore:
             if generation <= 0:
                 continue
             offset = self._slot_offset(generation)
-            stored, length, crc = SLOT_HEADER.unpack_from(self._mapping, offset)
+            stored, length, checksum = SLOT_HEADER.unpack_from(self._mapping, offset)
+            kind = length & _XXH3
+            length &= ~_XXH3
             if stored != generation or length > self.capacity:
                 continue
             body = offset + SLOT_HEADER.size
             payload = bytes(self._mapping[body : body + length])
-            if zlib.crc32(payload) == crc:
+            if _checksum(payload, kind) == checksum:
                 return payload
         return None
 

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import uuid
+import zlib
 
 import msgspec
 import pytest
@@ -15,6 +16,7 @@ from kernel.health import HealthTable
 from kernel.latency import LatencyRecorder
 from kernel.node import StateMismatch, restore_state
 from kernel.state import (
+    SLOT_HEADER,
     SnapshotStore,
     SnapshotTooLarge,
     delete_store,
@@ -74,6 +76,28 @@ def test_save_and_load_across_attachments(system):
         SnapshotStore(system, "risk", capacity=8192)
     assert os.path.getsize(state_path(system, "risk")) == shm.HEADER_BYTES + 64 + 2 * 4160
     again.close()
+
+
+def test_a_slot_checksummed_by_an_earlier_version_loads_and_a_damaged_one_does_not(system):
+    """Slots are checksummed with xxh3 (flagged in the length word); a store saved by an
+    earlier version, with crc32, still loads; a slot whose payload no longer matches its
+    checksum is skipped for the other slot."""
+    store = SnapshotStore(system, "risk", capacity=4096)
+    store.save(b"older")
+    store.save(b"newer")
+    mapping = store._mapping
+    newest = store._slot_offset(2)
+    generation, length, _ = SLOT_HEADER.unpack_from(mapping, newest)
+    assert length == len(b"newer") | (1 << 63)
+    SLOT_HEADER.pack_into(mapping, newest, generation, len(b"newer"), zlib.crc32(b"newer"))
+    assert store.load() == b"newer"  # as an earlier version saved it
+    body = newest + SLOT_HEADER.size
+    mapping[body] ^= 0xFF
+    assert store.load() == b"older"
+    store.save(b"again")  # overwrites the older slot, checksummed with xxh3
+    mapping[store._slot_offset(3) + SLOT_HEADER.size] ^= 0xFF
+    assert store.load() is None  # neither slot holds a whole snapshot
+    store.close()
 
 
 def test_a_writer_killed_mid_save_leaves_a_whole_snapshot(system):
