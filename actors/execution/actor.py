@@ -71,6 +71,10 @@ class ExecutionParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     difference counts: trading REDUCING, health and log say why."""
 
 
+_SIDE_NAMES = {int(direction): direction.name for direction in Direction}
+"""Looked up on the order path: `Direction(side).name` costs ~0.8 us, this 0.1 us."""
+
+
 class ExecutionCounts(msgspec.Struct, kw_only=True):
     """What the actor did and refused, for health reporting and tests."""
 
@@ -100,7 +104,7 @@ class ExecutionCounts(msgspec.Struct, kw_only=True):
     """Reject reason name -> venue rejects applied to an order."""
 
     def count(self, event: str, side: int, amount: int = 1) -> None:
-        key = f"{event}:{Direction(side).name}"
+        key = f"{event}:{_SIDE_NAMES[side]}"
         self.by_side[key] = self.by_side.get(key, 0) + amount
 
 
