@@ -57,16 +57,11 @@ class PacedSourceParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     every_us: float
 
 
-class PacedSource(Actor):
+class PacedSource(Source):
     """Publishes Number(value=seq) up to `count`, one every `every_us` microseconds (paced
     like the feed's ticks): a steady stream with short quiet moments between messages."""
 
     Params = PacedSourceParams
-    outputs = {"out": Port(Number)}
-
-    async def on_start(self) -> None:
-        self.out = self.output("out")
-        self.spawn(self._run())
 
     async def _run(self) -> None:
         step_ns = round(self.params.every_us * 1000)
