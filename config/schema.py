@@ -65,7 +65,8 @@ class NodeConfig(Base):
     commit_interval_s: NonNegative = 0.02
     """Time between two commits of the node's actor records and ring cursors while
     messages flow (0: after every drain pass). A commit waits for a quiet moment of the
-    inputs and saves one actor per quiet moment; inputs that never go quiet, or a node
+    inputs and saves one actor per quiet moment, in rounds (a round saves the actors that
+    had news when it began); inputs that never go quiet, or a node
     without inputs, are committed after 5 intervals at the latest, and a node holding a
     quarter of an input ring uncommitted at its next quiet moment."""
     heartbeat_timeout_s: Positive = 2.0

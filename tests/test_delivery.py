@@ -95,7 +95,8 @@ def wait_for_counts(name: str, count: int, actors: tuple[str, ...] = LEDGERS) ->
         ("relay", "after_handler", 700),
         ("a", "after_handler", 700),
         ("source", "between_rings", 700),
-        # Records are saved per group commit (every 20 ms while messages flow): fewer saves.
+        # Records are saved per group commit (every commit_interval_s while messages flow):
+        # fewer saves.
         ("a", "mid_save", 3),
         ("relay", "mid_save", 3),
     ],
