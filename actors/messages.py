@@ -92,6 +92,8 @@ class DenyReason(IntEnum):
     ZERO_SIZE = 14
     CIRCUIT_BREAKER = 15
     EMERGENCY = 16
+    NET_NOTIONAL_LIMIT = 17
+    UNKNOWN_SYMBOL = 18
 
 
 class RejectReason(IntEnum):
@@ -408,6 +410,8 @@ class PositionSnapshot(Message, array_like=True, gc=False, frozen=False, kw_only
     unrealized_pnl: float
     event_ns: int
     open_orders: int = 0
+    notional: float = NAN
+    """Signed contracts x mark x point value, in account currency."""
 
 
 class RiskSnapshot(Message, array_like=True, gc=False, frozen=False, kw_only=True, tag=15):
@@ -432,6 +436,14 @@ class RiskSnapshot(Message, array_like=True, gc=False, frozen=False, kw_only=Tru
     """Each configured limit by name (e.g. max_position, daily_loss_limit)."""
     utilisation: dict[str, float] = msgspec.field(default_factory=dict)
     """Current use of each limit as a fraction of it (1.0 = at the limit)."""
+    net_notional: float = NAN
+    """Sum over symbols of signed contracts x mark x point value."""
+    concentration: float = NAN
+    """The largest position's share of the gross notional (0 when flat)."""
+    realized_pnl: float = NAN
+    """Portfolio realized P&L net of fees, since the book began."""
+    unrealized_pnl: float = NAN
+    """Portfolio P&L of the open positions at their marks."""
 
 
 class DecisionRecord(Message, array_like=True, gc=False, frozen=False, kw_only=True, tag=16):

@@ -46,7 +46,6 @@ from actors.journal.store import JournalStore
 from actors.messages import TradingState
 from actors.reconcile.audit import Audit, reconcile
 from actors.risk.killswitch import KillSwitch
-from actors.venue import VenueActor
 from bench.report import SuiteReport, forget_run, wait_for
 from config.loader import DEFAULT_CONFIG
 from kernel.health import HealthTable, State
@@ -67,6 +66,7 @@ LOOSE_RISK_LIMITS = {
     "max_orders_per_minute": 1_000_000,
     "daily_loss_limit": 1e12,
     "max_notional": 1e12,
+    "max_net_notional": 1e12,
     "max_position": 1000,
     "max_order_size": 3,
     "price_band_fraction": 0.5,
@@ -193,10 +193,7 @@ class ChaosRun:
 
     def reconcile(self) -> Audit:
         journal = next(a for a in self.config.actors if a.name == "journal")
-        venue = VenueActor.parse_params(
-            next(a for a in self.config.actors if a.name == "venue").params
-        )
-        point_values = {symbol: spec.point_value for symbol, spec in venue.symbols.items()}
+        point_values = {i.symbol: i.point_value for i in self.config.instruments}
         streams = {stream: self.topology.producer_of[stream] for stream in journal.inputs}
         return reconcile(self.name, journal.params["path"], point_values, journaled=streams)
 

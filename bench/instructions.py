@@ -309,7 +309,7 @@ def record(need: int, config_text: str | None = None) -> Recording:
             cls = import_object(actor_config.cls, name)
             ports = {port: streams[stream] for port, stream in actor_config.outputs.items()}
             context = _actor_context(name, hot.name, ports, system)
-            actors[name] = cls(cls.parse_params(actor_config.params), context)
+            actors[name] = cls(cls.parse_params(actor_config.params, topology.config), context)
         _start(list(actors.values()))
         polls = []
         for ring in topology.drain_order(hot.name):
@@ -323,12 +323,12 @@ def record(need: int, config_text: str | None = None) -> Recording:
             keep = _keeper(codec, ring.consumer, ring.stream, handlers, seen, counts)
             polls.append(functools.partial(reader.poll, keep, 256))
         feed = topology.actors[PATH[0][1]]
-        feed_params = import_object(feed.cls, feed.name).parse_params(feed.params)
+        feed_params = import_object(feed.cls, feed.name).parse_params(feed.params, topology.config)
         market = SyntheticMarket(feed_params)
         ticks = streams[feed.outputs["ticks"]]
         while any(counts.get(key, 0) < need for key in needs):
             batch = market.next_batch(1024)
-            for tick in make_ticks(feed_params.symbol, **batch._asdict()):
+            for tick in make_ticks(**batch._asdict()):
                 ticks.publish(tick)
                 while sum(poll() for poll in polls):
                     pass

@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from config.instruments import check_registry
 from config.schema import SystemConfig
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "default.toml"
@@ -141,6 +142,9 @@ def validate(config: SystemConfig, cpus: int | None = None) -> None:
     The actor classes (their ports, message types and params) are checked by
     `kernel.wiring.check_wiring`, which knows what an actor is.
     """
+    registry_error = check_registry(config.instruments)
+    if registry_error is not None:
+        raise ConfigError(registry_error)
     streams = _unique(config.streams, "streams")
     actors = _unique(config.actors, "actors")
     nodes = _unique(config.nodes, "nodes")

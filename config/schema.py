@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from config.instruments import DEFAULT_INSTRUMENTS, Instrument
 from config.types import AtLeastOne, Count, Name, NonNegative, Positive
 
 WaitName = Literal["spin", "backoff", "park"]
@@ -121,6 +122,10 @@ class SystemConfig(Base):
     logging: LoggingConfig = LoggingConfig()
     zygote: ZygoteConfig = ZygoteConfig()
     delivery: DeliveryConfig = DeliveryConfig()
+    instruments: list[Instrument] = msgspec.field(default_factory=lambda: [*DEFAULT_INSTRUMENTS])
+    """The instrument registry (config/instruments.py): the contracts the actors' params
+    may name. The kernel does not read it; it hands the whole config to each actor class's
+    `parse_params`, which resolves the symbols its params name."""
     failure_hooks: list[str] = []
     """`module:function` paths, each called as `function(config, reason)` by the run's
     supervisor process when the tree fails (root supervisor gave up, zygote died), before

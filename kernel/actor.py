@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgspec
 
 if TYPE_CHECKING:
+    from config.schema import SystemConfig
     from kernel.latency import LatencyRecorder
     from kernel.streams import OutputStream
 
@@ -124,8 +125,13 @@ class Actor:
         load read-only data, so that a (re)started node does not pay for it."""
 
     @classmethod
-    def parse_params(cls, raw: dict[str, Any]) -> Any:
-        """Validate the config's `params` table against `Params` (strict)."""
+    def parse_params(cls, raw: dict[str, Any], config: "SystemConfig | None" = None) -> Any:
+        """Validate the config's `params` table against `Params` (strict).
+
+        `config` is the whole system configuration (None: the defaults), for params that
+        refer to a table shared by actors (the trading actors' symbols name entries of its
+        instrument registry). An error is a `msgspec.ValidationError` or a ValueError whose
+        message ends with "- at `$.<path in params>`", so the load names the field."""
         if cls.Params is None:
             if raw:
                 raise msgspec.ValidationError(

@@ -202,7 +202,7 @@ class NodeRuntime:
                 self.run_id,
             )
             self.health.rows["problem"][self.rows[actor_name]] = 0  # this process has none yet
-            actor = cls(cls.parse_params(actor_config.params), context)
+            actor = cls(cls.parse_params(actor_config.params, self.config), context)
             if cls.State is not None and record.state:
                 if durable.new_run and cls.ephemeral_state:
                     log_event(

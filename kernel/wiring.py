@@ -69,7 +69,9 @@ def check_wiring(config: SystemConfig) -> Wiring:
         if not callable(import_object(hook, f"failure_hooks[{i}]")):
             raise ConfigError(f"failure_hooks[{i}]: {hook!r} is not callable")
     known = set(codec.types)
-    classes = {actor.name: _actor_class(i, actor, known) for i, actor in enumerate(config.actors)}
+    classes = {
+        actor.name: _actor_class(i, actor, known, config) for i, actor in enumerate(config.actors)
+    }
     producer_port: dict[str, tuple[str, Port]] = {}
     consumers: dict[str, list[str]] = {}
     for actor in config.actors:
@@ -92,7 +94,7 @@ def check_wiring(config: SystemConfig) -> Wiring:
                     "(wire it to an actor's inputs, or leave the port out if it is optional)"
                 )
             producer_port[stream] = (actor.name, declared)
-        for port in sorted(cls.required_ports(cls.parse_params(actor.params))):
+        for port in sorted(cls.required_ports(cls.parse_params(actor.params, config))):
             if port not in actor.outputs:
                 raise ConfigError(
                     f"actors[{i}].outputs: port {port!r} of {cls.__name__} is not wired "
@@ -133,12 +135,12 @@ def check_wiring(config: SystemConfig) -> Wiring:
     return Wiring(config, codec, classes, producer_port)
 
 
-def _actor_class(i: int, actor: ActorConfig, known: set[type]) -> type[Actor]:
+def _actor_class(i: int, actor: ActorConfig, known: set[type], config: SystemConfig) -> type[Actor]:
     cls = import_object(actor.cls, f"actors[{i}].cls")
     if not (isinstance(cls, type) and issubclass(cls, Actor)):
         raise ConfigError(f"actors[{i}].cls: {actor.cls!r} is not a kernel.actor.Actor")
     try:
-        cls.parse_params(actor.params)
+        cls.parse_params(actor.params, config)
     except (msgspec.ValidationError, ValueError) as error:
         raise ConfigError(field_path(str(error), f"actors[{i}].params")) from None
     declared = [*cls.inputs, *cls.ignores, *cls.optional_inputs]

@@ -18,11 +18,18 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def toml_value(value: Any) -> str:
-    return json.dumps(value) if not isinstance(value, bool) else str(value).lower()
+    """A TOML value: JSON for strings and numbers, inline tables for dicts."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    return json.dumps(value)
 
 
 def write_config(path: Path, sections: dict[str, Any]) -> Path:
-    """Write a config dict as TOML (tables of scalars and arrays of tables only)."""
+    """Write a config dict as TOML (tables and arrays of tables, values inline)."""
     lines: list[str] = []
     for key, value in sections.items():
         tables = isinstance(value, dict) or (
@@ -37,12 +44,7 @@ def write_config(path: Path, sections: dict[str, Any]) -> Path:
         elif isinstance(value, list) and value and isinstance(value[0], dict):
             for item in value:
                 lines.append(f"[[{key}]]")
-                for k, v in item.items():
-                    if isinstance(v, dict):
-                        inner = ", ".join(f"{ik} = {toml_value(iv)}" for ik, iv in v.items())
-                        lines.append(f"{k} = {{ {inner} }}")
-                    else:
-                        lines.append(f"{k} = {toml_value(v)}")
+                lines += [f"{k} = {toml_value(v)}" for k, v in item.items()]
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -89,17 +89,19 @@ def risk_snapshot(**changes: Any) -> RiskSnapshot:
     return RiskSnapshot(**fields)
 
 
-def position(symbol: str, quantity: int) -> PositionSnapshot:
-    return PositionSnapshot(
-        symbol=symbol,
-        quantity=quantity,
-        avg_price=5_000.25,
-        mark_price=5_001.0,
-        realized_pnl=125.0,
-        unrealized_pnl=-37.5,
-        event_ns=1_767_623_400_000_000_000,
-        open_orders=1,
-    )
+def position(symbol: str, quantity: int, **changes: Any) -> PositionSnapshot:
+    fields: dict[str, Any] = {
+        "symbol": symbol,
+        "quantity": quantity,
+        "avg_price": 5_000.25,
+        "mark_price": 5_001.0,
+        "realized_pnl": 125.0,
+        "unrealized_pnl": -37.5,
+        "event_ns": 1_767_623_400_000_000_000,
+        "open_orders": 1,
+    }
+    fields.update(changes)
+    return PositionSnapshot(**fields)
 
 
 @pytest.fixture
@@ -250,6 +252,41 @@ async def test_risk_is_503_until_a_snapshot_then_the_latest_state(
         "unrealized_pnl": -37.5,
         "event_ns": 1_767_623_400_000_000_000,
         "open_orders": 1,
+        "notional": None,  # NaN: the snapshot did not say
+    }
+
+
+async def test_positions_list_each_symbol_and_the_portfolio(
+    api: ApiActor, http: aiohttp.ClientSession
+) -> None:
+    assert await get_json(http, "/positions") == (503, {"error": "no risk snapshot yet"})
+    api.on_message(position("NQ", 2, notional=2 * 14_500.0 * 20.0))
+    api.on_message(position("ES", -3, notional=-3 * 5_001.0 * 50.0))
+    api.on_message(
+        risk_snapshot(
+            gross_notional=1_330_150.0,
+            net_notional=-170_150.0,
+            concentration=750_150.0 / 1_330_150.0,
+            realized_pnl=250.0,
+            unrealized_pnl=-75.0,
+        )
+    )
+    status, body = await get_json(http, "/positions")
+    assert status == 200 and body["as_of_ns"] == 1_767_623_400_000_000_000
+    assert [(p["symbol"], p["quantity"], p["notional"]) for p in body["positions"]] == [
+        ("ES", -3, -750_150.0),
+        ("NQ", 2, 580_000.0),
+    ]
+    assert body["portfolio"] == {
+        "symbols": 2,
+        "net_position": -3,
+        "gross_notional": 1_330_150.0,
+        "net_notional": -170_150.0,
+        "concentration": 750_150.0 / 1_330_150.0,
+        "realized_pnl": 250.0,
+        "unrealized_pnl": -75.0,
+        "daily_pnl": -1_250.0,
+        "equity": 101_250.5,
     }
 
 

@@ -97,7 +97,7 @@ def _reference(batch: TickBatch, timeframe_s: int) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def market() -> TickBatch:
     """Three sessions of 1-second ticks: two overnight gaps and a weekend-free calendar."""
-    return SyntheticMarket(MarketParams(seed=13)).next_batch(23_400 * 3)
+    return SyntheticMarket(MarketParams(seed=13, symbols=("ES",))).next_batch(23_400 * 3)
 
 
 def test_bars_equal_the_whole_array_reference(market):

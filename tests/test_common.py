@@ -19,7 +19,7 @@ from actors.messages import UNKNOWN_REGIME, AnyMessage, Tick
 from actors.replay import ReplayActor, ReplayParams
 from actors.replay.session import TradingSession
 from actors.risk.limits import RiskLimits
-from actors.venue.venue import SymbolSpec
+from config.instruments import Instrument
 from kernel.codec import Codec
 from tests.helpers import actor_context
 
@@ -108,14 +108,16 @@ def test_a_saved_tail_of_structs_round_trips_through_msgpack():
     ("struct", "field"),
     [
         (RiskLimits, "max_notional"),
-        (SymbolSpec, "tick_size"),
+        (Instrument, "tick_size"),
         (MarketParams, "start_price"),
     ],
 )
 @pytest.mark.parametrize("value", [math.inf, math.nan])
 def test_non_finite_parameters_fail_validation_with_their_path(struct, field, value):
     with pytest.raises(msgspec.ValidationError, match=rf"\$\.{field}"):
-        msgspec.convert({field: value}, struct)
+        msgspec.convert(
+            {"symbol": "X", field: value} if struct is Instrument else {field: value}, struct
+        )
 
 
 def test_a_weekday_outside_monday_to_sunday_fails_validation():
@@ -244,7 +246,7 @@ async def test_the_feed_and_the_replay_of_its_ticks_are_paced_alike(tmp_path, ca
         return due
 
     monkeypatch.setattr(pacing.MarketClock, "schedule", recorded)
-    market = {"session_length_s": 40.0, "tick_interval_s": 1.0, "seed": 3}
+    market = {"session_length_s": 40.0, "tick_interval_s": 1.0, "seed": 3, "symbols": ["ES"]}
     codec = Codec.from_union(AnyMessage)
     n = 120
     feed_out = capture("ticks", codec)
@@ -289,12 +291,13 @@ async def test_the_feed_and_the_replay_of_its_ticks_are_paced_alike(tmp_path, ca
 
 
 def test_ticks_of_a_synthetic_batch_carry_its_regimes_and_one_symbol():
-    batch = SyntheticMarket(MarketParams(seed=4)).next_batch(5)
-    ticks = list(make_ticks("NQ", **batch._asdict()))
+    batch = SyntheticMarket(MarketParams(seed=4, symbols=("ES",))).next_batch(5)
+    assert [t.symbol for t in make_ticks(**batch._asdict())] == ["ES"] * 5
+    ticks = list(make_ticks(**{**batch._asdict(), "symbol": "NQ"}))  # one symbol for all
     assert [t.symbol for t in ticks] == ["NQ"] * 5
     assert [t.regime for t in ticks] == batch.regime.tolist()
     assert [(t.event_ns, t.price, t.size, t.bid, t.ask, t.bid_size, t.ask_size) for t in ticks] == [
-        row for row in zip(*(c.tolist() for c in batch[:7]), strict=True)
+        row for row in zip(*(c.tolist() for c in batch[1:8]), strict=True)
     ]
     assert all(type(t.price) is float and type(t.size) is int for t in ticks)
 

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -283,3 +284,89 @@ def test_an_env_override_error_exits_2_without_a_traceback(tmp_path):
     assert result.returncode == 2
     assert "GRANDMODEL__name__x: name is a str, not a table" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- the instrument registry ----------------------------------------------------------
+
+THREE = [{"symbol": s} for s in ("ES", "NQ", "YM")]
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"GRANDMODEL__actors__bars__params__symbols": '["ES", "RTY"]'},
+            "actors[2].params.symbols[1]: unknown instrument 'RTY' (the registry has ES, NQ)",
+        ),
+        (
+            {"GRANDMODEL__actors__risk__params__position_limits": "{ YM = 2 }"},
+            "actors[4].params.position_limits.YM: unknown instrument 'YM'",
+        ),
+        (
+            {"GRANDMODEL__actors__feed__params__models": "{ CL = { start_price = 70.0 } }"},
+            "actors[0].params.models.CL: unknown instrument 'CL'",
+        ),
+        (
+            {"GRANDMODEL__actors__venue__params__registry": "{}"},
+            "actors[1].params.registry: instruments are defined in the config's top-level",
+        ),
+        (
+            {"GRANDMODEL__actors__feed__params__correlation": "[[1.0, 0.9], [0.8, 1.0]]"},
+            "actors[0].params.correlation[1][0]: not symmetric",
+        ),
+    ],
+)
+def test_symbols_the_registry_lacks_are_named_at_load(env, expected):
+    with pytest.raises(ConfigError) as error:
+        load_system(DEFAULT_CONFIG, environ=env)
+    assert expected in str(error.value)
+
+
+def test_a_correlation_no_market_can_have_is_refused(tmp_path):
+    """Pairwise plausible, jointly impossible: A ~ B and A ~ C strongly, B ~ -C."""
+    config = default_as_dict()
+    config["instruments"] = THREE
+    feed = config["actors"][0]["params"]
+    feed["symbols"] = ["ES", "NQ", "YM"]
+    feed["correlation"] = [[1.0, 0.9, 0.9], [0.9, 1.0, -0.9], [0.9, -0.9, 1.0]]
+    with pytest.raises(ConfigError, match=r"actors\[0\]\.params\.correlation: not positive semi"):
+        load(tmp_path, config)
+    feed["correlation"] = [[1.0, 0.9, 0.9], [0.9, 1.0, 0.7], [0.9, 0.7, 1.0]]
+    assert [i.symbol for i in load(tmp_path, config).instruments] == ["ES", "NQ", "YM"]
+
+
+@pytest.mark.parametrize(
+    ("instruments", "expected"),
+    [
+        ([{"symbol": "ES"}, {"symbol": "ES"}], "instruments[1].symbol: 'ES' is instruments[0] too"),
+        ([{"symbol": "ES"}, {"symbol": "FDAX", "currency": "EUR"}], "instruments[1].currency"),
+        ([{"symbol": "ES", "tick_size": 0}], "instruments[0].tick_size: Expected `float` > 0"),
+        ([{"symbol": "ES", "session": {"timezone": "Mars/Olympus"}}], "unknown session timezone"),
+        ([{"symbol": "E S"}], "instruments[0].symbol: Expected `str` matching"),
+    ],
+)
+def test_a_bad_registry_is_named_at_load(tmp_path, instruments, expected):
+    config = default_as_dict()
+    config["instruments"] = instruments
+    with pytest.raises(ConfigError) as error:
+        load(tmp_path, config)
+    assert expected in str(error.value)
+
+
+def test_run_with_an_unknown_symbol_exits_2_naming_it():
+    result = subprocess.run(
+        [sys.executable, "-m", "kernel.cli", "run"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        env={**os.environ, "GRANDMODEL__actors__tactical__params__symbols": '["ES", "ZN"]'},
+    )
+    assert result.returncode == 2
+    assert "actors[3].params.symbols[1]: unknown instrument 'ZN'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def default_as_dict() -> dict:
+    with open(DEFAULT_CONFIG, "rb") as handle:
+        return tomllib.load(handle)

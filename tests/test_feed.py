@@ -12,11 +12,18 @@ import pytest
 from actors.common.pacing import MIN_WAKE_INTERVAL_S, DeadlineTimer
 from actors.feed import FeedActor, FeedParams, MarketParams, SyntheticMarket, TickBatch
 from actors.messages import AnyMessage, Regime, Tick
+from config.instruments import Instrument
 from kernel.codec import Codec
 from tests.helpers import StreamCapture, actor_context
 
 NS = 1_000_000_000
 IDENTITY = ((1.0, 0.0, 0.0, 0.0), (0.0, 1.0, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0), (0.0, 0.0, 0.0, 1.0))
+
+
+def one(tick_size: float = 0.25, **fields: object) -> MarketParams:
+    """A market of one instrument, "X", with this tick size."""
+    instrument = Instrument(symbol="X", tick_size=tick_size)
+    return MarketParams(registry={"X": instrument}, **fields)  # type: ignore[arg-type]
 
 
 def _generate(params: MarketParams, n: int) -> TickBatch:
@@ -76,9 +83,9 @@ def test_a_checkpoint_restores_the_same_market_after_any_number_of_ticks():
 
 
 def test_prices_are_positive_on_the_tick_grid_inside_the_quote():
-    for params in (MarketParams(), MarketParams(seed=3, tick_size=0.1, start_price=101.3)):
+    for params in (one(), one(seed=3, tick_size=0.1, start_price=101.3)):
         batch = _generate(params, 200_000)
-        tick = params.tick_size
+        tick = params.registry["X"].tick_size
         for column in (batch.price, batch.bid, batch.ask):
             assert (column > 0).all()
             steps = column / tick
@@ -92,7 +99,7 @@ def test_prices_are_positive_on_the_tick_grid_inside_the_quote():
 
 
 def test_market_time_runs_in_sessions_on_business_days():
-    params = MarketParams(tick_interval_s=5.0)  # 4680 ticks per 6.5 h session
+    params = one(tick_interval_s=5.0)  # 4680 ticks per 6.5 h session
     batch = _generate(params, 4680 * 6)
     assert batch.event_ns[0] == int(datetime(2026, 1, 5, 14, 30, tzinfo=UTC).timestamp()) * NS
     assert (np.diff(batch.event_ns) > 0).all()
@@ -106,14 +113,14 @@ def test_market_time_runs_in_sessions_on_business_days():
 
 
 def test_a_weekend_session_start_rolls_forward_to_monday():
-    batch = _generate(MarketParams(session_start="2026-01-03T09:30:00-05:00"), 1)
+    batch = _generate(one(session_start="2026-01-03T09:30:00-05:00"), 1)
     first = datetime.fromtimestamp(batch.event_ns[0] / NS, UTC)
     assert (first.day, first.hour, first.minute) == (5, 14, 30)
 
 
 def test_regime_volatility_and_drift_are_as_configured():
     """Per-tick log returns of the mid, grouped by the tick's regime, against the model."""
-    params = MarketParams(
+    params = one(
         seed=5,
         tick_size=1e-6,  # so rounding to the grid does not add noise
         tick_interval_s=60.0,  # one regime step per tick: ~40 years of minutes
@@ -141,7 +148,7 @@ def test_regime_volatility_and_drift_are_as_configured():
 
 
 def test_default_regimes_are_distinct_at_the_five_minute_scale():
-    params = MarketParams(seed=9)
+    params = one(seed=9)
     batch = _generate(params, 2_000_000)
     log_mid = _log_mid(batch)[::300]
     regime = batch.regime[::300]
@@ -158,7 +165,7 @@ def test_default_regimes_are_distinct_at_the_five_minute_scale():
 
 
 def test_regime_chain_follows_the_transition_matrix():
-    params = MarketParams(seed=2, tick_interval_s=60.0)  # a regime step every tick
+    params = one(seed=2, tick_interval_s=60.0)  # a regime step every tick
     regime = _generate(params, 1_000_000).regime
     counts = np.zeros((4, 4))
     np.add.at(counts, (regime[:-1], regime[1:]), 1)
@@ -167,7 +174,7 @@ def test_regime_chain_follows_the_transition_matrix():
 
 
 def test_jumps_arrive_at_the_configured_rate():
-    params = MarketParams(
+    params = one(
         seed=4,
         tick_size=1e-6,
         volatility=(1e-6,) * 4,
@@ -184,7 +191,7 @@ def test_jumps_arrive_at_the_configured_rate():
 
 def test_garch_clusters_volatility():
     def lag1_autocorrelation_of_squares(alpha: float, beta: float) -> float:
-        params = MarketParams(
+        params = one(
             seed=8,
             tick_size=1e-6,
             transition=IDENTITY,
@@ -200,7 +207,7 @@ def test_garch_clusters_volatility():
 
 
 def test_intraday_volume_is_u_shaped():
-    params = MarketParams(seed=6)
+    params = one(seed=6)
     sessions = 20
     batch = _generate(params, 23_400 * sessions)
     per_bucket = batch.size.reshape(sessions, 13, 1800).sum(axis=2).mean(axis=0)  # 30 min
@@ -211,6 +218,69 @@ def test_intraday_volume_is_u_shaped():
     assert (np.diff(half) < 0).all()  # falls from the open to midday
 
 
+def _returns(batch: TickBatch, symbol: str, every: int) -> np.ndarray:
+    """Log returns of `symbol`'s mid over `every` steps."""
+    return np.diff(_log_mid(TickBatch(*(c[batch.symbol == symbol] for c in batch)))[::every])
+
+
+def test_instruments_tick_in_turn_at_each_step_with_their_own_terms():
+    params = MarketParams(seed=1, symbols=("NQ", "ES"), models={"NQ": {"start_price": 14500.0}})
+    batch = _generate(params, 1001)
+    assert batch.symbol[:4].tolist() == ["NQ", "ES", "NQ", "ES"] and batch.symbol[-1] == "NQ"
+    assert (batch.event_ns[0::2][:500] == batch.event_ns[1::2]).all()  # one step, one time
+    assert (batch.regime[0::2][:500] == batch.regime[1::2]).all()  # one market regime
+    nq = batch.price[batch.symbol == "NQ"]
+    assert abs(nq[0] - 14500.0) < 10 and abs(batch.price[1] - 4150.0) < 10
+
+
+@pytest.mark.parametrize("rho", [0.85, -0.4, 0.0])
+def test_realised_correlation_and_volatility_match_the_configuration(rho):
+    """One regime, no jumps, no GARCH: the diffusion alone, over 60 sessions of seconds,
+    sampled every 5 minutes (the tick grid's rounding is noise at shorter horizons)."""
+    models = {"NQ": {"start_price": 14500.0, "volatility_scale": 1.5}}
+    params = MarketParams(
+        seed=3,
+        correlation=[[1.0, rho], [rho, 1.0]],
+        models=models,  # type: ignore[arg-type]
+        transition=IDENTITY,
+        jumps_per_day=0.0,
+        garch_alpha=0.0,
+        garch_beta=0.0,
+    )
+    batch = _generate(params, 2 * 23_400 * 60)
+    es, nq = _returns(batch, "ES", 300), _returns(batch, "NQ", 300)
+    annualise = np.sqrt(params.trading_days_per_year * params.session_length_s / 300)
+    sideways = params.volatility[Regime.SIDEWAYS]
+    assert es.std() * annualise == pytest.approx(sideways, rel=0.03)
+    assert nq.std() * annualise == pytest.approx(1.5 * sideways, rel=0.03)
+    assert np.corrcoef(es, nq)[0, 1] == pytest.approx(rho, abs=0.03)  # se ~ 0.01
+
+
+def test_the_default_market_keeps_its_correlation_through_regimes_jumps_and_garch():
+    params = MarketParams(seed=4, correlation=[[1.0, 0.85], [0.85, 1.0]])
+    batch = _generate(params, 2 * 23_400 * 60)
+    realised = np.corrcoef(_returns(batch, "ES", 300), _returns(batch, "NQ", 300))[0, 1]
+    assert 0.75 < realised <= 0.86  # idiosyncratic jumps and GARCH paths lower it a little
+
+
+def test_a_market_of_many_instruments_is_reproducible_and_restartable():
+    correlation = [[1.0, 0.8, 0.6, 0.2], [0.8, 1.0, 0.5, 0.1], [0.6, 0.5, 1.0, 0.3]]
+    correlation.append([0.2, 0.1, 0.3, 1.0])
+    registry = {s: Instrument(symbol=s) for s in ("A", "B", "C", "D")}
+    params = MarketParams(seed=9, registry=registry, correlation=correlation)
+    whole = _generate(params, 50_000)
+    assert set(whole.symbol.tolist()) == {"A", "B", "C", "D"}
+    market = SyntheticMarket(params)
+    for _ in range(30):
+        market.next_batch(1001)  # steps split across batches
+    checkpoint = market.checkpoint_for(30_030)
+    assert checkpoint is not None and checkpoint.generated % 4 == 0
+    restarted = SyntheticMarket(params)
+    assert restarted.restore(checkpoint)
+    restarted.advance(30_030 - checkpoint.generated)
+    np.testing.assert_array_equal(restarted.next_batch(5000).price, whole.price[30_030:35_030])
+
+
 @pytest.mark.parametrize(
     ("change", "match"),
     [
@@ -218,23 +288,34 @@ def test_intraday_volume_is_u_shaped():
         ({"transition": ((0.9, 0.0, 0.0, 0.0), *IDENTITY[1:])}, "BULL sums to"),
         ({"garch_alpha": 0.5, "garch_beta": 0.5}, "stationary"),
         ({"session_start": "2026-01-05T14:30:00"}, "timezone"),
-        ({"tick_size": -0.25}, "tick_size"),
+        ({"correlation": [[1.0, 0.5], [0.5, 1.0], [0.0, 0.0]]}, "must be 2 x 2"),
+        ({"correlation": [[1.0, 1.5], [1.5, 1.0]]}, r"not in \[-1, 1\]"),
+        ({"correlation": [[1.0, 0.5], [0.4, 1.0]]}, "not symmetric"),
+        ({"correlation": [[0.9, 0.5], [0.5, 1.0]]}, "diagonal must be 1"),
+        ({"correlation": [[1.0, 1.0], [1.0, 1.0]]}, None),  # perfectly correlated: PSD
+        ({"symbols": ["ES", "NQ", "ES"]}, "listed twice"),
+        ({"models": {"RTY": {"start_price": 2000.0}}}, "unknown instrument 'RTY'"),
         ({"volume_curve_k": 3.0}, "volume_curve_k"),
         ({"tick_interval_s": 50_000.0}, "at least one tick"),
     ],
 )
 def test_parameters_are_validated(change, match):
-    params = msgspec.structs.replace(MarketParams(), **change)
+    """Every rule holds for params from a config (a ValidationError with the field's path)
+    and for params built in code."""
+    raw = {"symbols": ["ES", "NQ"], **change}
     if match is None:
-        SyntheticMarket(params)
-    else:
-        with pytest.raises(ValueError, match=match):
-            SyntheticMarket(params)
+        SyntheticMarket(msgspec.convert(raw, MarketParams)).next_batch(10)
+        return
+    with pytest.raises(msgspec.ValidationError, match=match):
+        msgspec.convert(raw, MarketParams)
+    with pytest.raises(ValueError, match=match):
+        SyntheticMarket(MarketParams(**raw))  # type: ignore[arg-type]
 
 
 def test_feed_params_parse_strictly_from_config():
-    params = FeedActor.parse_params({"pace": "xN", "speed": 60, "symbol": "NQ", "seed": 1})
-    assert (params.pace, params.speed, params.symbol) == ("xN", 60.0, "NQ")
+    params = FeedActor.parse_params({"pace": "xN", "speed": 60, "symbols": ["NQ"], "seed": 1})
+    assert (params.pace, params.speed, params.symbols) == ("xN", 60.0, ("NQ",))
+    assert params.registry["NQ"].point_value == 20.0
     with pytest.raises(msgspec.ValidationError, match="unknown field `sped`"):
         FeedActor.parse_params({"sped": 60})
     with pytest.raises(msgspec.ValidationError):
@@ -248,6 +329,7 @@ def _feed(capture, published: int = 0, **params: object) -> tuple[FeedActor, Str
     """A FeedActor over a real ring; `published` ticks as if from a predecessor."""
     out = capture("ticks", Codec.from_union(AnyMessage), already_published=published)
     context = actor_context("feed", {"ticks": out.stream})
+    params.setdefault("symbols", ["ES"])
     return FeedActor(msgspec.convert(params, FeedParams), context), out
 
 
@@ -277,7 +359,7 @@ async def test_fast_pace_publishes_the_generator_ticks_and_yields_to_the_loop(ca
     assert beats >= 5000 // 200 - 1
     assert [t.seq for t in ticks] == list(range(1, 5001))
     assert all(t.symbol == "ES" and t.origin_ns == t.ts_ns > 0 for t in ticks)
-    _assert_ticks_match(ticks, _generate(MarketParams(seed=21), 5000))
+    _assert_ticks_match(ticks, _generate(MarketParams(seed=21, symbols=("ES",)), 5000))
     await actor.on_stop()
 
 
@@ -323,6 +405,6 @@ async def test_a_feed_whose_stream_holds_ticks_continues_the_same_market(capture
     ticks = writer.messages
     assert len(ticks) == 500 and actor.published == 1500
     assert [t.seq for t in ticks] == list(range(1001, 1501))
-    expected = _generate(MarketParams(seed=5), 1500)
+    expected = _generate(MarketParams(seed=5, symbols=("ES",)), 1500)
     _assert_ticks_match(ticks, TickBatch(*(column[1000:] for column in expected)))
     await actor.on_stop()

@@ -159,6 +159,7 @@ SAMPLES: dict[type, msgspec.Struct] = {
         unrealized_pnl=37.5,
         event_ns=10,
         open_orders=1,
+        notional=-207_500.0,
     ),
     m.RiskSnapshot: m.RiskSnapshot(
         trading_state=m.TradingState.REDUCING,
@@ -175,6 +176,10 @@ SAMPLES: dict[type, msgspec.Struct] = {
         event_ns=11,
         consecutive_losses=2,
         correlation_score=0.3,
+        net_notional=-207_537.5,
+        concentration=1.0,
+        realized_pnl=-40.0,
+        unrealized_pnl=37.5,
     ),
     m.DecisionRecord: m.DecisionRecord(
         decision_id="d-1",

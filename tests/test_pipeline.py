@@ -18,6 +18,7 @@ from actors.reconcile.audit import Audit, reconcile
 from actors.reconcile.books import committed_positions
 from actors.risk.actor import RiskState
 from actors.risk.killswitch import KillSwitch
+from config.instruments import DEFAULT_INSTRUMENTS
 from kernel.durable import read_record, reset_record
 from ringbuf import inspect_ring, remove_stale
 from ringbuf.procs import is_alive
@@ -33,6 +34,7 @@ from tests.pipeline import (
 )
 from tests.systems import RunningSystem, write_config
 
+POINT_VALUES = {instrument.symbol: instrument.point_value for instrument in DEFAULT_INSTRUMENTS}
 TICKS = 12_000
 
 
@@ -42,7 +44,7 @@ def assert_reconciled(tmp_path: Path, system_name: str, complete: bool = True) -
     Not `complete`: risk and execution only (what was in flight is known to be gone)."""
     journal = journal_path(tmp_path) if complete else None
     books = None if complete else {"risk": "risk", "execution": "execution"}
-    audit = reconcile(system_name, journal, {"ES": 50.0}, books)
+    audit = reconcile(system_name, journal, POINT_VALUES, books)
     assert audit.clean, (audit.lost, audit.duplicated, [str(m) for m in audit.mismatches])
     sources = {"venue", "journal", "risk", "execution"} if complete else {"risk", "execution"}
     assert set(audit.positions) == sources
@@ -69,7 +71,7 @@ def assert_journal_complete(
     """After a clean stop: every message of every journaled stream has exactly one row (its
     seqs run 1..N with N the producer's last committed seq); the journal's counters."""
     path = path or journal_path(tmp_path)
-    audit = reconcile(system_name, path, {"ES": 50.0}, {}, JOURNALED_STREAMS)
+    audit = reconcile(system_name, path, POINT_VALUES, {}, JOURNALED_STREAMS)
     assert not audit.missing_rows, audit.missing_rows
     state = msgspec.msgpack.decode(read_record(system_name, "journal").state, type=JournalState)
     assert state.written == sum(len(seqs) for seqs in journaled(tmp_path, path).seqs.values())
@@ -143,12 +145,13 @@ def test_a_whole_tree_killed_with_sigkill_restarts_and_reconciles(tmp_path, syst
         return
     # A fill in flight when the rings went may be lost to some books for good: then the
     # start's reconciliation must have seen it and kept trading to reducing orders.
-    audit = reconcile(config["name"], None, {"ES": 50.0})
+    audit = reconcile(config["name"], None, POINT_VALUES)
     with KillSwitch.open(config["name"]) as switch:
         state = switch.state()
     if not audit.clean:
         assert state.trading_state is TradingState.REDUCING, [str(m) for m in audit.mismatches]
-        assert state.state_reason.startswith("reconciliation at start: ES")
+        reason = state.state_reason
+        assert reason.startswith(tuple(f"reconciliation at start: {s} " for s in POINT_VALUES))
 
 
 def test_a_quiet_tree_killed_whole_comes_back_with_every_book_and_the_switch(tmp_path, systems):

@@ -145,7 +145,7 @@ def make_gate(controls: KillSwitch, clock: Clock) -> Callable[..., RiskGate]:
 
     def make(**limits: object) -> RiskGate:
         params = msgspec.convert(limits, RiskLimits)
-        book = RiskBook(params.initial_equity, params.point_value)
+        book = RiskBook(params.initial_equity, params.point_values())
         book.on_bar(bar(5000.0))
         return RiskGate(params, book, controls, clock)
 
@@ -203,6 +203,15 @@ def _notional_limit(gate: RiskGate) -> RiskVerdict:
     return gate.check(intent())
 
 
+def _net_notional_limit(gate: RiskGate) -> RiskVerdict:
+    fill_into(gate, fill(LONG, 2, 5000.0, symbol="NQ"))  # 2 x 5000 x $20 = $200k of $400k
+    return gate.check(intent())  # one more ES long is $250k: the net cap has no room
+
+
+def _unknown_symbol(gate: RiskGate) -> RiskVerdict:
+    return gate.check(intent(symbol="RTY"))  # not in the registry
+
+
 def _daily_loss_limit(gate: RiskGate) -> RiskVerdict:
     fill_into(gate, fill(LONG, 2, 5000.0))
     gate.book.on_bar(bar(4940.0, end_ns=T0 + 300 * NS))  # 2 x 60 points x $50 = -$6,000
@@ -236,6 +245,8 @@ SCENARIOS: dict[DenyReason, Callable[[RiskGate], RiskVerdict]] = {
     DenyReason.POSITION_LIMIT: _position_limit,
     DenyReason.ORDER_SIZE_LIMIT: _order_size_limit,
     DenyReason.NOTIONAL_LIMIT: _notional_limit,
+    DenyReason.NET_NOTIONAL_LIMIT: _net_notional_limit,
+    DenyReason.UNKNOWN_SYMBOL: _unknown_symbol,
     DenyReason.DAILY_LOSS_LIMIT: _daily_loss_limit,
     DenyReason.ORDER_RATE_LIMIT: _order_rate_limit,
     DenyReason.DUPLICATE_ID: _duplicate_id,
@@ -245,6 +256,7 @@ SCENARIOS: dict[DenyReason, Callable[[RiskGate], RiskVerdict]] = {
 LIMITS: dict[DenyReason, dict[str, object]] = {
     DenyReason.ORDER_SIZE_LIMIT: {"max_order_size": 0},
     DenyReason.NOTIONAL_LIMIT: {"max_notional": 500_000.0},
+    DenyReason.NET_NOTIONAL_LIMIT: {"max_net_notional": 400_000.0},
     DenyReason.ORDER_RATE_LIMIT: {"max_orders_per_minute": 3, "max_position": 100},
 }
 
@@ -259,7 +271,8 @@ def test_each_deny_reason(make_gate, reason):
     verdict = SCENARIOS[reason](gate)
     assert denied(verdict, reason), verdict
     assert (verdict.origin_ns, verdict.intent_ns) == (4242, 4300)
-    assert verdict.symbol == "ES" and verdict.detail
+    assert verdict.symbol == ("RTY" if reason is DenyReason.UNKNOWN_SYMBOL else "ES")
+    assert verdict.detail
 
 
 # --- the checks in detail -------------------------------------------------------------
@@ -282,17 +295,25 @@ def test_a_short_gets_its_stop_above(make_gate):
 
 
 @pytest.mark.parametrize(
-    ("limits", "atr", "quantity"),
+    ("limits", "atr", "symbol", "quantity"),
     [
-        ({}, 2.5, 5),  # 1250 / (5 x 50) = 5 exactly
-        ({"initial_equity": 100_000.0, "risk_per_trade_fraction": 0.01}, 3.5, 2),  # 1000/350
-        ({"stop_atr_multiple": 1.0}, 2.5, 10),  # 1250 / 125
-        ({"point_value": 20.0}, 3.0, 10),  # NQ-like: 1250 / (6 x 20) = 10.4
+        ({}, 2.5, "ES", 5),  # 1250 / (5 x 50) = 5 exactly
+        ({"initial_equity": 100_000.0, "risk_per_trade_fraction": 0.01}, 3.5, "ES", 2),  # 1000/350
+        ({"stop_atr_multiple": 1.0}, 2.5, "ES", 10),  # 1250 / 125
+        ({}, 3.0, "NQ", 10),  # NQ's $20 a point: 1250 / (6 x 20) = 10.4
     ],
 )
-def test_risk_sizing_known_answers(make_gate, limits, atr, quantity):
-    limits = {"max_order_size": 20, "max_position": 20, "max_notional": 1e9, **limits}
-    verdict = make_gate(**limits).check(intent(atr=atr))
+def test_risk_sizing_known_answers(make_gate, limits, atr, symbol, quantity):
+    limits = {
+        "max_order_size": 20,
+        "max_position": 20,
+        "max_notional": 1e9,
+        "max_net_notional": 1e9,
+        **limits,
+    }
+    gate = make_gate(**limits)
+    gate.book.on_bar(bar(5000.0, symbol))
+    verdict = gate.check(intent(atr=atr, symbol=symbol))
     assert approved(verdict, quantity), verdict
 
 
@@ -333,7 +354,7 @@ def _round_trips(gate: RiskGate, wins: int, losses: int, win_points: float) -> N
 
 
 def test_kelly_shrinks_the_risk_once_enough_trades_closed(make_gate):
-    gate = make_gate(max_order_size=20, max_position=20, max_notional=1e9)
+    gate = make_gate(max_order_size=20, max_position=20, max_notional=1e9, max_net_notional=1e9)
     _round_trips(gate, wins=10, losses=9, win_points=1.02)
     # 19 trips: fixed fraction only, 0.5% x $250,060 / (2 points x $50) = 12.5 -> 12.
     early = gate.check(intent(atr=1.0))
@@ -500,7 +521,8 @@ def test_utilisation_counts_pending_and_the_day_loss(make_gate, clock):
     assert approved(gate.check(intent(direction=SHORT)), 2, DenyReason.ORDER_SIZE_LIMIT)
     used = gate.utilisation()
     assert used["max_position"] == 3 / 5  # 1 held short + 2 pending sells
-    assert used["max_notional"] == 3 * 5000.0 * 50.0 / 1_500_000.0
+    assert used["max_notional"] == 3 * 5000.0 * 50.0 / 2_000_000.0
+    assert used["max_net_notional"] == 3 * 5000.0 * 50.0 / 1_500_000.0  # all of it short
     assert used["daily_loss_limit"] == 250.0 / 5_000.0
     assert used["max_orders_per_minute"] == 1 / 4
     clock.now += MINUTE_NS
@@ -521,7 +543,7 @@ def test_limits_reject_unknown_and_non_finite_values():
 
 
 def _book() -> RiskBook:
-    return RiskBook(initial_equity=100_000.0, point_value=50.0)
+    return RiskBook(initial_equity=100_000.0, point_values={"ES": 50.0})
 
 
 def test_average_price_and_unrealized():
@@ -777,11 +799,53 @@ async def test_the_actor_books_fills_and_publishes_snapshots(capture, system):
     assert risk.event_ns == T0 + 300 * NS and math.isnan(risk.var_99)
     assert risk.limits["max_position"] == 5.0 and risk.limits["daily_loss_limit"] == 5_000.0
     assert risk.utilisation["max_position"] == 2 / 5
-    assert risk.utilisation["max_notional"] == 2 * 5010.0 * 50.0 / 1_500_000.0
+    assert risk.utilisation["max_notional"] == 2 * 5010.0 * 50.0 / 2_000_000.0
     assert risk.utilisation["daily_loss_limit"] == 0.0  # a gain uses none of it
     assert (position.symbol, position.quantity, position.avg_price) == ("ES", 2, 5000.0)
     assert (position.mark_price, position.unrealized_pnl) == (5010.0, 1000.0)
     await actor.on_stop()
+
+
+async def test_the_snapshots_carry_the_portfolio_and_each_symbol(capture, system):
+    """Two symbols with their own point values: per-symbol P&L and notional, and the
+    portfolio's gross and net notional, concentration and P&L in the account snapshot."""
+    actor, out = await _risk_actor(capture, system, initial_equity=100_000.0)
+    actor.on_message(bar(5000.0))
+    actor.on_message(bar(15000.0, "NQ"))
+    actor.on_message(fill(LONG, 2, 5000.0, fee=2.0, fill_id="es-1"))  # ES $50 a point
+    actor.on_message(fill(SHORT, 1, 15000.0, fee=1.0, symbol="NQ", fill_id="nq-1"))  # NQ $20
+    actor.on_message(bar(5010.0, end_ns=T0 + 300 * NS))
+    actor.on_message(bar(14900.0, "NQ", end_ns=T0 + 300 * NS))
+    actor.on_timer(SNAPSHOT_TIMER)
+    risk, *positions = out["snapshots"].messages
+    by_symbol = {p.symbol: p for p in positions}
+    es, nq = by_symbol["ES"], by_symbol["NQ"]
+    assert (es.quantity, es.unrealized_pnl, es.realized_pnl) == (2, 2 * 10 * 50.0, -2.0)
+    assert (nq.quantity, nq.unrealized_pnl, nq.realized_pnl) == (-1, 100 * 20.0, -1.0)
+    assert (es.notional, nq.notional) == (2 * 5010.0 * 50.0, -14900.0 * 20.0)
+    assert risk.gross_notional == 501_000.0 + 298_000.0
+    assert risk.net_notional == 501_000.0 - 298_000.0 and risk.net_position == 1
+    assert risk.concentration == 501_000.0 / 799_000.0
+    assert (risk.realized_pnl, risk.unrealized_pnl) == (-3.0, 3000.0)
+    assert risk.equity == 100_000.0 - 3.0 + 3000.0
+    assert risk.utilisation["max_net_notional"] == 203_000.0 / 1_500_000.0
+    await actor.on_stop()
+
+
+def test_portfolio_limits_deny_what_each_symbol_limit_allows(make_gate):
+    """Each symbol is far inside its position limit, yet the portfolio's gross or net
+    notional cap denies (or cuts) the next order; a hedge passes the net cap."""
+    gate = make_gate(max_order_size=5, max_notional=600_000.0, max_net_notional=400_000.0)
+    fill_into(gate, fill(LONG, 1, 5000.0), fill(LONG, 1, 5000.0, symbol="NQ"))
+    assert gate.book.net_notional == 250_000.0 + 100_000.0  # 1 of 5 ES, 1 of 5 NQ
+    verdict = gate.check(intent())
+    assert denied(verdict, DenyReason.NET_NOTIONAL_LIMIT), verdict  # $350k + $250k > $400k
+    hedge = gate.check(intent(direction=SHORT, symbol="NQ", price=5000.0, stop_price=5006.0))
+    assert hedge.approved and hedge.reason != DenyReason.NET_NOTIONAL_LIMIT  # closes NQ first
+    gate = make_gate(max_order_size=5, max_notional=400_000.0, max_net_notional=1e9)
+    fill_into(gate, fill(LONG, 1, 5000.0), fill(SHORT, 1, 5000.0, symbol="NQ"))
+    assert gate.book.gross_notional == 350_000.0 and gate.book.net_notional == 150_000.0
+    assert denied(gate.check(intent()), DenyReason.NOTIONAL_LIMIT)  # $350k + $250k > $400k
 
 
 async def test_a_fill_nobody_can_book_halts_trading_and_says_why(capture, system):
@@ -835,7 +899,8 @@ async def test_a_new_instance_sees_the_engaged_switch_from_shared_memory(capture
 def test_the_params_are_the_limits_plus_the_report_interval():
     params = RiskActor.parse_params({"max_position": 3, "snapshot_interval_s": 0.5})
     assert isinstance(params, RiskParams) and isinstance(params, RiskLimits)
-    assert (params.max_position, params.snapshot_interval_s, params.point_value) == (3, 0.5, 50.0)
+    assert (params.max_position, params.snapshot_interval_s) == (3, 0.5)
+    assert params.point_values() == {"ES": 50.0, "NQ": 20.0}
     with pytest.raises(msgspec.ValidationError, match="unknown field"):
         RiskActor.parse_params({"verdicts": "v"})
 

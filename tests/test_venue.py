@@ -32,6 +32,7 @@ from actors.messages import (
 )
 from actors.venue import ExchangeParams, SimulatedVenue, SymbolBook, VenueActor
 from actors.venue.ledger import OrderLedger, is_final
+from config.instruments import Instrument
 from kernel.codec import Codec
 from kernel.latency import read_histograms
 from tests.helpers import StreamCapture, actor_context
@@ -39,11 +40,15 @@ from tests.helpers import StreamCapture, actor_context
 NS = 1_000_000_000
 T0 = 1_767_623_400 * NS
 CODEC = Codec.from_union(AnyMessage)
-EXACT = {
-    "impact_alpha": 1.0,
-    "session_s": 1600.0,
-    "symbols": {"ES": {"adv_contracts": 100.0}, "NQ": {}},
-}
+
+
+def _registry(**es_terms: object) -> dict[str, Instrument]:
+    """ES with an ADV of 100 contracts (and `es_terms`), and NQ."""
+    es = Instrument(symbol="ES", adv_contracts=100.0, **es_terms)  # type: ignore[arg-type]
+    return {"ES": es, "NQ": Instrument(symbol="NQ", point_value=20.0)}
+
+
+EXACT = {"impact_alpha": 1.0, "session_s": 1600.0, "registry": _registry()}
 """Parameters under which the book of `_calm_market` has an impact of sqrt(q) points."""
 
 
@@ -204,7 +209,8 @@ async def test_no_impact_before_any_volatility_and_none_in_a_still_market(captur
 
 
 async def test_an_order_beyond_the_displayed_depth_fills_partly_and_the_rest_is_cancelled(capture):
-    actor, out = await _venue(capture, **EXACT, depth_multiplier=2.0, fee_per_contract=1.5)
+    params = {**EXACT, "registry": _registry(fee_per_contract=1.5)}
+    actor, out = await _venue(capture, **params, depth_multiplier=2.0)
     for tick in _calm_market(size=5):
         actor.on_message(tick)
     actor.on_message(_order("big", Direction.LONG, 25))
@@ -404,10 +410,9 @@ async def test_the_receive_hook_sees_each_order_on_arrival(capture):
 
 
 def test_params_parse_strictly_from_config():
-    params = VenueActor.parse_params(
-        {"fee_per_contract": 1.0, "symbols": {"NQ": {"tick_size": 0.25}}}
-    )
-    assert (params.fee_per_contract, list(params.symbols)) == (1.0, ["NQ"])
+    params = VenueActor.parse_params({"impact_alpha": 0.2, "symbols": ["NQ"]})
+    assert (params.impact_alpha, params.symbols, list(params.registry)) == (0.2, ("NQ",), ["NQ"])
+    assert params.registry["NQ"].point_value == 20.0
     with pytest.raises(msgspec.ValidationError, match="unknown field `fee`"):
         VenueActor.parse_params({"fee": 1.0})
     with pytest.raises(msgspec.ValidationError):

@@ -1,4 +1,4 @@
-"""The aiohttp application: routes for /health, /risk, /metrics, and JSON errors.
+"""The aiohttp application: routes for /health, /risk, /positions, /metrics, JSON errors.
 
 Every answer is JSON except the Prometheus text of /metrics. A request the router
 rejects (404, 405) and a handler that raises (500, logged) both get a JSON error body:
@@ -103,6 +103,12 @@ class Routes:
             return json_response({"error": "no risk snapshot yet"}, status=503)
         return json_response(body)
 
+    async def get_positions(self, request: web.Request) -> web.Response:
+        body = self.risk.positions_json()
+        if body is None:
+            return json_response({"error": "no risk snapshot yet"}, status=503)
+        return json_response(body)
+
     async def get_metrics(self, request: web.Request) -> web.Response:
         rows, _ = self._rows()
         counts = committed_order_counts(self.system, self.execution)
@@ -117,5 +123,6 @@ def build_app(routes: Routes, log: logging.Logger) -> web.Application:
     app = web.Application(middlewares=[error_middleware(log)])
     app.router.add_get("/health", routes.get_health)
     app.router.add_get("/risk", routes.get_risk)
+    app.router.add_get("/positions", routes.get_positions)
     app.router.add_get("/metrics", routes.get_metrics)
     return app

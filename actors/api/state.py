@@ -35,6 +35,29 @@ class RiskState:
         self.snapshot: RiskSnapshot | None = None
         self.positions: dict[str, PositionSnapshot] = {}
 
+    def positions_json(self) -> dict[str, Any] | None:
+        """The /positions body: each symbol's position and P&L, and the portfolio's
+        totals from the account snapshot; None before the first RiskSnapshot arrived."""
+        snapshot = self.snapshot
+        if snapshot is None:
+            return None
+        positions = [as_json(self.positions[s]) for s in sorted(self.positions)]
+        return {
+            "as_of_ns": snapshot.event_ns,
+            "positions": positions,
+            "portfolio": {
+                "symbols": sum(1 for p in positions if p["quantity"]),
+                "net_position": snapshot.net_position,
+                "gross_notional": snapshot.gross_notional,
+                "net_notional": snapshot.net_notional,
+                "concentration": snapshot.concentration,
+                "realized_pnl": snapshot.realized_pnl,
+                "unrealized_pnl": snapshot.unrealized_pnl,
+                "daily_pnl": snapshot.daily_pnl,
+                "equity": snapshot.equity,
+            },
+        }
+
     def to_json(self) -> dict[str, Any] | None:
         """The /risk body, or None before the first RiskSnapshot arrived."""
         if self.snapshot is None:

@@ -15,11 +15,18 @@ A bar those indicators skip (a non-finite price; for momentum also a close <= 0)
 for that value and leaves their state as it was.
 
 Ticks must come in non-decreasing market time; an older tick (a replay overlap) is
-dropped and counted in `late_ticks`.
+dropped and counted in `late_ticks`. A tick whose price is not a finite number or whose
+size is negative is dropped and counted in `bad_ticks`: it never reaches a bar.
+
+`state()` / `restore()` turn a builder into data and back (the bars actor's durable
+state, per symbol): the bars in progress and the indicators continue across a restart.
 """
 
 import math
 from collections.abc import Sequence
+
+import msgspec
+import numpy as np
 
 from actors.indicators.classic import Atr, Momentum
 from actors.messages import Bar, Tick
@@ -28,6 +35,30 @@ ATR_PERIOD = 14
 MOMENTUM_BARS = 5
 NS_PER_S = 1_000_000_000
 _NO_BARS: tuple[Bar, ...] = ()
+
+
+class FrameState(msgspec.Struct, array_like=True):
+    """One timeframe's bar in progress and indicator states (`BarBuilder.state`)."""
+
+    timeframe_s: int
+    bucket: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int
+    tick_count: int
+    atr: list[float]
+    momentum: list[float]
+
+
+class BuilderState(msgspec.Struct, array_like=True):
+    """A `BarBuilder` as data."""
+
+    last_ns: int
+    late_ticks: int
+    frames: list[FrameState]
+    bad_ticks: int = 0
 
 
 class _Frame:
@@ -56,6 +87,27 @@ class _Frame:
         self.tick_count = 0
         self.atr = Atr(ATR_PERIOD)
         self.momentum = Momentum(MOMENTUM_BARS)
+
+    def state(self) -> FrameState:
+        return FrameState(
+            self.timeframe_s,
+            self.bucket,
+            self.open,
+            self.high,
+            self.low,
+            self.close,
+            self.volume,
+            self.tick_count,
+            self.atr.state.tolist(),
+            self.momentum.state.tolist(),
+        )
+
+    def restore(self, state: FrameState) -> None:
+        self.bucket = state.bucket
+        self.open, self.high, self.low, self.close = state.open, state.high, state.low, state.close
+        self.volume, self.tick_count = state.volume, state.tick_count
+        self.atr.restore(np.asarray(state.atr, dtype=np.float64))
+        self.momentum.restore(np.asarray(state.momentum, dtype=np.float64))
 
     def start(self, bucket: int, price: float, size: int) -> None:
         self.bucket = bucket
@@ -96,6 +148,23 @@ class BarBuilder:
         self._frames = tuple(_Frame(tf) for tf in timeframes)
         self._last_ns = -1
         self.late_ticks = 0
+        self.bad_ticks = 0
+
+    def state(self) -> BuilderState:
+        """The builder as data, for the durable state."""
+        frames = [frame.state() for frame in self._frames]
+        return BuilderState(self._last_ns, self.late_ticks, frames, self.bad_ticks)
+
+    def restore(self, state: BuilderState) -> bool:
+        """Continue from a builder's `state`; False (nothing changed) when it was saved
+        with other timeframes (a config change: the bars start afresh)."""
+        if [f.timeframe_s for f in state.frames] != [f.timeframe_s for f in self._frames]:
+            return False
+        for frame, saved in zip(self._frames, state.frames, strict=True):
+            frame.restore(saved)
+        self._last_ns, self.late_ticks = state.last_ns, state.late_ticks
+        self.bad_ticks = state.bad_ticks
+        return True
 
     def on_tick(self, tick: Tick) -> Sequence[Bar]:
         """Add a tick; return the bars it closed (usually none).
@@ -103,13 +172,16 @@ class BarBuilder:
         Each closed bar's `origin_ns` is the tick's, so the path that the bar starts can
         be traced back to the tick.
         """
+        price = tick.price
+        size = tick.size
+        if not -math.inf < price < math.inf or size < 0:  # NaN fails both comparisons
+            self.bad_ticks += 1
+            return _NO_BARS
         event_ns = tick.event_ns
         if event_ns < self._last_ns:
             self.late_ticks += 1
             return _NO_BARS
         self._last_ns = event_ns
-        price = tick.price
-        size = tick.size
         closed: list[Bar] | None = None
         for frame in self._frames:
             bucket = event_ns // frame.timeframe_ns

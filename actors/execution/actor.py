@@ -20,6 +20,7 @@ from typing import TypeVar
 
 import msgspec
 
+from actors.common.instruments import InstrumentParams, ServesInstruments
 from actors.common.positions import Position, PositionState, book_fill
 from actors.common.recent import SavedTail
 from actors.execution.orders import Order, OrderState, Outcome
@@ -52,15 +53,12 @@ RESTRICTION_TIMER = "restriction"
 RESTRICTION_POLL_S = 1.0
 
 
-class ExecutionParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class ExecutionParams(InstrumentParams, frozen=True, forbid_unknown_fields=True, kw_only=True):
     retain_done: Count = 256
     """Finished orders kept, oldest dropped first, to recognise late or re-delivered replies
     and verdicts; bounded because the actor runs for days. Saved with every commit as
     chunks encoded once (actors/common/recent.py), so their number costs a commit a copy of
     bytes, not an encoding of each order."""
-    point_value: Positive = 50.0
-    """Currency per point per contract, for the realized P&L of `positions` (one contract
-    for every symbol until instruments have a registry)."""
     reconcile_with: dict[str, str] = msgspec.field(
         default_factory=lambda: {"venue": "venue", "risk": "risk"}
     )
@@ -126,7 +124,7 @@ class ExecutionState(msgspec.Struct, kw_only=True):
     reconciliation with the risk book and the venue's account."""
 
 
-class ExecutionActor(Actor):
+class ExecutionActor(ServesInstruments, Actor):
     """Consumes RiskVerdict, OrderAck, OrderReject and Fill; publishes OrderRequests on
     its `orders` port. The order table survives restarts (durable state)."""
 
@@ -137,7 +135,7 @@ class ExecutionActor(Actor):
 
     async def on_start(self) -> None:
         self._out = self.output("orders")
-        self._point = self.params.point_value
+        self._point_values = self.params.point_values()
         state = self.state
         self.orders: dict[str, Order] = {}
         """Every order known: the working ones and the newest `retain_done` finished."""
@@ -329,7 +327,7 @@ class ExecutionActor(Actor):
                 report.quantity,
                 report.price,
                 report.fee,
-                self._point,
+                self._point_values[report.symbol],
             )
             counts.count("fill", order.side)
             counts.count("filled_contracts", order.side, report.quantity)

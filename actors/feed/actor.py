@@ -23,6 +23,7 @@ from itertools import islice
 
 import msgspec
 
+from actors.common.instruments import ServesInstruments
 from actors.common.pacing import Pace, Pacer
 from actors.common.ticks import make_ticks
 from actors.feed.market import MarketCheckpoint, MarketParams, SyntheticMarket
@@ -50,8 +51,8 @@ class FeedState(msgspec.Struct, kw_only=True):
     checkpoint: MarketCheckpoint | None = None
 
 
-class FeedActor(Actor):
-    """Publishes `Tick`s of one synthetic symbol on its `ticks` port."""
+class FeedActor(ServesInstruments, Actor):
+    """Publishes the `Tick`s of the synthetic market's instruments on its `ticks` port."""
 
     Params = FeedParams
     params: FeedParams
@@ -102,7 +103,7 @@ class FeedActor(Actor):
             batch = self._market.next_batch(
                 params.batch if remaining is None else min(params.batch, remaining)
             )
-            ticks = make_ticks(params.symbol, **batch._asdict())
+            ticks = make_ticks(**batch._asdict())
             await pacer.run(batch.event_ns, partial(self._publish, ticks))
         self.log.info("synthetic feed finished after %d ticks", self.published)
 

@@ -32,6 +32,7 @@ from typing import Any
 import msgspec
 import orjson
 
+from actors.common.instruments import InstrumentParams, ServesInstruments
 from actors.common.positions import Position, Positions, PositionState, book_fill
 from actors.common.recent import RecentIds
 from actors.journal.store import JournalError, JournalStore, Row, set_aside
@@ -86,7 +87,10 @@ _VERSIONED = (DecisionRecord, StrategicDecision, TradeIntent)
 """Messages that name the model version that made them."""
 
 
-class JournalParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class JournalParams(InstrumentParams, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Where and how to journal; `registry` (every registered instrument by default) gives
+    the point values of the positions the journaled fills add up to."""
+
     path: str = "state/journal.sqlite"
     """The SQLite file (relative paths from the working directory, like every state path)."""
     max_pending_rows: AtLeastOne = 100_000
@@ -95,8 +99,6 @@ class JournalParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     poll_interval_s: Positive = 0.05
     """How often the kill switch and trading state are read for changes, and a failed
     write is retried."""
-    point_value: Positive = 50.0
-    """Currency per point per contract, for the realized P&L of the journal's positions."""
     reconcile_with: dict[str, str] = msgspec.field(default_factory=lambda: {"venue": "venue"})
     """At the start of a new run, the positions the journaled fills add up to are compared
     with these actors' committed ones (source -> actor name; {} to skip)."""
@@ -137,7 +139,7 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-class JournalActor(Actor):
+class JournalActor(ServesInstruments, Actor):
     Params = JournalParams
     params: JournalParams
     State = JournalState
@@ -216,7 +218,10 @@ class JournalActor(Actor):
                 orjson.dumps(msgspec.structs.asdict(msg)).decode(),
             )
         )
-        if type(msg) is Fill and self._fill_ids.add(msg.fill_id):
+        terms = self.params.registry.get(msg.symbol) if type(msg) is Fill else None
+        # A fill of an instrument the registry does not list is journaled, not booked:
+        # the reconciliation's audit then shows the position the journal lacks.
+        if terms is not None and self._fill_ids.add(msg.fill_id):
             book_fill(
                 self._account,
                 msg.symbol,
@@ -224,7 +229,7 @@ class JournalActor(Actor):
                 msg.quantity,
                 msg.price,
                 msg.fee,
-                self.params.point_value,
+                terms.point_value,
             )
         if isinstance(msg, _VERSIONED):
             version = msg.model_version

@@ -52,7 +52,9 @@ def journal_path(args: argparse.Namespace) -> Path:
     wiring = load_system(args.config)
     for actor in wiring.config.actors:
         if issubclass(wiring.classes[actor.name], JournalActor):
-            params: JournalParams = wiring.classes[actor.name].parse_params(actor.params)
+            params: JournalParams = wiring.classes[actor.name].parse_params(
+                actor.params, wiring.config
+            )
             return Path(params.path)
     raise ConfigError("actors: no journal actor in this config (pass --path)")
 

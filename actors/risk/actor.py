@@ -16,6 +16,7 @@ survives kill -9, a clean restart and a supervisor crash alike.
 
 import msgspec
 
+from actors.common.instruments import ServesInstruments
 from actors.messages import (
     NAN,
     Bar,
@@ -42,6 +43,7 @@ REPORTED_LIMITS = (
     "max_position",
     "max_order_size",
     "max_notional",
+    "max_net_notional",
     "daily_loss_limit",
     "max_orders_per_minute",
     "risk_per_trade_fraction",
@@ -69,7 +71,7 @@ class RiskState(msgspec.Struct, kw_only=True):
     gate: GateMemory = msgspec.field(default_factory=GateMemory)
 
 
-class RiskActor(Actor):
+class RiskActor(ServesInstruments, Actor):
     """Hosts the gate and the book. What an operator or the gate latched (kill switch,
     trading state) lives in the kill-switch file; the book and the gate's memory are the
     durable state: all of it survives a restart of the actor."""
@@ -84,7 +86,8 @@ class RiskActor(Actor):
         self._verdicts = self.output("verdicts")
         self._snapshots = self.output("snapshots")
         self.controls = KillSwitch.open(self.context.system)
-        self.book = RiskBook(params.initial_equity, params.point_value)
+        point_values = params.point_values()
+        self.book = RiskBook(params.initial_equity, point_values)
         if self.state.book is not None:
             self.book.restore(self.state.book)
             self.log.warning(
@@ -93,6 +96,14 @@ class RiskActor(Actor):
                 self.book.equity,
             )
         self.gate = RiskGate(params, self.book, self.controls, memory=self.state.gate)
+        stray = [
+            s for s, held in self.book.positions.items() if held.quantity and s not in point_values
+        ]
+        if stray:
+            # A position the registry no longer lists cannot be valued or closed here.
+            problem = f"positions in instruments not traded here: {', '.join(stray)}"
+            self.log.error("trading HALTED: %s", problem)
+            self.controls.set_trading_state(TradingState.HALTED, GATE, problem)
         self._limits = {name: float(getattr(params, name)) for name in REPORTED_LIMITS}
         state = self.controls.state()
         if state.engaged or state.trading_state != TradingState.ACTIVE:
@@ -129,7 +140,6 @@ class RiskActor(Actor):
 
     def publish_snapshots(self) -> None:
         book = self.book
-        point_value = book.point_value
         self._snapshots.publish(
             RiskSnapshot(
                 trading_state=self.controls.trading_state,
@@ -148,9 +158,16 @@ class RiskActor(Actor):
                 consecutive_losses=book.stats.consecutive_losses,
                 limits=self._limits,
                 utilisation=self.gate.utilisation(),
+                net_notional=book.net_notional,
+                concentration=book.concentration,
+                realized_pnl=book.realized_pnl,
+                unrealized_pnl=book.unrealized_pnl,
             )
         )
         for held in book.positions.values():
+            point_value = book.point_values.get(held.symbol)
+            if point_value is None:
+                continue
             self._snapshots.publish(
                 PositionSnapshot(
                     symbol=held.symbol,
@@ -160,6 +177,7 @@ class RiskActor(Actor):
                     realized_pnl=held.realized,
                     unrealized_pnl=held.unrealized(point_value),
                     event_ns=book.event_ns,
+                    notional=book.notional(held.symbol),
                 )
             )
 

@@ -11,6 +11,7 @@ to shared memory after every fill, so a restarted actor continues where it was.
 """
 
 import math
+from collections.abc import Mapping
 
 import msgspec
 
@@ -92,9 +93,10 @@ class RiskBook:
     """Totals (equity, gross notional, net position) are recomputed when a bar or a fill
     changes them, so the gate on the order path reads plain attributes."""
 
-    def __init__(self, initial_equity: float, point_value: float) -> None:
+    def __init__(self, initial_equity: float, point_values: Mapping[str, float]) -> None:
         self.initial_equity = initial_equity
-        self.point_value = point_value
+        self.point_values = point_values
+        """Money per point of one contract, per symbol the book may hold."""
         self.positions: dict[str, Position] = {}
         self.stats = TradeStats()
         self.event_ns = 0
@@ -103,7 +105,11 @@ class RiskBook:
         self.unrealized_pnl = 0.0
         self.equity = initial_equity
         self.gross_notional = 0.0
-        """Sum of |contracts| x mark x point value."""
+        """Sum over symbols of |contracts| x mark x point value."""
+        self.net_notional = 0.0
+        """Sum over symbols of signed contracts x mark x point value."""
+        self.largest_notional = 0.0
+        """The largest |contracts| x mark x point value of one symbol."""
         self.net_position = 0
         self._day = -1
         self._day_start_equity = initial_equity
@@ -149,17 +155,31 @@ class RiskBook:
         held = self.positions.get(symbol)
         return held.mark if held is not None else math.nan
 
+    def notional(self, symbol: str) -> float:
+        """Signed contracts x mark x point value of `symbol` (0 when flat or unknown)."""
+        held = self.positions.get(symbol)
+        if held is None or not held.quantity or symbol not in self.point_values:
+            return 0.0
+        return held.quantity * held.mark * self.point_values[symbol]
+
+    @property
+    def concentration(self) -> float:
+        """The largest position's share of the gross notional (0 when flat)."""
+        return self.largest_notional / self.gross_notional if self.gross_notional else 0.0
+
     def on_bar(self, bar: Bar) -> None:
-        """Mark `bar.symbol` at the close; a close that is not a positive number is ignored
-        (the last good mark stays)."""
+        """Mark `bar.symbol` at the close; a close that is not a positive number, or a
+        symbol the book does not trade, is ignored (the last good mark stays)."""
         self._advance(bar.end_ns)
-        if bar.close > 0.0 and math.isfinite(bar.close):
+        if bar.close > 0.0 and math.isfinite(bar.close) and bar.symbol in self.point_values:
             self._position(bar.symbol).mark = bar.close
             self._revalue()
 
     def on_fill(self, fill: Fill) -> bool:
         """Apply a fill once: False if its fill_id was applied already (redelivery)."""
         defect = fill_defect(fill)
+        if defect is None and fill.symbol not in self.point_values:
+            defect = f"symbol {fill.symbol!r} is not a traded instrument"
         if defect is not None:
             raise InvalidFill(f"fill {fill.fill_id}: {defect}")
         if not self._fill_ids.add(fill.fill_id):
@@ -168,7 +188,8 @@ class RiskBook:
         held = self._position(fill.symbol)
         if math.isnan(held.mark):
             held.mark = fill.price
-        trip = held.apply(int(fill.side), fill.quantity, fill.price, fill.fee, self.point_value)
+        point_value = self.point_values[fill.symbol]
+        trip = held.apply(int(fill.side), fill.quantity, fill.price, fill.fee, point_value)
         if trip is not None:
             self.stats.record(trip)
         self._revalue()
@@ -191,19 +212,27 @@ class RiskBook:
         return held
 
     def _revalue(self) -> None:
-        point_value = self.point_value
-        realized = unrealized = gross = 0.0
+        point_values = self.point_values
+        realized = unrealized = gross = net_notional = largest = 0.0
         net = 0
         for held in self.positions.values():
             realized += held.realized
-            if held.quantity:
+            point_value = point_values.get(held.symbol)
+            if held.quantity and point_value is not None:  # not traded: halts trading
                 unrealized += held.unrealized(point_value)
-                gross += abs(held.quantity) * held.mark * point_value
+                notional = held.quantity * held.mark * point_value
+                net_notional += notional
+                notional = abs(notional)
+                gross += notional
+                if notional > largest:
+                    largest = notional
                 net += held.quantity
         self.realized_pnl = realized
         self.unrealized_pnl = unrealized
         self.equity = self.initial_equity + realized + unrealized
         self.gross_notional = gross
+        self.net_notional = net_notional
+        self.largest_notional = largest
         self.net_position = net
         self._peak_equity = max(self._peak_equity, self.equity)
 

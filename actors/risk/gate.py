@@ -11,6 +11,7 @@ Checks run in this order; the first that fails is the deny reason:
                       never gets a second chance.
  3. NAN_INPUT         price, atr, score, confidence or stop_price is NaN or infinite, or
                       price or atr is not positive (nothing can be sized from it).
+    UNKNOWN_SYMBOL    the symbol is not an instrument risk trades (`symbols`).
  4. HALTED            the trading state is HALTED.
  5. DAILY_LOSS_LIMIT  the day's loss (realized + unrealized) is beyond the limit: the
                       state flips to REDUCING and only position-reducing intents pass.
@@ -19,19 +20,26 @@ Checks run in this order; the first that fails is the deny reason:
  8. ORDER_RATE_LIMIT  the sliding minute already holds the maximum of approvals.
  9. ZERO_SIZE         sizing gives no contract (no Kelly edge, a stop too wide for the
                       risk budget, nothing left to close).
-10. POSITION_LIMIT, NOTIONAL_LIMIT, ORDER_SIZE_LIMIT: the size is cut to each limit in
-                      turn and denied with that reason if nothing is left. An approval
+10. POSITION_LIMIT, NOTIONAL_LIMIT, NET_NOTIONAL_LIMIT, ORDER_SIZE_LIMIT: the size is
+                      cut to each limit in turn and denied with that reason if nothing
+                      is left. The position limit is per symbol; the notional limits are
+                      the portfolio's (gross: sum of |notional|; net: |sum of signed
+                      notional|), so an order each symbol's limit allows can still be
+                      denied because of what the other symbols hold. An approval
                       that a limit cut carries that limit as its reason (DenyReason is
                       "why denied, or cut"); an uncut approval carries NONE.
 
 Sizing. An intent to go LONG or SHORT in the ACTIVE state opens risk: contracts =
-floor(risk fraction x equity / (stop_atr_multiple x ATR x point value)). The risk fraction
-is `risk_per_trade_fraction` until `min_kelly_trades` round trips have closed; after that,
-the fractional Kelly fraction when lower (Kelly may shrink the risk, never grow it past the
-ceiling, and no edge means no trade). A FLAT intent, or any intent the REDUCING state lets
-through, closes: its size is what is held and not already being closed.
+floor(risk fraction x equity / (stop_atr_multiple x ATR x the symbol's point value)). The
+risk fraction is `risk_per_trade_fraction` until `min_kelly_trades` round trips have
+closed; after that, the fractional Kelly fraction when lower (Kelly may shrink the risk,
+never grow it past the ceiling, and no edge means no trade). A FLAT intent, or any intent
+the REDUCING state lets through, closes: its size is what is held and not already being
+closed.
 
-Position and notional limits count approved quantity not yet filled (see pending.py).
+Position and notional limits count approved quantity not yet filled (see pending.py);
+closing never needs notional room (it lowers the symbol's exposure, even when it moves
+the portfolio's net).
 """
 
 import logging
@@ -74,6 +82,8 @@ _ORDER_RATE_LIMIT = DenyReason.ORDER_RATE_LIMIT
 _ZERO_SIZE = DenyReason.ZERO_SIZE
 _POSITION_LIMIT = DenyReason.POSITION_LIMIT
 _NOTIONAL_LIMIT = DenyReason.NOTIONAL_LIMIT
+_NET_NOTIONAL_LIMIT = DenyReason.NET_NOTIONAL_LIMIT
+_UNKNOWN_SYMBOL = DenyReason.UNKNOWN_SYMBOL
 _ORDER_SIZE_LIMIT = DenyReason.ORDER_SIZE_LIMIT
 _GUARDED = ("price", "atr", "score", "confidence", "stop_price")
 _POSITIVE = ("price", "atr")
@@ -114,6 +124,11 @@ class RiskGate:
         self._clock = clock
         self._intent_ids = RecentIds(REMEMBERED_INTENTS, PERSISTED_INTENTS, memory.intent_ids)
         self._throttle = OrderThrottle(limits.max_orders_per_minute, memory.approvals_ns)
+        # Per symbol, looked up once per intent: (point value, position limit).
+        self._terms = {
+            symbol: (instrument.point_value, limits.position_limit(symbol))
+            for symbol, instrument in limits.registry.items()
+        }
 
     def memory(self) -> "GateMemory":
         """What the gate must not forget across a restart, as data."""
@@ -132,24 +147,30 @@ class RiskGate:
         limits, book, pending = self.limits, self.book, self.pending
         now = self._clock()
         pending.expire(now)
-        # Per symbol, the worse side: what is held that way plus what is pending that way.
-        contracts = max(
+        # Per symbol, the worse side (what is held that way plus what is pending that way)
+        # against that symbol's limit; the most used symbol is the utilisation.
+        position_use = max(
             (
                 max(
                     held.quantity + pending.quantity(symbol, 1),
                     pending.quantity(symbol, -1) - held.quantity,
                 )
+                / limit
+                if (limit := limits.position_limit(symbol))
+                else 1.0
                 for symbol, held in book.positions.items()
             ),
-            default=0,
+            default=0.0,
         )
+        net = abs(book.net_notional + pending.net_notional)
         used = {
-            "max_position": (contracts, limits.max_position),
             "max_notional": (book.gross_notional + pending.notional, limits.max_notional),
+            "max_net_notional": (net, limits.max_net_notional),
             "daily_loss_limit": (max(0.0, -book.daily_pnl), limits.daily_loss_limit),
             "max_orders_per_minute": (self._throttle.count(now), limits.max_orders_per_minute),
         }
-        return {name: value / limit if limit else 1.0 for name, (value, limit) in used.items()}
+        use = {name: value / limit if limit else 1.0 for name, (value, limit) in used.items()}
+        return {"max_position": position_use, **use}
 
     def check(self, intent: TradeIntent) -> RiskVerdict:
         controls = self.controls
@@ -165,13 +186,17 @@ class RiskGate:
             and atr > 0.0
         ):
             return _deny(intent, _NAN_INPUT, _bad_fields(intent))
+        symbol = intent.symbol
+        terms = self._terms.get(symbol)
+        if terms is None:
+            return _deny(intent, _UNKNOWN_SYMBOL, f"{symbol!r} is not traded here")
+        point_value, position_limit = terms
         state = controls.trading_state
         if state is _HALTED:
             return _deny(intent, _HALTED_REASON, "trading halted")
 
         limits = self.limits
         book = self.book
-        symbol = intent.symbol
         held = book.position(symbol)
         direction = intent.direction
         side = int(direction) if direction != _FLAT else (held < 0) - (held > 0)
@@ -217,18 +242,21 @@ class RiskGate:
                 if kelly < risk_fraction:
                     risk_fraction, detail = kelly, _KELLY
             stop_distance = limits.stop_atr_multiple * atr
-            quantity = risk_contracts(book.equity, risk_fraction, stop_distance, limits.point_value)
+            quantity = risk_contracts(book.equity, risk_fraction, stop_distance, point_value)
         if quantity <= 0:
             return _deny(intent, _ZERO_SIZE, detail, kelly)
 
         reason = _NONE
-        contract_notional = price * limits.point_value
+        contract_notional = price * point_value
         gross = book.gross_notional + pending.notional
-        # Closing never adds notional: only the opening part of an order needs room.
+        net = book.net_notional + pending.net_notional
+        # Closing never needs notional room: only the opening part of an order does.
         notional_room = math.floor((limits.max_notional - gross) / contract_notional)
+        net_room = math.floor((limits.max_net_notional - side * net) / contract_notional)
         rooms = (
-            (limits.max_position - side * held - pending_same_side, _POSITION_LIMIT),
+            (position_limit - side * held - pending_same_side, _POSITION_LIMIT),
             (closable + notional_room if notional_room > 0 else closable, _NOTIONAL_LIMIT),
+            (closable + net_room if net_room > 0 else closable, _NET_NOTIONAL_LIMIT),
             (limits.max_order_size, _ORDER_SIZE_LIMIT),
         )
         for room, limit in rooms:
@@ -250,7 +278,7 @@ class RiskGate:
             stop_price=price - side * stop_distance,
             target_price=intent.target_price,
             kelly_fraction=kelly,
-            risk_amount=0.0 if closing else quantity * stop_distance * limits.point_value,
+            risk_amount=0.0 if closing else quantity * stop_distance * point_value,
             detail=detail,
             intent_ns=intent.ts_ns,
             origin_ns=intent.origin_ns,

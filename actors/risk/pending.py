@@ -31,6 +31,8 @@ class PendingOrders:
         self._totals: dict[tuple[str, int], int] = {}
         self.notional = 0.0
         """Gross notional of every pending contract, both sides, at its approval price."""
+        self.net_notional = 0.0
+        """Signed notional (buys positive) of every pending contract at its approval price."""
         for approval in approvals:
             self._append(approval)
 
@@ -51,7 +53,9 @@ class PendingOrders:
         self._approvals.append(approval)
         key = (approval.symbol, approval.side)
         self._totals[key] = self._totals.get(key, 0) + approval.quantity
-        self.notional += approval.quantity * approval.contract_notional
+        notional = approval.quantity * approval.contract_notional
+        self.notional += notional
+        self.net_notional += approval.side * notional
 
     def expire(self, now_ns: int) -> None:
         approvals = self._approvals
@@ -85,4 +89,6 @@ class PendingOrders:
         else:
             del self._totals[key]
         # Reset exactly when nothing is pending, so float drift cannot accumulate.
-        self.notional = self.notional - used * approval.contract_notional if self._totals else 0.0
+        notional = used * approval.contract_notional
+        self.notional = self.notional - notional if self._totals else 0.0
+        self.net_notional = self.net_notional - approval.side * notional if self._totals else 0.0

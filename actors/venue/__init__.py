@@ -3,7 +3,7 @@
 from actors.venue.actor import VenueActor
 from actors.venue.book import BookState, SymbolBook
 from actors.venue.ledger import OrderLedger, Outcome, VenueReply
-from actors.venue.venue import ExchangeParams, SimulatedVenue, SymbolSpec, VenueStats
+from actors.venue.venue import ExchangeParams, SimulatedVenue, VenueStats
 
 __all__ = [
     "BookState",
@@ -12,7 +12,6 @@ __all__ = [
     "Outcome",
     "SimulatedVenue",
     "SymbolBook",
-    "SymbolSpec",
     "VenueActor",
     "VenueReply",
     "VenueStats",

@@ -4,6 +4,7 @@ import time
 
 import msgspec
 
+from actors.common.instruments import ServesInstruments
 from actors.common.positions import PositionState
 from actors.messages import CancelRequest, Fill, OrderAck, OrderReject, OrderRequest, Tick
 from actors.venue.book import BookState
@@ -21,7 +22,7 @@ class VenueState(msgspec.Struct, kw_only=True):
     """The account per symbol, from every fill executed (the venue's position report)."""
 
 
-class VenueActor(Actor):
+class VenueActor(ServesInstruments, Actor):
     """Consumes Ticks (the book), OrderRequests and CancelRequests; publishes the
     `SimulatedVenue`'s replies (acks, rejects, fills) on its `reports` port.
 

@@ -11,11 +11,13 @@ What it does with an `OrderRequest`, in this order:
    <= 0 or side FLAT (INVALID_QUANTITY); an order that could rest on the book (VENUE_ERROR:
    only MARKET or LIMIT with IOC or FOK are simulated, so no order ever rests here); a limit
    price that is not finite, positive and on the tick grid (INVALID_PRICE).
-3. Liquidity -> OrderReject NO_LIQUIDITY without an ack: no quote seen yet for the symbol,
+3. Price band -> OrderReject PRICE_BAND without an ack: a limit price further than the
+   instrument's `price_band_fraction` from the mid of the last quote (a fat finger).
+4. Liquidity -> OrderReject NO_LIQUIDITY without an ack: no quote seen yet for the symbol,
    nothing displayed at the touch, a limit order that is not marketable at the touch (an
    IOC that cannot fill is rejected rather than acked and silently expired, so the sender
    always learns the outcome from one terminal message), or a FOK that cannot fill in full.
-4. Otherwise OrderAck, then exactly one Fill, taker, at one price:
+5. Otherwise OrderAck, then exactly one Fill, taker, at one price:
    - quantity: min(order quantity, floor(displayed size at the touch * depth_multiplier));
      the IOC remainder is cancelled, so the Fill always has `leaves_quantity` 0 and a fill
      quantity below the ack's quantity is how the cancelled remainder is reported;
@@ -25,7 +27,7 @@ What it does with an `OrderRequest`, in this order:
      nearest tick, sigma the symbol's daily volatility in points (see `SymbolBook`; no impact
      until it is known); a limit order never fills through its limit, so the impact is capped
      there. The impact is temporary: the book stays the feed's, orders do not move it;
-   - fee: fee_per_contract * filled.
+   - fee: the instrument's fee_per_contract * filled.
 
 A CancelRequest is always answered OrderReject UNKNOWN_ORDER: orders never rest, so there is
 nothing to cancel (the detail says whether the id was seen). Every reply copies the request's
@@ -40,6 +42,7 @@ from typing import Annotated
 
 import msgspec
 
+from actors.common.instruments import InstrumentParams
 from actors.common.positions import Position, PositionState, book_fill
 from actors.messages import (
     CancelRequest,
@@ -56,6 +59,7 @@ from actors.messages import (
 )
 from actors.venue.book import BookState, SymbolBook
 from actors.venue.ledger import OrderLedger, Outcome, VenueReply, is_final
+from config.instruments import Instrument
 from config.types import NonNegative, Positive
 
 IMMEDIATE_TIME_IN_FORCE = frozenset({TimeInForce.IOC, TimeInForce.FOK})
@@ -64,24 +68,12 @@ GRID_TOLERANCE = 1e-9
 """How far (in ticks) a limit price may sit off the tick grid and still count as on it."""
 
 
-class SymbolSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """The contract of one tradable symbol."""
+class ExchangeParams(InstrumentParams, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The simulated exchange's models (see the module docstring). The contracts it lists
+    are `symbols` (every registered instrument by default), with their tick size, point
+    value, fee, price band and average daily volume from the instrument registry; ticks
+    and orders of any other symbol are not traded."""
 
-    tick_size: Positive = 0.25
-    point_value: Positive = 50.0
-    """Currency per point per contract (ES: $50): prices the impact cost in `VenueStats`."""
-    adv_contracts: Positive = 100_000.0
-    """Average daily volume in contracts, the V of the square-root law (the synthetic feed's
-    default market trades about 23,400 ticks of ~4 contracts a day)."""
-
-
-class ExchangeParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """The simulated exchange's contracts, costs and models (see the module docstring)."""
-
-    symbols: dict[str, SymbolSpec] = msgspec.field(default_factory=lambda: {"ES": SymbolSpec()})
-    """The tradable symbols; ticks and orders for any other symbol are not traded."""
-    fee_per_contract: NonNegative = 2.25
-    """Exchange + clearing fee per contract per side, in currency."""
     impact_alpha: NonNegative = 0.1
     """The square-root law's coefficient (the documents' appendix uses about 0.08)."""
     depth_multiplier: Positive = 1.0
@@ -146,7 +138,7 @@ class SimulatedVenue:
         """The account's position per symbol from every fill executed here: the venue's
         position report, which reconciliation compares with risk's and execution's."""
         for symbol, state in (books or {}).items():
-            if symbol in params.symbols:
+            if symbol in params.registry:
                 self._book(symbol).restore(state)
 
     def saved_outcomes(self) -> list[Outcome]:
@@ -171,7 +163,7 @@ class SimulatedVenue:
             self._book_fill(reply)
 
     def _book_fill(self, fill: Fill) -> None:
-        point_value = self.params.symbols[fill.symbol].point_value
+        point_value = self.params.registry[fill.symbol].point_value
         book_fill(
             self.account, fill.symbol, fill.side, fill.quantity, fill.price, fill.fee, point_value
         )
@@ -180,7 +172,7 @@ class SimulatedVenue:
         """Update the symbol's top of book (ticks of symbols not traded here are ignored)."""
         book = self.books.get(tick.symbol)
         if book is None:
-            if tick.symbol not in self.params.symbols:
+            if tick.symbol not in self.params.registry:
                 return
             book = self._book(tick.symbol)
         if not book.on_tick(tick):
@@ -209,7 +201,7 @@ class SimulatedVenue:
         return replies
 
     def _decide(self, order: OrderRequest, now_event_ns: int) -> list[VenueReply]:
-        spec = self.params.symbols.get(order.symbol)
+        spec = self.params.registry.get(order.symbol)
         if spec is None:
             return [self._reject(order, RejectReason.UNKNOWN_SYMBOL, now_event_ns, "")]
         problem = _invalid(order, spec)
@@ -219,6 +211,13 @@ class SimulatedVenue:
         book = self.books.get(order.symbol)
         if book is None or not book.has_quote:
             return [self._no_liquidity(order, now_event_ns, "no quote yet")]
+        if order.order_type == OrderType.LIMIT:
+            mid = 0.5 * (book.bid + book.ask)
+            if abs(order.limit_price - mid) > spec.price_band_fraction * mid:
+                detail = (
+                    f"limit {order.limit_price} outside {spec.price_band_fraction:.2%} of {mid}"
+                )
+                return [self._reject(order, RejectReason.PRICE_BAND, now_event_ns, detail)]
         buy = order.side == Direction.LONG
         touch, displayed = (book.ask, book.ask_size) if buy else (book.bid, book.bid_size)
         limited = order.order_type == OrderType.LIMIT
@@ -250,7 +249,7 @@ class SimulatedVenue:
         )
         return [reject]
 
-    def _impact(self, book: SymbolBook, spec: SymbolSpec, quantity: int) -> float:
+    def _impact(self, book: SymbolBook, spec: Instrument, quantity: int) -> float:
         """The square-root impact of `quantity`, in points, rounded to the nearest tick."""
         sigma = book.sigma_points
         if math.isnan(sigma):
@@ -261,7 +260,7 @@ class SimulatedVenue:
     def _execute(
         self,
         order: OrderRequest,
-        spec: SymbolSpec,
+        spec: Instrument,
         quantity: int,
         price: float,
         touch: float,
@@ -271,7 +270,7 @@ class SimulatedVenue:
         # after a crash that sees a re-delivered order replies with the same ids, so
         # execution and risk, idempotent on fill_id, count its fill once.
         venue_order_id = f"V-{order.client_order_id}"
-        fee = self.params.fee_per_contract * quantity
+        fee = spec.fee_per_contract * quantity
         stats = self.stats
         stats.fills += 1
         stats.contracts_filled += quantity
@@ -324,7 +323,7 @@ class SimulatedVenue:
         rejects[reason] = rejects.get(reason, 0) + 1
 
 
-def _invalid(order: OrderRequest, spec: SymbolSpec) -> tuple[RejectReason, str] | None:
+def _invalid(order: OrderRequest, spec: Instrument) -> tuple[RejectReason, str] | None:
     """Why `order` cannot be simulated at all, whatever the book (None when it can)."""
     if order.quantity <= 0:
         return RejectReason.INVALID_QUANTITY, f"quantity {order.quantity}"
