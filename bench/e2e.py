@@ -92,13 +92,82 @@ DETAILS = (
 )
 
 
+@dataclass(frozen=True)
+class BenchInstrument:
+    symbol: str
+    tick_size: float
+    point_value: float
+    start_price: float
+    volatility_scale: float
+
+
+INSTRUMENTS = (
+    BenchInstrument("ES", 0.25, 50.0, 4150.0, 1.0),
+    BenchInstrument("NQ", 0.25, 20.0, 14500.0, 1.3),
+    BenchInstrument("YM", 1.0, 5.0, 38000.0, 0.9),
+    BenchInstrument("RTY", 0.1, 50.0, 2000.0, 1.4),
+)
+"""The equity-index futures a run trades, the first `--instruments` of them."""
+CORRELATION = (
+    (1.0, 0.85, 0.9, 0.8),
+    (0.85, 1.0, 0.75, 0.7),
+    (0.9, 0.75, 1.0, 0.75),
+    (0.8, 0.7, 0.75, 1.0),
+)
+"""Their shocks' correlation (positive definite, smallest eigenvalue 0.07)."""
+
+
+def _market(count: int, ticks_per_s: float) -> tuple[str, str]:
+    """The registry of the first `count` instruments and the feed's params: the same
+    total tick rate through the tree whatever the count (each steps at 1/count of it)."""
+    chosen = INSTRUMENTS[:count]
+    registry = "".join(
+        f"""
+[[instruments]]
+symbol = "{i.symbol}"
+tick_size = {i.tick_size}
+point_value = {i.point_value}
+"""
+        for i in chosen
+    )
+    symbols = ", ".join(f'"{i.symbol}"' for i in chosen)
+    rows = ", ".join(
+        "[" + ", ".join(str(value) for value in row[:count]) + "]" for row in CORRELATION[:count]
+    )
+    models = ", ".join(
+        f"{i.symbol} = {{ start_price = {i.start_price}, volatility_scale = {i.volatility_scale} }}"
+        for i in chosen
+    )
+    feed = f"""
+[[actors]]
+name = "feed"
+cls = "actors.feed:FeedActor"
+outputs = {{ ticks = "ticks" }}
+[actors.params]
+pace = "xN"
+speed = {ticks_per_s / count}
+seed = 11
+symbols = [{symbols}]
+correlation = [{rows}]
+models = {{ {models} }}
+"""
+    return registry, feed
+
+
 def bench_config(
-    name: str, log: Path, ticks_per_s: float, wait: str, journal: Path | None = None
+    name: str,
+    log: Path,
+    ticks_per_s: float,
+    wait: str,
+    journal: Path | None = None,
+    instruments: int = 1,
 ) -> str:
-    """The default topology, tuned to trade often: 5 s bars, a fast market, loose limits,
-    fixed-fractional sizing on a very large account (a coin-flip strategy paying spread
-    and fees would otherwise be sized to zero by Kelly or by its shrinking equity). With
-    `journal`, the shipped journal too (its own node on core 0, drop rings), writing there."""
+    """The default topology, tuned to trade often: 5 s bars, a fast market of
+    `instruments` correlated index futures (`INSTRUMENTS`) at `ticks_per_s` in all, loose
+    limits, fixed-fractional sizing on a very large account (a coin-flip strategy paying
+    spread and fees would otherwise be sized to zero by Kelly or by its shrinking equity).
+    With `journal`, the shipped journal too (its own node on core 0, drop rings)."""
+    registry, feed = _market(instruments, ticks_per_s)
     audit = (
         f"""
 [[actors]]
@@ -120,7 +189,7 @@ wait = "backoff"
     return f"""
 name = "{name}"
 messages = "actors.messages:AnyMessage"
-
+{registry}
 [logging]
 level = "warning"
 file = "{log}"
@@ -151,11 +220,7 @@ name = "risk_snapshots"
 capacity = 262144
 full_policy = "drop"
 
-[[actors]]
-name = "feed"
-cls = "actors.feed:FeedActor"
-outputs = {{ ticks = "ticks" }}
-params = {{ pace = "xN", speed = {ticks_per_s}, seed = 11 }}
+{feed}
 [[actors]]
 name = "venue"
 cls = "actors.venue:VenueActor"
@@ -182,6 +247,7 @@ outputs = {{ verdicts = "verdicts", snapshots = "risk_snapshots" }}
 max_orders_per_minute = 1000000
 daily_loss_limit = 1e12
 max_notional = 1e12
+max_net_notional = 1e12
 max_position = 1000
 max_order_size = 5
 price_band_fraction = 0.5
@@ -277,16 +343,19 @@ def measure_system(
     orders: int = 0,
     seconds: float = 0.0,
     journal: bool = False,
+    instruments: int = 1,
 ) -> Measurement:
-    """Start the bench system (with the journal if asked), let `warmup` orders pass, then
-    record until `orders` more orders reached the venue, or for `seconds`; stop it and
-    forget its segments."""
+    """Start the bench system on `instruments` instruments (with the journal if asked),
+    let `warmup` orders pass, then record until `orders` more orders reached the venue,
+    or for `seconds`; stop it and forget its segments."""
     name = f"bench-e2e-{uuid.uuid4().hex[:6]}"
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "e2e.toml"
         journal_path = Path(tmp) / "journal.sqlite" if journal else None
         config.write_text(
-            bench_config(name, Path(tmp) / "run.jsonl", ticks_per_s, wait, journal_path)
+            bench_config(
+                name, Path(tmp) / "run.jsonl", ticks_per_s, wait, journal_path, instruments
+            )
         )
         # This process polls the histograms: like the supervisor, off the spinning core.
         keep_off_spinning_cores(load_config(config))
@@ -460,6 +529,13 @@ def main(argv: list[str] | None = None) -> int:
         help="ticks/s of the sweep, comma-separated",
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="per rate of the sweep")
+    parser.add_argument(
+        "--instruments",
+        type=_instrument_counts,
+        default=[1, 4],
+        help="comma-separated instrument counts to measure, each at the same total tick "
+        f"rate (1-{len(INSTRUMENTS)}; default 1,4)",
+    )
     args = parser.parse_args(argv)
     report = SuiteReport("e2e-load" if args.load else "e2e")
     if args.load:
@@ -468,38 +544,71 @@ def main(argv: list[str] | None = None) -> int:
         return report.finish(enforce=not args.no_enforce)
     orders = args.orders or (1_000 if args.quick else 20_000)
     warmup = max(100, orders // 20)
+    for count in args.instruments:
+        merged = _measure_runs(report, args, count, warmup, orders)
+        if count == args.instruments[0]:
+            RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+            _plot_percentiles(merged, RESULTS_DIR / "e2e.png")
+            report.notes.append(f"plot ({_instruments(count)}): {RESULTS_DIR / 'e2e.png'}")
+    report.notes.append(
+        f"{orders} orders per run after {warmup} warm-up orders, market at "
+        f"{args.ticks_per_s:g} ticks/s in all, 5 s bars; the order path (bars to the venue "
+        f"adapter) runs in one node waiting by {args.wait} on core 1, the feed in a parked "
+        f"node on core 0{'; the journal in a node of its own on core 0' if args.journal else ''}"
+    )
+    return report.finish(enforce=not args.no_enforce)
+
+
+def _instrument_counts(text: str) -> list[int]:
+    counts = [int(part) for part in text.split(",")]
+    if not all(1 <= count <= len(INSTRUMENTS) for count in counts):
+        raise argparse.ArgumentTypeError(f"instrument counts are 1 to {len(INSTRUMENTS)}")
+    return counts
+
+
+def _instruments(count: int) -> str:
+    return f"{count} instrument{'s' if count > 1 else ''}"
+
+
+def _measure_runs(
+    report: SuiteReport, args: argparse.Namespace, count: int, warmup: int, orders: int
+) -> dict[str, Histogram]:
+    """`args.runs` runs on `count` instruments, each held to the budgets, with their
+    stages and (on one instrument) the peer beside them; their merged histograms. Case
+    names carry the instrument count, except on one instrument (the names of runs before
+    there were several)."""
+    label = "" if count == 1 else f" {_instruments(count)}"
     runs = [
-        measure_system(args.ticks_per_s, args.wait, warmup, orders=orders, journal=args.journal)
+        measure_system(
+            args.ticks_per_s, args.wait, warmup, orders, journal=args.journal, instruments=count
+        )
         for _ in range(args.runs)
     ]
     for index, run in enumerate(runs, 1):
-        suffix = f" run {index}" if len(runs) > 1 else ""
+        suffix = label + (f" run {index}" if len(runs) > 1 else "")
         for series in SPANS:
             name = series.split(".", 1)[1] + suffix
             report.add_histogram(name, run.histograms[series])
             report.budget_at_most(name, "p99", BUDGET_US)
         report.budget_at_most(f"tick_to_order{suffix}", "p999", BUDGET_P999_US)
         report.add_throughput(f"orders-at-venue{suffix}", run.orders, run.elapsed_s)
+        report.add_throughput(f"ticks-through-the-tree{suffix}", run.ticks, run.elapsed_s)
         report.notes.append(f"time stolen by the hypervisor{suffix}: {run.stolen}")
     merged = runs[0].histograms
     for run in runs[1:]:
         merged = {name: h.merged(run.histograms[name]) for name, h in merged.items()}
     if len(runs) > 1:
-        report.add_histogram("tick_to_order", merged["venue.tick_to_order"])
-    report.add_histogram("tick_to_submit", merged["venue.tick_to_submit"])
-    _add_breakdown(report, merged)
-    if not args.no_peer:
-        _add_peer(report, runs[0].ticks, runs[0].orders)
-    report.notes.append(
-        f"{runs[0].orders} orders per run after {warmup} warm-up orders, market at "
-        f"{args.ticks_per_s:g} ticks/s, 5 s bars; the order path (bars to the venue adapter) "
-        f"runs in one node waiting by {args.wait} on core 1, the feed in a parked node on "
-        f"core 0{'; the journal in a node of its own on core 0' if args.journal else ''}"
-    )
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    _plot_percentiles(merged, RESULTS_DIR / "e2e.png")
-    report.notes.append(f"plot: {RESULTS_DIR / 'e2e.png'}")
-    return report.finish(enforce=not args.no_enforce)
+        report.add_histogram(f"tick_to_order{label}", merged["venue.tick_to_order"])
+    for instrument in INSTRUMENTS[:count] if count > 1 else ():
+        series = merged.get(f"venue.tick_to_order.{instrument.symbol}")
+        if series is not None and series.count:
+            report.add_histogram(f"tick_to_order{label} {instrument.symbol}", series)
+    report.add_histogram(f"tick_to_submit{label}", merged["venue.tick_to_submit"])
+    if count == 1:
+        _add_breakdown(report, merged)
+        if not args.no_peer:
+            _add_peer(report, runs[0].ticks, runs[0].orders)
+    return merged
 
 
 if __name__ == "__main__":

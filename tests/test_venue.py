@@ -492,6 +492,25 @@ async def test_orders_record_tick_to_order_order_path_and_tick_to_submit(capture
     assert hists["venue.tick_to_order"].max_ns >= 300_000
     assert 100_000 <= hists["venue.order_path"].max_ns < hists["venue.tick_to_order"].max_ns
     assert hists["venue.tick_to_submit"].max_ns == 250_000
+    assert hists["venue.tick_to_order.ES"].count == 1  # per symbol too
+    assert hists["venue.tick_to_order.NQ"].count == 0
+
+
+async def test_a_limit_price_outside_the_instruments_band_is_rejected(capture):
+    """ES's band is 5% (the registry's default) around the quote's mid, 100.125."""
+    actor, out = await _venue(capture, **EXACT)
+    for tick in _calm_market():
+        actor.on_message(tick)
+    far = _order("far", Direction.LONG, 1)
+    far.order_type, far.limit_price = OrderType.LIMIT, 106.0
+    near = _order("near", Direction.LONG, 1)
+    near.order_type, near.limit_price = OrderType.LIMIT, 105.0
+    actor.on_message(far)
+    actor.on_message(near)
+    reject, ack, fill = out.messages
+    assert (reject.client_order_id, reject.reason) == ("far", RejectReason.PRICE_BAND)
+    assert "outside 5.00%" in reject.detail
+    assert (ack.client_order_id, fill.client_order_id) == ("near", "near")
 
 
 # --- the ledger -----------------------------------------------------------------------

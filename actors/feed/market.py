@@ -2,7 +2,8 @@
 and GARCH volatility.
 
 Every `tick_interval_s` market seconds (a step) each instrument prints one tick, in the
-order of `symbols`, all at the step's market time; dt in years = tick_interval_s /
+order of `symbols`, instrument k of N at k/N of the way through the step (no two prints at
+the same nanosecond, as on a real feed); dt in years = tick_interval_s /
 (trading_days_per_year * session_length_s). The market regime is shared; the shocks are
 correlated across instruments by `correlation`; everything else is per instrument:
 
@@ -407,6 +408,8 @@ class SyntheticMarket:
         self._steps_per_session = round(p.session_length_s / p.tick_interval_s)
         self.interval_ns = round(p.tick_interval_s * NS_PER_S)
         """Market time between two steps of a session."""
+        self._stagger_ns = np.arange(count, dtype=np.int64) * (self.interval_ns // count)
+        """When each instrument prints within a step."""
         start = datetime.fromisoformat(p.session_start)
         self._day0 = np.datetime64(start.date(), "D")
         since_epoch = start - datetime(1970, 1, 1, tzinfo=UTC)
@@ -561,7 +564,7 @@ class SyntheticMarket:
         book = 1 + self._rng_book.poisson(np.repeat(book_mean.ravel(), 2)).reshape(n, 2)
         return TickBatch(
             np.tile(self._symbol_column, steps),
-            np.repeat(event_ns, count),
+            (event_ns[:, None] + self._stagger_ns).ravel(),
             price,
             size.ravel(),
             bid,

@@ -54,10 +54,15 @@ class VenueActor(ServesInstruments, Actor):
             self.venue.rejoin(reply)
         self._resent.clear()
         self._clock_ns = 0
-        latency = self.latency(["tick_to_order", "order_path", "tick_to_submit"])
+        per_symbol = [f"tick_to_order.{symbol}" for symbol in self.params.symbols]
+        latency = self.latency(["tick_to_order", "order_path", "tick_to_submit", *per_symbol])
         self._tick_to_order = latency.series("tick_to_order").record
         self._order_path = latency.series("order_path").record
         self._tick_to_submit = latency.series("tick_to_submit").record
+        self._tick_to_order_of = {
+            symbol: latency.series(f"tick_to_order.{symbol}").record
+            for symbol in self.params.symbols
+        }
 
     def state_to_save(self) -> VenueState:
         venue = self.venue
@@ -82,12 +87,17 @@ class VenueActor(ServesInstruments, Actor):
 
     def on_order_received(self, order: OrderRequest, received_ns: int) -> None:
         """Record the two spans of design §7 at the order's arrival, before handling:
-        tick_to_order (since the tick that closed the bar) and order_path (since the
-        tactical layer published the intent); and tick_to_submit, from that tick to
+        tick_to_order (since the tick that closed the bar; also per symbol, as
+        `tick_to_order.<symbol>`) and order_path (since the tactical layer published the
+        intent); and tick_to_submit, from that tick to
         execution's publish of the order (its `ts_ns`): where an engine hands an order to
         the adapter that writes it to the wire, the end of the span peers report."""
         if order.origin_ns:
-            self._tick_to_order(received_ns - order.origin_ns)
+            tick_to_order = received_ns - order.origin_ns
+            self._tick_to_order(tick_to_order)
+            of_symbol = self._tick_to_order_of.get(order.symbol)
+            if of_symbol is not None:
+                of_symbol(tick_to_order)
             self._tick_to_submit(order.ts_ns - order.origin_ns)
         if order.intent_ns:
             self._order_path(received_ns - order.intent_ns)
