@@ -6,10 +6,13 @@ from typing import Any
 
 from actors.journal.query import connect, select_records
 from bench.chaos import LOOSE_RISK_LIMITS, TRADE_OFTEN
+from config.instruments import DEFAULT_INSTRUMENTS
 from ringbuf import inspect_ring
 from tests.helpers import wait_until
 from tests.systems import RunningSystem, base_config, write_config
 
+POINT_VALUES = {instrument.symbol: instrument.point_value for instrument in DEFAULT_INSTRUMENTS}
+"""The pipeline's instruments (the default registry: ES and NQ) and their point values."""
 STREAMS = ["ticks", "bars", "intents", "verdicts", "orders", "venue"]
 JOURNALED_STREAMS = {
     "intents": "tactical",

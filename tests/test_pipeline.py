@@ -18,13 +18,13 @@ from actors.reconcile.audit import Audit, reconcile
 from actors.reconcile.books import committed_positions
 from actors.risk.actor import RiskState
 from actors.risk.killswitch import KillSwitch
-from config.instruments import DEFAULT_INSTRUMENTS
 from kernel.durable import read_record, reset_record
 from ringbuf import inspect_ring, remove_stale
 from ringbuf.procs import is_alive
 from tests.helpers import wait_until
 from tests.pipeline import (
     JOURNALED_STREAMS,
+    POINT_VALUES,
     journal_path,
     journaled,
     pipeline_config,
@@ -34,7 +34,6 @@ from tests.pipeline import (
 )
 from tests.systems import RunningSystem, write_config
 
-POINT_VALUES = {instrument.symbol: instrument.point_value for instrument in DEFAULT_INSTRUMENTS}
 TICKS = 12_000
 
 

@@ -10,12 +10,16 @@ from actors.bars import BarsActor, BarsParams
 from actors.bars.actor import BarsState
 from actors.common.ticks import make_ticks
 from actors.feed import MarketParams, SyntheticMarket
+from actors.journal.query import connect, select_records
 from actors.messages import AnyMessage, Tick
+from actors.reconcile.audit import reconcile
 from actors.tactical import TacticalActor, TacticalParams
 from actors.tactical.actor import TacticalState
 from kernel.codec import Codec
 from kernel.messages import Message
-from tests.helpers import actor_context
+from ringbuf import inspect_ring
+from tests.helpers import actor_context, wait_until
+from tests.pipeline import POINT_VALUES, journal_path, pipeline_config, start_pipeline
 
 CODEC = Codec.from_union(AnyMessage)
 ENVELOPE = set(Message.__struct_fields__)
@@ -163,3 +167,80 @@ async def test_symbols_an_actor_does_not_serve_are_skipped_and_counted(capture, 
         actor.on_message(tick)
     assert {bar.symbol for bar in out.messages} == {"ES"}
     assert actor.skipped_ticks == 500 and list(actor.builders) == ["ES"]
+
+
+# --- a sharded topology, as real processes ---------------------------------------------
+
+
+def _sharded(config: dict) -> dict:
+    """The pipeline with its per-symbol stages in two shards of their own nodes: ES in
+    shard_a, NQ in shard_b, each publishing its own bars and intents streams, which risk
+    and the journal consume together (config/eight_core.toml on two cores)."""
+    actors = {actor["name"]: actor for actor in config["actors"]}
+    bars, tactical = actors.pop("bars"), actors.pop("tactical")
+    streams = [s for s in config["streams"] if s["name"] not in ("bars", "intents")]
+    for shard, symbol in (("a", "ES"), ("b", "NQ")):
+        streams += [{"name": f"bars_{shard}", "capacity": 1 << 22}]
+        streams += [{"name": f"intents_{shard}", "capacity": 1 << 22}]
+        actors[f"bars_{shard}"] = {
+            **bars,
+            "name": f"bars_{shard}",
+            "outputs": {"bars": f"bars_{shard}"},
+            "params": {**bars["params"], "symbols": [symbol]},
+        }
+        actors[f"tactical_{shard}"] = {
+            **tactical,
+            "name": f"tactical_{shard}",
+            "inputs": [f"bars_{shard}"],
+            "outputs": {"intents": f"intents_{shard}"},
+            "params": {**tactical["params"], "symbols": [symbol]},
+        }
+    actors["risk"]["inputs"] = ["intents_a", "intents_b", "venue", "bars_a", "bars_b"]
+    actors["journal"]["inputs"] = ["intents_a", "intents_b", "verdicts", "orders", "venue"]
+    config["streams"], config["actors"] = streams, list(actors.values())
+    config["nodes"] = [node for node in config["nodes"] if node["name"] != "hot"] + [
+        {"name": "shard_a", "actors": ["bars_a", "tactical_a"], "cores": [1], "wait": "park"},
+        {"name": "shard_b", "actors": ["bars_b", "tactical_b"], "cores": [1], "wait": "park"},
+        {"name": "hot", "actors": ["risk", "execution"], "cores": [1], "wait": "park"},
+    ]
+    config["supervisors"][0]["children"] = ["audit", "market", "shard_a", "shard_b", "hot"]
+    return config
+
+
+def test_a_sharded_topology_trades_every_symbol_and_reconciles(tmp_path, systems):
+    ticks = 12_000
+    config = _sharded(pipeline_config(tmp_path, ticks))
+    system = start_pipeline(tmp_path, config)
+    systems.append(system)
+    rings = [
+        f"{system.name}.{stream}.{actor['name']}"
+        for actor in config["actors"]
+        for stream in actor.get("inputs", [])
+    ]
+
+    def drained() -> bool:
+        if system.rows()["feed"]["msgs_out"] < ticks:
+            return False
+        return all(
+            (s := inspect_ring(name)).depth_bytes == 0 and s.published == s.consumed
+            for name in rings
+        )
+
+    wait_until(drained, 120, "the sharded pipeline to drain")
+    shards_in = {shard: system.rows()[f"bars_{shard}"]["msgs_in"] for shard in ("a", "b")}
+    assert system.terminate()[0] == 0
+    assert min(shards_in.values()) >= ticks  # each shard reads every tick, keeps its own
+    audit = reconcile(config["name"], journal_path(tmp_path), POINT_VALUES)
+    assert audit.clean, (audit.lost, audit.duplicated, [str(m) for m in audit.mismatches])
+    db = connect(journal_path(tmp_path))
+    try:
+        rows = select_records(db)
+    finally:
+        db.close()
+    symbols: dict[str, set[str]] = {}
+    for row in rows:
+        symbols.setdefault(row["stream"], set()).add(row["payload"]["symbol"])
+    assert symbols["intents_a"] == {"ES"} and symbols["intents_b"] == {"NQ"}
+    assert symbols["venue"] == symbols["orders"] == {"ES", "NQ"}
+    fills = [row["payload"] for row in rows if row["type"] == "Fill"]
+    assert {fill["symbol"] for fill in fills} == {"ES", "NQ"}
