@@ -9,6 +9,9 @@ One engine per symbol and timeframe, each building only its own matrix (design Â
 Rows are written by column name (`TacticalColumn`, `StrategicColumn`), so the schema in
 `actors.matrices.schemas` alone decides where a feature lands.
 
+`state()` / `restore()` turn an engine into data and back (the features actor's durable
+state, per symbol).
+
 Both run the classic set (`ClassicIndicators`) whole: one numba call per bar that skips
 an invalid bar in every indicator at once, cheaper than the separate calls for the few
 outputs each engine reads (its unused RSI, MACD and Bollinger cost well under 1 us).
@@ -17,6 +20,7 @@ outputs each engine reads (its unused RSI, MACD and Bollinger cost well under 1 
 import math
 from dataclasses import dataclass
 
+import msgspec
 import numpy as np
 
 from actors.indicators import fvg as fvg_out
@@ -36,9 +40,40 @@ from actors.matrices import (
     StrategicColumn,
     TacticalColumn,
 )
+from actors.matrices.assembler import AssemblerState
 
 MOMENTUM_SCALE = 5.0
 """The tactical momentum column is tanh(momentum_5 / 5): a 5% move maps to tanh(1)."""
+
+
+class EngineState(msgspec.Struct, array_like=True):
+    """A feature engine as data: each indicator's state (float64 bytes) and its matrix."""
+
+    indicators: list[bytes]
+    matrix: AssemblerState
+
+
+class _Engine:
+    """What both engines share: their indicators' and matrix's state as data."""
+
+    matrix: MatrixAssembler
+
+    def _indicators(self) -> tuple:
+        raise NotImplementedError
+
+    def state(self) -> EngineState:
+        snapshots = [indicator.snapshot().tobytes() for indicator in self._indicators()]
+        return EngineState(snapshots, self.matrix.state())
+
+    def restore(self, state: EngineState) -> None:
+        """Continue from the `state` of an engine with the same parameters (ValueError,
+        from the indicator that does not match, if not)."""
+        indicators = self._indicators()
+        if len(state.indicators) != len(indicators):
+            raise ValueError("not the state of this engine")
+        for indicator, data in zip(indicators, state.indicators, strict=True):
+            indicator.restore(np.frombuffer(data, dtype=np.float64).copy())
+        self.matrix.restore(state.matrix)
 
 
 @dataclass(frozen=True)
@@ -54,7 +89,7 @@ def _sign(value: float) -> int:
     return 0 if not math.isfinite(value) or value == 0 else (1 if value > 0 else -1)
 
 
-class TacticalFeatures:
+class TacticalFeatures(_Engine):
     """5-minute bars -> the tactical matrix (`matrix`, 60 x 7)."""
 
     def __init__(self, bars_per_year: float) -> None:
@@ -62,6 +97,9 @@ class TacticalFeatures:
         self.fvg = FVG()
         self.matrix = MatrixAssembler(TACTICAL_ROWS, TACTICAL_COLUMNS)
         self._row = np.zeros(len(TacticalColumn))
+
+    def _indicators(self) -> tuple:
+        return (self.classic, self.fvg)
 
     @property
     def atr(self) -> float:
@@ -83,7 +121,7 @@ class TacticalFeatures:
         self.matrix.push(row)
 
 
-class StrategicFeatures:
+class StrategicFeatures(_Engine):
     """30-minute bars -> the strategic matrix (`matrix`, 48 x 13) and synergy signals."""
 
     def __init__(self, bars_per_year: float, lvn_bin_width: float) -> None:
@@ -95,6 +133,9 @@ class StrategicFeatures:
         self.mmd = MMD()
         self.matrix = MatrixAssembler(STRATEGIC_ROWS, STRATEGIC_COLUMNS, zscore=STRATEGIC_ZSCORE)
         self._row = np.zeros(len(StrategicColumn))
+
+    def _indicators(self) -> tuple:
+        return (self.classic, self.fvg, self.mlmi, self.nwrqk, self.lvn, self.mmd)
 
     @property
     def atr(self) -> float:

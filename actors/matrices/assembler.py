@@ -10,6 +10,7 @@ Work per bar is O(C): the rolling sums are updated with the value entering and t
 one leaving the window, and rows live in a ring, copied out in time order on demand.
 """
 
+import msgspec
 import numba
 import numpy as np
 
@@ -53,6 +54,17 @@ def _push(
     counters[0] = (row + 1) % rows
     counters[1] = (slot + 1) % window
     counters[2] = count
+
+
+class AssemblerState(msgspec.Struct, array_like=True):
+    """A `MatrixAssembler` as data (its arrays as raw bytes, in their own dtypes)."""
+
+    ring: bytes
+    history: bytes
+    sums: bytes
+    counters: list[int]
+    filled: int
+    sanitised: list[int]
 
 
 class MatrixAssembler:
@@ -100,6 +112,29 @@ class MatrixAssembler:
             self.sanitised,
         )
         self.filled = min(self.filled + 1, self.rows)
+
+    def state(self) -> AssemblerState:
+        """The rows, the z-score window and the counters, for a durable state."""
+        return AssemblerState(
+            self._ring.tobytes(),
+            self._history.tobytes(),
+            self._sums.tobytes(),
+            self._counters.tolist(),
+            self.filled,
+            self.sanitised.tolist(),
+        )
+
+    def restore(self, state: AssemblerState) -> None:
+        """Continue from the `state` of an assembler of the same shape (ValueError if not)."""
+        arrays = ((self._ring, state.ring), (self._history, state.history))
+        for target, data in (*arrays, (self._sums, state.sums)):
+            if len(data) != target.nbytes:
+                raise ValueError("not the state of an assembler of this shape")
+        for target, data in (*arrays, (self._sums, state.sums)):
+            target[...] = np.frombuffer(data, dtype=target.dtype).reshape(target.shape)
+        self._counters[:] = state.counters
+        self.sanitised[:] = state.sanitised
+        self.filled = state.filled
 
     def matrix(self) -> np.ndarray:
         """The (rows x C) float32 matrix, oldest bar first; rows not yet filled are 0."""

@@ -22,6 +22,8 @@ Signals on the same bar are ordered MLMI, NWRQK, FVG. Rules:
 
 from dataclasses import dataclass, field
 
+import msgspec
+
 from actors.messages import Direction, Synergy, SynergyType
 
 MLMI, NWRQK, FVG = 0, 1, 2
@@ -46,6 +48,14 @@ class BarSignals:
     fvg: int
 
 
+class SynergyState(msgspec.Struct, array_like=True):
+    """A `SynergyDetector` as data: its pending signals and counters."""
+
+    pending: list[list[tuple[int, int] | None]]
+    dropped_low_confidence: int
+    untyped: int
+
+
 @dataclass
 class SynergyDetector:
     symbol: str
@@ -57,6 +67,15 @@ class SynergyDetector:
     _pending: list[list[tuple[int, int] | None]] = field(
         default_factory=lambda: [[None, None, None], [None, None, None]]
     )
+
+    def state(self) -> SynergyState:
+        return SynergyState(
+            [list(side) for side in self._pending], self.dropped_low_confidence, self.untyped
+        )
+
+    def restore(self, state: SynergyState) -> None:
+        self._pending = [list(side) for side in state.pending]
+        self.dropped_low_confidence, self.untyped = state.dropped_low_confidence, state.untyped
 
     def on_bar(self, bars: BarSignals) -> Synergy | None:
         for indicator, signal in enumerate((bars.mlmi, bars.nwrqk, bars.fvg)):
