@@ -11,6 +11,7 @@ import pytest
 
 from actors.common.pacing import MIN_WAKE_INTERVAL_S, DeadlineTimer
 from actors.feed import FeedActor, FeedParams, MarketParams, SyntheticMarket, TickBatch
+from actors.feed.actor import FeedState
 from actors.messages import AnyMessage, Regime, Tick
 from config.instruments import Instrument
 from kernel.codec import Codec
@@ -408,4 +409,17 @@ async def test_a_feed_whose_stream_holds_ticks_continues_the_same_market(capture
     assert [t.seq for t in ticks] == list(range(1001, 1501))
     expected = _generate(MarketParams(seed=5, symbols=("ES",)), 1500)
     _assert_ticks_match(ticks, TickBatch(*(column[1000:] for column in expected)))
+    await actor.on_stop()
+
+
+async def test_a_checkpoint_of_another_version_is_skipped_not_fatal(capture):
+    """A checkpoint an older version saved (a single log price and variance) cannot be
+    read: the feed generates the market from its start instead, the same ticks."""
+    actor, writer = _feed(capture, published=1000, pace="fast", max_ticks=1500, seed=5)
+    old = msgspec.msgpack.encode({"checkpoint": ["fingerprint", 0, [[0] * 6] * 8, 8.3, 1.0, 2]})
+    actor.state = msgspec.msgpack.decode(old, type=FeedState)  # as the kernel restores it
+    await actor.on_start()
+    await asyncio.wait_for(actor._task, 10)
+    expected = _generate(MarketParams(seed=5, symbols=("ES",)), 1500)
+    _assert_ticks_match(writer.messages, TickBatch(*(column[1000:] for column in expected)))
     await actor.on_stop()

@@ -46,9 +46,14 @@ class FeedParams(MarketParams, frozen=True, forbid_unknown_fields=True, kw_only=
 
 
 class FeedState(msgspec.Struct, kw_only=True):
-    """Where the generator can restart: a checkpoint at or before the last tick published."""
+    """Where the generator can restart: a checkpoint at or before the last tick published.
 
-    checkpoint: MarketCheckpoint | None = None
+    Kept encoded: a checkpoint is only a shortcut (the market can always be generated
+    again from its start), so one this version cannot read, saved by an older one, is
+    skipped instead of failing the start."""
+
+    checkpoint: msgspec.Raw = msgspec.Raw(msgspec.msgpack.encode(None))
+    """A `MarketCheckpoint` or nil, encoded."""
 
 
 class FeedActor(ServesInstruments, Actor):
@@ -71,7 +76,7 @@ class FeedActor(ServesInstruments, Actor):
         # Ticks published on the stream so far, by this actor and its predecessors.
         self.published = self._out.seq
         if self.published:
-            saved = self.state.checkpoint
+            saved = self._saved_checkpoint()
             start = 0
             if saved is not None and saved.generated <= self.published:
                 start = saved.generated if self._market.restore(saved) else 0
@@ -83,8 +88,16 @@ class FeedActor(ServesInstruments, Actor):
             )
         self._task = self.spawn(self._run())
 
+    def _saved_checkpoint(self) -> MarketCheckpoint | None:
+        try:
+            return msgspec.msgpack.decode(self.state.checkpoint, type=MarketCheckpoint | None)
+        except msgspec.ValidationError:
+            self.log.warning("the saved checkpoint is of another version: generating anew")
+            return None
+
     def state_to_save(self) -> FeedState:
-        return FeedState(checkpoint=self._market.checkpoint_for(self.published))
+        checkpoint = self._market.checkpoint_for(self.published)
+        return FeedState(checkpoint=msgspec.Raw(msgspec.msgpack.encode(checkpoint)))
 
     async def on_stop(self) -> None:
         self._task.cancel()
