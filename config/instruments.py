@@ -10,7 +10,7 @@ A config without an `[[instruments]]` table gets `DEFAULT_INSTRUMENTS`: the two 
 index futures the embedded default trades.
 """
 
-from datetime import time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
@@ -21,6 +21,14 @@ from config.types import Fraction, NonNegative, Positive, Weekday
 AssetClass = Literal["equity_index_future", "future", "equity", "fx", "crypto", "option"]
 Symbol = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,31}$")]
 """A ticker: letters, digits and . _ / - (ES, NQ, BRK.B, EUR/USD), at most 32 characters."""
+
+
+NS_PER_DAY = 86_400_000_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _utc_ns(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
 def time_of_day_ns(text: str) -> int:
@@ -58,6 +66,26 @@ class TradingSession(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
             raise ValueError(f"unknown session timezone {self.timezone!r}") from e
         if time_of_day_ns(self.start) == time_of_day_ns(self.end):
             raise ValueError("a session's start and end must differ")
+
+    @property
+    def length_ns(self) -> int:
+        """Wall-clock length of a session (an overnight one wraps past midnight)."""
+        return (time_of_day_ns(self.end) - time_of_day_ns(self.start)) % NS_PER_DAY
+
+    def opens_on(self, day: date) -> bool:
+        """Whether a session opens on the local date `day`."""
+        return day.weekday() in self.days
+
+    def window_ns(self, day: date) -> tuple[int, int]:
+        """UTC ns of the open and the close of the session that opens on the local date
+        `day` (as if one did: `opens_on` says whether it does), in the zone's time of
+        that date (DST included)."""
+        zone = ZoneInfo(self.timezone)
+        start, end = time.fromisoformat(self.start), time.fromisoformat(self.end)
+        close_day = day + timedelta(days=1) if end <= start else day
+        opened = datetime.combine(day, start, zone)
+        closed = datetime.combine(close_day, end, zone)
+        return _utc_ns(opened), _utc_ns(closed)
 
 
 class Instrument(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -246,7 +246,8 @@ async def test_the_feed_and_the_replay_of_its_ticks_are_paced_alike(tmp_path, ca
         return due
 
     monkeypatch.setattr(pacing.MarketClock, "schedule", recorded)
-    market = {"session_length_s": 40.0, "tick_interval_s": 1.0, "seed": 3, "symbols": ["ES"]}
+    short = Instrument(symbol="ES", session=TradingSession(start="09:30:00", end="09:30:40"))
+    market = {"registry": {"ES": short}, "tick_interval_s": 1.0, "seed": 3}
     codec = Codec.from_union(AnyMessage)
     n = 120
     feed_out = capture("ticks", codec)

@@ -13,7 +13,7 @@ from actors.common.pacing import MIN_WAKE_INTERVAL_S, DeadlineTimer
 from actors.feed import FeedActor, FeedParams, MarketParams, SyntheticMarket, TickBatch
 from actors.feed.actor import FeedState
 from actors.messages import AnyMessage, Regime, Tick
-from config.instruments import Instrument
+from config.instruments import Instrument, TradingSession
 from kernel.codec import Codec
 from tests.helpers import StreamCapture, actor_context
 
@@ -21,9 +21,12 @@ NS = 1_000_000_000
 IDENTITY = ((1.0, 0.0, 0.0, 0.0), (0.0, 1.0, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0), (0.0, 0.0, 0.0, 1.0))
 
 
-def one(tick_size: float = 0.25, **fields: object) -> MarketParams:
-    """A market of one instrument, "X", with this tick size."""
-    instrument = Instrument(symbol="X", tick_size=tick_size)
+def one(
+    tick_size: float = 0.25, session: TradingSession | None = None, **fields: object
+) -> MarketParams:
+    """A market of one instrument, "X", with this tick size and session (09:30-16:00 New
+    York by default)."""
+    instrument = Instrument(symbol="X", tick_size=tick_size, session=session or TradingSession())
     return MarketParams(registry={"X": instrument}, **fields)  # type: ignore[arg-type]
 
 
@@ -113,10 +116,36 @@ def test_market_time_runs_in_sessions_on_business_days():
     assert (last.hour, last.minute, last.second) == (20, 59, 55)
 
 
-def test_a_weekend_session_start_rolls_forward_to_monday():
-    batch = _generate(one(session_start="2026-01-03T09:30:00-05:00"), 1)
+def test_a_weekend_first_day_rolls_forward_to_monday():
+    batch = _generate(one(first_day="2026-01-03"), 1)
     first = datetime.fromtimestamp(batch.event_ns[0] / NS, UTC)
     assert (first.day, first.hour, first.minute) == (5, 14, 30)
+
+
+def test_sessions_follow_the_registry_in_their_time_zone_through_dst():
+    """09:30-16:00 New York is 14:30-21:00 UTC in winter and 13:30-20:00 after the switch
+    to summer time (8 March 2026); a Tokyo session is 00:00-06:00 UTC all year; an
+    overnight Sunday-to-Thursday session opens the evening before its trading day."""
+    params = one(tick_interval_s=60.0, first_day="2026-03-05")  # Thu 5 .. Mon 9 March
+    opens = _generate(params, 390 * 3).event_ns[::390]
+    when = [datetime.fromtimestamp(ns / NS, UTC) for ns in opens]
+    assert [(w.day, w.hour, w.minute) for w in when] == [(5, 14, 30), (6, 14, 30), (9, 13, 30)]
+    tokyo = TradingSession(timezone="Asia/Tokyo", start="09:00", end="15:00")
+    first = _generate(one(session=tokyo, tick_interval_s=60.0), 1).event_ns[0]
+    assert datetime.fromtimestamp(first / NS, UTC).hour == 0
+    globex = TradingSession(start="18:00", end="17:00", days=(6, 0, 1, 2, 3))
+    batch = _generate(one(session=globex, tick_interval_s=60.0, first_day="2026-01-04"), 2 * 1380)
+    sunday, monday = (datetime.fromtimestamp(ns / NS, UTC) for ns in batch.event_ns[::1380])
+    assert (sunday.day, sunday.hour, monday.day, monday.hour) == (4, 23, 5, 23)
+
+
+def test_instruments_of_one_market_share_their_session():
+    registry = {
+        "ES": Instrument(symbol="ES"),
+        "NK": Instrument(symbol="NK", session=TradingSession(timezone="Asia/Tokyo")),
+    }
+    with pytest.raises(msgspec.ValidationError, match=r"sessions .* must be the same"):
+        msgspec.convert({"registry": registry}, MarketParams)
 
 
 def test_regime_volatility_and_drift_are_as_configured():
@@ -289,7 +318,7 @@ def test_a_market_of_many_instruments_is_reproducible_and_restartable():
         ({"transition": ((0.5, 0.5, 0.0, 0.0), *IDENTITY[1:])}, None),
         ({"transition": ((0.9, 0.0, 0.0, 0.0), *IDENTITY[1:])}, "BULL sums to"),
         ({"garch_alpha": 0.5, "garch_beta": 0.5}, "stationary"),
-        ({"session_start": "2026-01-05T14:30:00"}, "timezone"),
+        ({"first_day": "5 January 2026"}, "not an ISO 8601 date"),
         ({"correlation": [[1.0, 0.5], [0.5, 1.0], [0.0, 0.0]]}, "must be 2 x 2"),
         ({"correlation": [[1.0, 1.5], [1.5, 1.0]]}, r"not in \[-1, 1\]"),
         ({"correlation": [[1.0, 0.5], [0.4, 1.0]]}, "not symmetric"),
@@ -298,7 +327,7 @@ def test_a_market_of_many_instruments_is_reproducible_and_restartable():
         ({"symbols": ["ES", "NQ", "ES"]}, "listed twice"),
         ({"models": {"RTY": {"start_price": 2000.0}}}, "unknown instrument 'RTY'"),
         ({"volume_curve_k": 3.0}, "volume_curve_k"),
-        ({"tick_interval_s": 50_000.0}, "at least one tick"),
+        ({"tick_interval_s": 50_000.0}, "at least one step"),
     ],
 )
 def test_parameters_are_validated(change, match):

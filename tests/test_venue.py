@@ -496,6 +496,29 @@ async def test_orders_record_tick_to_order_order_path_and_tick_to_submit(capture
     assert hists["venue.tick_to_order.NQ"].count == 0
 
 
+async def test_orders_outside_the_instruments_session_are_rejected_market_closed(capture):
+    """ES trades 09:30-16:00 New York: 14:30-21:00 UTC in January, 13:30-20:00 in July."""
+    actor, out = await _venue(capture, **EXACT)
+    july = 1_783_344_600 * NS  # Monday 6 July 2026 13:30 UTC, 09:30 in New York
+    for at, expect in (
+        (T0 - NS, RejectReason.MARKET_CLOSED),  # 09:29:59 on 5 January
+        (T0 + 6 * 3600 * NS, None),  # 15:30
+        (T0 + 23_400 * NS, RejectReason.MARKET_CLOSED),  # 16:00: the close is outside
+        (july - NS, RejectReason.MARKET_CLOSED),
+        (july, None),
+        (july + 5 * 86_400 * NS, RejectReason.MARKET_CLOSED),  # Saturday
+    ):
+        actor.on_message(msgspec.structs.replace(_tick(0, 100.0, 100.25), event_ns=at))
+        before = len(out.messages)
+        actor.on_message(_order(f"at-{at}", Direction.LONG, 1))
+        reply = out.messages[before]
+        if expect is None:
+            assert type(reply) is OrderAck, reply
+        else:
+            assert (type(reply), reply.reason) == (OrderReject, expect), at
+            assert reply.detail == "09:30-16:00 America/New_York"
+
+
 async def test_a_limit_price_outside_the_instruments_band_is_rejected(capture):
     """ES's band is 5% (the registry's default) around the quote's mid, 100.125."""
     actor, out = await _venue(capture, **EXACT)

@@ -4,7 +4,7 @@ and GARCH volatility.
 Every `tick_interval_s` market seconds (a step) each instrument prints one tick, in the
 order of `symbols`, instrument k of N at k/N of the way through the step (no two prints at
 the same nanosecond, as on a real feed); dt in years = tick_interval_s /
-(trading_days_per_year * session_length_s). The market regime is shared; the shocks are
+(trading_days_per_year * session length). The market regime is shared; the shocks are
 correlated across instruments by `correlation`; everything else is per instrument:
 
 - Regime r_t in {BULL, BEAR, SIDEWAYS, VOLATILE} is one Markov chain for the whole
@@ -23,7 +23,7 @@ correlated across instruments by `correlation`; everything else is per instrumen
   regime.
 - Jumps, idiosyncratic: Poisson arrivals at `jumps_per_day` per session; at tick
   resolution a tick holds a jump with probability 1 - exp(-lambda * tick_interval_s /
-  session_length_s), and J ~ N(jump_mean, jump_std^2) in log price. They lower the
+  session length), and J ~ N(jump_mean, jump_std^2) in log price. They lower the
   realised correlation below `correlation` a little (none with `jumps_per_day` 0).
 - Spread in ticks of the instrument's tick size (from the instrument registry):
   min_spread_ticks + Poisson(spread_vol_coef * max(0, sigma_t / (s v_ref) - 1))
@@ -40,9 +40,12 @@ The per-instrument fields (start price, jumps, spread, size, depth) set at the t
 apply to every instrument; `models.<symbol>` overrides them for one instrument and adds
 its `volatility_scale` and `drift_scale`.
 
-Market time: sessions of `session_length_s` start at `session_start` and on each following
-business day (Mon-Fri) at the same time of day; the nights and weekends between sessions
-have no ticks. A session start on a weekend rolls forward to the Monday.
+Market time: the instruments' trading session from the instrument registry (they must
+share one: the market steps them together), from its first session day on or after
+`first_day` on. Each session opens at the session's start in its time zone (so with its
+DST: 09:30 New York is 14:30 UTC in January, 13:30 in July) and holds as many steps as its
+wall-clock length (start to end) allows; the nights, weekends and other days without a
+session have no ticks.
 
 Reproducibility: each random stream (diffusion, jumps, jump sizes, regime, spread, side,
 size, book) has its own generator spawned from `seed`, and every stream consumes a fixed
@@ -57,7 +60,7 @@ import hashlib
 import math
 from collections import deque
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import date
 from typing import Annotated, Literal, NamedTuple
 
 import msgspec
@@ -66,6 +69,7 @@ import numpy as np
 
 from actors.common.instruments import InstrumentParams
 from actors.messages import Regime
+from config.instruments import TradingSession
 from config.types import AtLeastOne, Finite, NonNegative, Positive, Probability
 
 PerRegime = tuple[Finite, Finite, Finite, Finite]
@@ -74,7 +78,6 @@ TransitionRow = tuple[Probability, Probability, Probability, Probability]
 RegimeName = Literal["BULL", "BEAR", "SIDEWAYS", "VOLATILE"]
 
 NS_PER_S = 1_000_000_000
-NS_PER_DAY = 86_400 * NS_PER_S
 _STREAMS = 8  # independent random streams, see the module docstring
 BLOCK = 1024
 """Ticks generated per refill of the buffer that serves small requests."""
@@ -131,9 +134,8 @@ class MarketParams(InstrumentParams, frozen=True, forbid_unknown_fields=True, kw
     start_price: Positive = 4150.0
     tick_interval_s: Positive = 1.0
     """Market seconds between two steps (each instrument prints once per step)."""
-    session_start: str = "2026-01-05T14:30:00+00:00"
-    """ISO 8601 datetime with a timezone: market time of the first tick."""
-    session_length_s: Positive = 23_400.0
+    first_day: str = "2026-01-05"
+    """ISO 8601 date: the market opens with the first session on or after it."""
     trading_days_per_year: Positive = 252.0
     initial_regime: RegimeName = "SIDEWAYS"
     regime_step_s: Positive = 60.0
@@ -175,6 +177,15 @@ class MarketParams(InstrumentParams, frozen=True, forbid_unknown_fields=True, kw
         yield from super().symbol_references()
         for symbol in self.models:
             yield f"models.{symbol}", symbol
+
+    @property
+    def session(self) -> TradingSession:
+        """The instruments' trading session (the registry's, the same for all)."""
+        return self.registry[self.symbols[0]].session
+
+    @property
+    def session_length_s(self) -> float:
+        return self.session.length_ns / NS_PER_S
 
     def model_value(self, symbol: str, field: str) -> float:
         """`field` of `symbol`'s model: its override, else the market-level value."""
@@ -266,13 +277,19 @@ def _market_problem(params: MarketParams) -> str | None:
     if params.garch_alpha + params.garch_beta >= 1.0:
         return "garch_alpha + garch_beta must be < 1 (stationary variance) - at `$.garch_beta`"
     try:
-        zone = datetime.fromisoformat(params.session_start).tzinfo
+        date.fromisoformat(params.first_day)
     except ValueError:
-        return f"{params.session_start!r} is not an ISO 8601 datetime - at `$.session_start`"
-    if zone is None:
-        return f"{params.session_start!r} needs a timezone - at `$.session_start`"
+        return f"{params.first_day!r} is not an ISO 8601 date - at `$.first_day`"
+    sessions = {params.registry[symbol].session for symbol in params.symbols}
+    if len(sessions) > 1:
+        return (
+            "the synthetic market steps its instruments together: their trading sessions "
+            "in the registry must be the same - at `$.symbols`"
+        )
+    if not params.session.days:
+        return "the instruments' session opens on no day - at `$.symbols`"
     if round(params.session_length_s / params.tick_interval_s) < 1:
-        return "a session must hold at least one tick - at `$.session_length_s`"
+        return "a session must hold at least one step - at `$.tick_interval_s`"
     return correlation_problem(params.correlation, len(params.symbols))
 
 
@@ -410,12 +427,12 @@ class SyntheticMarket:
         """Market time between two steps of a session."""
         self._stagger_ns = np.arange(count, dtype=np.int64) * (self.interval_ns // count)
         """When each instrument prints within a step."""
-        start = datetime.fromisoformat(p.session_start)
-        self._day0 = np.datetime64(start.date(), "D")
-        since_epoch = start - datetime(1970, 1, 1, tzinfo=UTC)
-        self._start_ns = (
-            since_epoch.days * 86_400 + since_epoch.seconds
-        ) * NS_PER_S + since_epoch.microseconds * 1000
+        session = p.session
+        self._session = session
+        self._day0 = np.datetime64(p.first_day, "D")
+        self._weekmask = [int(day in session.days) for day in range(7)]
+        self._opens: dict[int, int] = {}
+        """Session number -> UTC ns of its open (computed once each)."""
         self._log_mid = np.log(per_instrument("start_price"))
         self._h = np.ones(count)
         self._regime = int(Regime[p.initial_regime])
@@ -586,7 +603,13 @@ class SyntheticMarket:
         if session.size == 0:
             return np.zeros(0, dtype=np.int64)
         lo = int(session[0])
-        numbers = np.arange(lo, int(session[-1]) + 1)
-        days = np.busday_offset(self._day0, numbers, roll="forward") - self._day0
-        opens = self._start_ns + days.astype(np.int64) * NS_PER_DAY
+        opens = np.array([self._open_ns(n) for n in range(lo, int(session[-1]) + 1)])
         return opens[session - lo]
+
+    def _open_ns(self, number: int) -> int:
+        opened = self._opens.get(number)
+        if opened is None:
+            day = np.busday_offset(self._day0, number, roll="forward", weekmask=self._weekmask)
+            opened = self._session.window_ns(day.astype(object))[0]
+            self._opens[number] = opened
+        return opened

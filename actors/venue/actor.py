@@ -20,6 +20,8 @@ class VenueState(msgspec.Struct, kw_only=True):
     books: dict[str, BookState] = {}
     positions: list[PositionState] = []
     """The account per symbol, from every fill executed (the venue's position report)."""
+    clock_ns: int = 0
+    """Market time: the latest tick's, which a restarted venue's first orders carry."""
 
 
 class VenueActor(ServesInstruments, Actor):
@@ -53,7 +55,7 @@ class VenueActor(ServesInstruments, Actor):
         for reply in self._resent:
             self.venue.rejoin(reply)
         self._resent.clear()
-        self._clock_ns = 0
+        self._clock_ns = state.clock_ns
         per_symbol = [f"tick_to_order.{symbol}" for symbol in self.params.symbols]
         latency = self.latency(["tick_to_order", "order_path", "tick_to_submit", *per_symbol])
         self._tick_to_order = latency.series("tick_to_order").record
@@ -70,6 +72,7 @@ class VenueActor(ServesInstruments, Actor):
             outcomes=venue.saved_outcomes(),
             books=venue.saved_books(),
             positions=venue.saved_positions(),
+            clock_ns=self._clock_ns,
         )
 
     def on_tick(self, tick: Tick) -> None:

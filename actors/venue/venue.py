@@ -11,13 +11,16 @@ What it does with an `OrderRequest`, in this order:
    <= 0 or side FLAT (INVALID_QUANTITY); an order that could rest on the book (VENUE_ERROR:
    only MARKET or LIMIT with IOC or FOK are simulated, so no order ever rests here); a limit
    price that is not finite, positive and on the tick grid (INVALID_PRICE).
-3. Price band -> OrderReject PRICE_BAND without an ack: a limit price further than the
+3. No quote seen yet for the symbol -> OrderReject NO_LIQUIDITY without an ack.
+4. Session -> OrderReject MARKET_CLOSED without an ack: the market time (the latest
+   tick's) is outside the instrument's trading session (registry, in its time zone).
+   Price band -> OrderReject PRICE_BAND without an ack: a limit price further than the
    instrument's `price_band_fraction` from the mid of the last quote (a fat finger).
-4. Liquidity -> OrderReject NO_LIQUIDITY without an ack: no quote seen yet for the symbol,
-   nothing displayed at the touch, a limit order that is not marketable at the touch (an
-   IOC that cannot fill is rejected rather than acked and silently expired, so the sender
-   always learns the outcome from one terminal message), or a FOK that cannot fill in full.
-5. Otherwise OrderAck, then exactly one Fill, taker, at one price:
+5. Liquidity -> OrderReject NO_LIQUIDITY without an ack: nothing displayed at the touch,
+   a limit order that is not marketable at the touch (an IOC that cannot fill is
+   rejected rather than acked and silently expired, so the sender always learns the
+   outcome from one terminal message), or a FOK that cannot fill in full.
+6. Otherwise OrderAck, then exactly one Fill, taker, at one price:
    - quantity: min(order quantity, floor(displayed size at the touch * depth_multiplier));
      the IOC remainder is cancelled, so the Fill always has `leaves_quantity` 0 and a fill
      quantity below the ack's quantity is how the cancelled remainder is reported;
@@ -44,6 +47,7 @@ import msgspec
 
 from actors.common.instruments import InstrumentParams
 from actors.common.positions import Position, PositionState, book_fill
+from actors.common.sessions import SessionClock
 from actors.messages import (
     CancelRequest,
     Direction,
@@ -130,6 +134,10 @@ class SimulatedVenue:
         self.params = params
         self.books: dict[str, SymbolBook] = {}
         self.stats = VenueStats()
+        self._sessions = {
+            symbol: SessionClock(instrument.session)
+            for symbol, instrument in params.registry.items()
+        }
         self.ledger = OrderLedger(params.dedup_capacity, outcomes or ())
         self._saved: tuple[int, list[Outcome]] = (-1, [])
         self.account: dict[str, Position] = {
@@ -211,6 +219,9 @@ class SimulatedVenue:
         book = self.books.get(order.symbol)
         if book is None or not book.has_quote:
             return [self._no_liquidity(order, now_event_ns, "no quote yet")]
+        if not self._sessions[order.symbol].is_open(now_event_ns):
+            hours = f"{spec.session.start}-{spec.session.end} {spec.session.timezone}"
+            return [self._reject(order, RejectReason.MARKET_CLOSED, now_event_ns, hours)]
         if order.order_type == OrderType.LIMIT:
             mid = 0.5 * (book.bid + book.ask)
             if abs(order.limit_price - mid) > spec.price_band_fraction * mid:
