@@ -302,8 +302,11 @@ async def test_metrics_expose_health_latency_and_risk(
     table.rows["msgs_in"][feed], table.rows["msgs_out"][feed] = 7, 1_000
     table.rows["ring_depth"][feed] = 4_096
     table.rows["heartbeat_ns"][feed] = time.monotonic_ns()
-    api.on_message(position("ES", -3))
-    api.on_message(risk_snapshot())
+    api.on_message(position("ES", -3, notional=-750_150.0))
+    api.on_message(position("NQ", 2, notional=580_000.0, realized_pnl=-40.0))
+    api.on_message(
+        risk_snapshot(gross_notional=1_330_150.0, net_notional=-170_150.0, concentration=0.5)
+    )
 
     families = await scrape(http)
 
@@ -336,7 +339,18 @@ async def test_metrics_expose_health_latency_and_risk(
     assert samples(families["grandmodel_risk_equity"]) == {(): 101_250.5}
     assert samples(families["grandmodel_risk_daily_pnl"]) == {(): -1_250.0}
     assert samples(families["grandmodel_risk_kill_switch"]) == {(): 1.0}
-    assert samples(families["grandmodel_position_contracts"]) == {(("symbol", "ES"),): -3.0}
+    assert samples(families["grandmodel_risk_gross_notional"]) == {(): 1_330_150.0}
+    assert samples(families["grandmodel_risk_net_notional"]) == {(): -170_150.0}
+    assert samples(families["grandmodel_risk_concentration"]) == {(): 0.5}
+    es, nq = (("symbol", "ES"),), (("symbol", "NQ"),)
+    assert samples(families["grandmodel_position_contracts"]) == {es: -3.0, nq: 2.0}
+    assert samples(families["grandmodel_position_notional"]) == {es: -750_150.0, nq: 580_000.0}
+    assert samples(families["grandmodel_position_pnl"]) == {
+        (("kind", "realized"), *es): 125.0,
+        (("kind", "unrealized"), *es): -37.5,
+        (("kind", "realized"), *nq): -40.0,
+        (("kind", "unrealized"), *nq): -37.5,
+    }
 
 
 async def test_metrics_before_any_data(http: aiohttp.ClientSession) -> None:

@@ -133,14 +133,33 @@ class RiskCollector:
             "1 while the kill switch is latched.",
             value=float(snapshot.kill_switch),
         )
+        for name, text, value in (
+            ("gross_notional", "Sum over symbols of |notional|.", snapshot.gross_notional),
+            ("net_notional", "Sum over symbols of signed notional.", snapshot.net_notional),
+            ("concentration", "Largest position / gross notional.", snapshot.concentration),
+        ):
+            yield GaugeMetricFamily(f"grandmodel_risk_{name}", text, value=value)
         position = GaugeMetricFamily(
             "grandmodel_position_contracts",
             "Signed position (positive long, negative short).",
             labels=["symbol"],
         )
+        notional = GaugeMetricFamily(
+            "grandmodel_position_notional", "Signed notional of the position.", labels=["symbol"]
+        )
+        pnl = GaugeMetricFamily(
+            "grandmodel_position_pnl",
+            "Profit and loss of the symbol, realized (net of fees) or unrealized.",
+            labels=["symbol", "kind"],
+        )
         for symbol, snap in sorted(self.risk.positions.items()):
             position.add_metric([symbol], float(snap.quantity))
+            notional.add_metric([symbol], snap.notional)
+            pnl.add_metric([symbol, "realized"], snap.realized_pnl)
+            pnl.add_metric([symbol, "unrealized"], snap.unrealized_pnl)
         yield position
+        yield notional
+        yield pnl
 
 
 def committed_journal_counts(system: str, journal: str) -> JournalState | None:
