@@ -49,10 +49,11 @@ def _verdict(
     direction: Direction = Direction.LONG,
     approved: bool = True,
     origin_ns: int = 9_000,
+    symbol: str = "ES",
 ) -> RiskVerdict:
     return RiskVerdict(
         intent_id=intent_id,
-        symbol="ES",
+        symbol=symbol,
         approved=approved,
         reason=DenyReason.NONE if approved else DenyReason.POSITION_LIMIT,
         direction=direction,
@@ -241,9 +242,10 @@ async def test_denied_and_empty_verdicts_send_nothing(capture):
     actor.on_message(_verdict("I-2", quantity=0))
     actor.on_message(_verdict("I-3", direction=Direction.FLAT))
     actor.on_message(_verdict("", quantity=1))
+    actor.on_message(_verdict("I-4", symbol="CL"))  # not an instrument traded here
     actor.on_message(Control(command=ControlCommand.HALT))
     assert out.messages == [] and actor.orders == {}
-    assert (actor.counts.denied, actor.counts.ignored, actor.counts.orders) == (1, 3, 0)
+    assert (actor.counts.denied, actor.counts.ignored, actor.counts.orders) == (1, 4, 0)
 
 
 async def test_a_redelivered_verdict_is_not_resent_and_the_same_intent_makes_the_same_id(capture):

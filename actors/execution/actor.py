@@ -235,6 +235,16 @@ class ExecutionActor(ServesInstruments, Actor):
         if not verdict.approved:
             counts.denied += 1
             return
+        if verdict.symbol not in self._point_values:
+            # Risk approved an instrument this actor does not trade (its `symbols` are
+            # narrower than risk's): no order it could book.
+            counts.ignored += 1
+            self.log.warning(
+                "approved verdict for intent %r is for %r, not an instrument traded here",
+                verdict.intent_id,
+                verdict.symbol,
+            )
+            return
         if verdict.quantity <= 0 or verdict.direction == Direction.FLAT or not verdict.intent_id:
             counts.ignored += 1
             self.log.warning(
