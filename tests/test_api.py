@@ -89,19 +89,19 @@ def risk_snapshot(**changes: Any) -> RiskSnapshot:
     return RiskSnapshot(**fields)
 
 
+POSITION = {
+    "avg_price": 5_000.25,
+    "mark_price": 5_001.0,
+    "realized_pnl": 125.0,
+    "unrealized_pnl": -37.5,
+    "event_ns": 1_767_623_400_000_000_000,
+    "open_orders": 1,
+}
+"""The fields of every PositionSnapshot `position` makes, unless changed."""
+
+
 def position(symbol: str, quantity: int, **changes: Any) -> PositionSnapshot:
-    fields: dict[str, Any] = {
-        "symbol": symbol,
-        "quantity": quantity,
-        "avg_price": 5_000.25,
-        "mark_price": 5_001.0,
-        "realized_pnl": 125.0,
-        "unrealized_pnl": -37.5,
-        "event_ns": 1_767_623_400_000_000_000,
-        "open_orders": 1,
-    }
-    fields.update(changes)
-    return PositionSnapshot(**fields)
+    return PositionSnapshot(symbol=symbol, quantity=quantity, **{**POSITION, **changes})
 
 
 @pytest.fixture
@@ -246,12 +246,7 @@ async def test_risk_is_503_until_a_snapshot_then_the_latest_state(
     assert positions[0] == {
         "symbol": "ES",
         "quantity": -3,
-        "avg_price": 5_000.25,
-        "mark_price": 5_001.0,
-        "realized_pnl": 125.0,
-        "unrealized_pnl": -37.5,
-        "event_ns": 1_767_623_400_000_000_000,
-        "open_orders": 1,
+        **POSITION,
         "notional": None,  # NaN: the snapshot did not say
     }
 

@@ -273,17 +273,23 @@ def test_run_with_a_bad_config_exits_2_naming_the_field(tmp_path, path, value, e
 
 def test_an_env_override_error_exits_2_without_a_traceback(tmp_path):
     config_path = write_config(tmp_path / "c.toml", valid(tmp_path))
+    stderr = run_expecting_exit_2(["--config", str(config_path)], {"GRANDMODEL__name__x": "1"})
+    assert "GRANDMODEL__name__x: name is a str, not a table" in stderr
+
+
+def run_expecting_exit_2(args: list[str], env: dict[str, str]) -> str:
+    """`grandmodel run ARGS` with `env` added: exit status 2, no traceback; its stderr."""
     result = subprocess.run(
-        [sys.executable, "-m", "kernel.cli", "run", "--config", str(config_path)],
+        [sys.executable, "-m", "kernel.cli", "run", *args],
         capture_output=True,
         text=True,
         cwd=REPO,
         timeout=60,
-        env={**os.environ, "GRANDMODEL__name__x": "1"},
+        env={**os.environ, **env},
     )
     assert result.returncode == 2
-    assert "GRANDMODEL__name__x: name is a str, not a table" in result.stderr
     assert "Traceback" not in result.stderr
+    return result.stderr
 
 
 # --- the instrument registry ----------------------------------------------------------
@@ -354,17 +360,8 @@ def test_a_bad_registry_is_named_at_load(tmp_path, instruments, expected):
 
 
 def test_run_with_an_unknown_symbol_exits_2_naming_it():
-    result = subprocess.run(
-        [sys.executable, "-m", "kernel.cli", "run"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-        env={**os.environ, "GRANDMODEL__actors__tactical__params__symbols": '["ES", "ZN"]'},
-    )
-    assert result.returncode == 2
-    assert "actors[3].params.symbols[1]: unknown instrument 'ZN'" in result.stderr
-    assert "Traceback" not in result.stderr
+    stderr = run_expecting_exit_2([], {"GRANDMODEL__actors__tactical__params__symbols": '["ZN"]'})
+    assert "actors[3].params.symbols[0]: unknown instrument 'ZN'" in stderr
 
 
 def default_as_dict() -> dict:
