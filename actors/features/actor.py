@@ -155,4 +155,7 @@ class FeaturesActor(ServesInstruments, Actor):
         self.out.publish(message)
 
     inputs = {Bar: on_bar}
-    outputs = {"features": Port(TacticalMatrix, StrategicMatrix, Synergy)}
+    outputs = {"features": Port(TacticalMatrix, StrategicMatrix, Synergy, optional=True)}
+    """Optional: unwired, the actor keeps every symbol's indicators and matrices warm in its
+    durable state (the strategic matrix needs 48 half-hour bars, a week of sessions), so
+    a decision layer wired to it later starts with full matrices."""
