@@ -1,0 +1,1 @@
+"""The decision layers' policy networks: torch for training and export, numpy for serving."""
