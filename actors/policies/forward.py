@@ -78,6 +78,44 @@ def _windows(x: np.ndarray, kernel: int) -> np.ndarray:
     return out
 
 
+@numba.njit(cache=True)
+def _grouped_windows(h: np.ndarray, groups: int, kernel: int) -> np.ndarray:
+    """im2col per group of `h` (length, groups x channels): (groups, length - kernel + 1,
+    channels x kernel), for group g the windows of its channels, as `_windows` lays them."""
+    length, total = h.shape
+    channels = total // groups
+    out = np.empty((groups, length - kernel + 1, channels * kernel), dtype=h.dtype)
+    for g in range(groups):
+        for t in range(length - kernel + 1):
+            for c in range(channels):
+                for k in range(kernel):
+                    out[g, t, c * kernel + k] = h[t + k, g * channels + c]
+    return out
+
+
+@numba.njit(cache=True)
+def _add_relu(h: np.ndarray, bias: np.ndarray) -> None:
+    """h = max(h + bias, 0) in place; h (groups, rows, columns), bias (groups, 1, columns)
+    or (groups, rows, 1)."""
+    groups, rows, columns = h.shape
+    for g in range(groups):
+        for r in range(rows):
+            for c in range(columns):
+                value = (
+                    h[g, r, c]
+                    + bias[g, r if bias.shape[1] > 1 else 0, c if bias.shape[2] > 1 else 0]
+                )
+                h[g, r, c] = value if value > 0 else np.float32(0)
+
+
+@numba.njit(cache=True)
+def _softmax_rows(logits: np.ndarray, temperatures: np.ndarray) -> np.ndarray:
+    out = np.empty_like(logits)
+    for g in range(logits.shape[0]):
+        out[g] = _softmax(logits[g].copy(), temperatures[g, 0])
+    return out
+
+
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return _softmax(np.asarray(logits, dtype=np.float32), np.float32(temperature))
 
@@ -116,41 +154,6 @@ def pooling_matrix(length: int, bins: int) -> np.ndarray:
     return matrix
 
 
-class ConvAgent:
-    """A tactical agent over the (rows, 7) matrix."""
-
-    def __init__(self, arrays: Arrays, name: str, rows: int = 60) -> None:
-        self.scale = arrays[f"{name}.scale"]
-        conv1, conv2 = arrays[f"{name}.conv1.w"], arrays[f"{name}.conv2.w"]
-        self.kernel = conv1.shape[2]
-        self.conv1 = (conv1.reshape(conv1.shape[0], -1).T.copy(), arrays[f"{name}.conv1.b"])
-        self.conv2 = (conv2.reshape(conv2.shape[0], -1).T.copy(), arrays[f"{name}.conv2.b"])
-        length = rows - 2 * (self.kernel - 1)
-        bins = arrays[f"{name}.fc1.w"].shape[1] // conv2.shape[0]
-        self.pool = pooling_matrix(length, bins)
-        self.fc1 = (arrays[f"{name}.fc1.w"], arrays[f"{name}.fc1.b"])
-        self.fc2 = (arrays[f"{name}.fc2.w"], arrays[f"{name}.fc2.b"])
-        self.head = (arrays[f"{name}.head.w"], arrays[f"{name}.head.b"])
-        self.temperature = np.float32(arrays[f"{name}.temperature"])
-
-    def _conv(self, x: np.ndarray, layer: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        """`x` (channels, length) -> relu(conv), (length - k + 1, out channels)."""
-        weight, bias = layer
-        out = _windows(np.ascontiguousarray(x), self.kernel) @ weight
-        _bias_relu(out, bias)
-        return out
-
-    def probabilities(self, matrix: np.ndarray) -> np.ndarray:
-        x = (np.asarray(matrix, dtype=np.float32) * self.scale).T  # (7, rows)
-        h = self._conv(self._conv(x, self.conv1).T, self.conv2)  # (length, 64)
-        flat = (self.pool @ h).T.ravel()  # channel-major, as torch's flatten
-        for weight, bias in (self.fc1, self.fc2):
-            flat = weight @ flat
-            _bias_relu(flat, bias)
-        weight, bias = self.head
-        return _softmax(weight @ flat + bias, self.temperature)
-
-
 class StrategicPolicy:
     """The three strategic agents and the ensemble weights."""
 
@@ -165,11 +168,55 @@ class StrategicPolicy:
 
 
 class TacticalPolicy:
-    """The three tactical agents over one matrix."""
+    """The three tactical agents over one (rows, 7) matrix, computed together: every layer
+    is one (batched) matrix product for the three agents.
 
-    def __init__(self, arrays: Arrays) -> None:
-        self.agents = {name: ConvAgent(arrays, name) for name in TACTICAL_AGENT_NAMES}
+    - The agents' per-feature scales are folded into their first convolution's weights
+      (conv(x * s) = conv'(x), W'[o, c, k] = W[o, c, k] s[c]), so the three first
+      convolutions share the input's windows and are one product.
+    - The second convolutions, the pooling and the dense layers are stacked per agent and
+      multiplied as batches (`np.matmul` over the leading axis)."""
+
+    def __init__(self, arrays: Arrays, rows: int = 60) -> None:
+        def array(key: str) -> np.ndarray:
+            return np.asarray(arrays[key], dtype=np.float32)
+
+        names = TACTICAL_AGENT_NAMES
+        conv1 = [array(f"{n}.conv1.w") * array(f"{n}.scale")[None, :, None] for n in names]
+        self.kernel = conv1[0].shape[2]
+        self.conv1_w = np.ascontiguousarray(
+            np.concatenate([w.reshape(w.shape[0], -1).T for w in conv1], axis=1)
+        )  # (features x kernel, agents x channels)
+        self.conv1_b = np.concatenate([array(f"{n}.conv1.b") for n in names])
+        self.channels = conv1[0].shape[0]
+        conv2 = [array(f"{n}.conv2.w") for n in names]
+        self.conv2_w = np.stack([w.reshape(w.shape[0], -1).T for w in conv2])
+        self.conv2_b = np.stack([array(f"{n}.conv2.b") for n in names])[:, None, :]
+        length = rows - 2 * (self.kernel - 1)
+        self.bins = array(f"{names[0]}.fc1.w").shape[1] // conv2[0].shape[0]
+        self.pool = pooling_matrix(length, self.bins)
+        self.dense = [
+            (
+                np.stack([array(f"{n}.{layer}.w") for n in names]),
+                np.stack([array(f"{n}.{layer}.b") for n in names])[:, :, None],
+            )
+            for layer in ("fc1", "fc2", "head")
+        ]
+        self.temperatures = np.array([arrays[f"{n}.temperature"] for n in names], dtype=np.float32)[
+            :, None
+        ]
 
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
         """Each agent's probabilities, (3 agents, 3)."""
-        return np.stack([agent.probabilities(matrix) for agent in self.agents.values()])
+        x = np.ascontiguousarray(np.asarray(matrix, dtype=np.float32).T)  # (7, rows)
+        h = _windows(x, self.kernel) @ self.conv1_w  # (length, agents x channels)
+        _bias_relu(h, self.conv1_b)
+        h = _grouped_windows(h, len(TACTICAL_AGENT_NAMES), self.kernel) @ self.conv2_w
+        _add_relu(h, self.conv2_b)
+        pooled = self.pool @ h  # (agents, bins, channels)
+        flat = pooled.transpose(0, 2, 1).reshape(len(TACTICAL_AGENT_NAMES), -1, 1)
+        for weight, bias in self.dense[:2]:
+            flat = weight @ flat
+            _add_relu(flat, bias)
+        weight, bias = self.dense[2]
+        return _softmax_rows(((weight @ flat) + bias)[:, :, 0], self.temperatures)
