@@ -1,7 +1,9 @@
 """The decision layers' networks: the numpy forward pass the hot path serves equals torch."""
 
+import math
 import subprocess
 import sys
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -9,6 +11,8 @@ import torch
 
 from actors.features.engine import StrategicFeatures, TacticalFeatures
 from actors.matrices import StrategicColumn
+from actors.messages import Direction
+from actors.policies import strategic
 from actors.policies.forward import (
     STRATEGIC_AGENT_NAMES,
     StrategicPolicy,
@@ -45,7 +49,7 @@ def _perturbed(module: torch.nn.Module, seed: int) -> torch.nn.Module:
 
 
 @pytest.fixture(scope="module")
-def strategic() -> StrategicEnsemble:
+def ensemble() -> StrategicEnsemble:
     torch.manual_seed(1)
     return _perturbed(StrategicEnsemble(), 2)
 
@@ -97,8 +101,8 @@ def _torch_strategic(ensemble: StrategicEnsemble, inputs: dict[str, np.ndarray])
     return p[0].numpy(), each[0].numpy()
 
 
-def test_the_exported_strategic_ensemble_equals_torch(strategic, real_matrices):
-    served = StrategicPolicy(export_strategic(strategic))
+def test_the_exported_strategic_ensemble_equals_torch(ensemble, real_matrices):
+    served = StrategicPolicy(export_strategic(ensemble))
     rng = np.random.default_rng(6)
     cases = [
         {
@@ -112,14 +116,14 @@ def test_the_exported_strategic_ensemble_equals_torch(strategic, real_matrices):
     worst = 0.0
     for inputs in cases:
         p, each = served.probabilities(inputs)
-        expected_p, expected_each = _torch_strategic(strategic, inputs)
+        expected_p, expected_each = _torch_strategic(ensemble, inputs)
         assert p.dtype == np.float32 and p.shape == (3,) and each.shape == (3, 3)
         assert abs(float(p.sum()) - 1.0) < 1e-6
         worst = max(
             worst, float(np.abs(p - expected_p).max()), float(np.abs(each - expected_each).max())
         )
     assert worst < TOLERANCE, worst
-    weights = torch.softmax(strategic.raw_weights, dim=0).detach().numpy()
+    weights = torch.softmax(ensemble.raw_weights, dim=0).detach().numpy()
     np.testing.assert_allclose(served.weights, weights, rtol=0, atol=1e-7)
 
 
@@ -167,3 +171,84 @@ def test_serving_imports_no_torch():
         "import sys, actors.policies.forward; assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+# --- the strategic decision around the networks ---------------------------------------
+
+NEW_YORK = ZoneInfo("America/New_York")
+MONDAY_10_NY = 1_767_625_200 * 10**9  # 2026-01-05 15:00 UTC = 10:00 in New York
+
+
+def test_the_context_comes_from_the_bar_time_in_the_exchange_zone():
+    values = strategic.context(0.8, -1, 0.15, MONDAY_10_NY, NEW_YORK)
+    angle = 2 * math.pi * 10 / 24
+    expected = [0.8, -1.0, math.log(0.15), math.sin(angle), math.cos(angle), 0.0]
+    np.testing.assert_allclose(values, expected, rtol=1e-6)
+    saturday_noon_tokyo = 1_767_841_200 * 10**9  # 2026-01-08 03:00 UTC = 12:00 Tokyo, Thu
+    thursday = strategic.context(0.0, 0, 0.2, saturday_noon_tokyo, ZoneInfo("Asia/Tokyo"))
+    assert thursday[3] == pytest.approx(0.0, abs=1e-6) and thursday[4] == -1.0
+    assert thursday[5] == pytest.approx(3 / 6)
+    low, high = strategic.VOLATILITY_RANGE
+    for volatility, ln in ((0.0, math.log(low)), (math.inf, math.log(high))):
+        assert strategic.context(0, 0, volatility, MONDAY_10_NY, NEW_YORK)[2] == np.float32(ln)
+    assert math.isnan(strategic.context(0, 0, math.nan, MONDAY_10_NY, NEW_YORK)[2])
+
+
+def test_each_agent_reads_the_means_of_its_columns_then_the_context():
+    matrix = np.arange(48 * 13, dtype=np.float32).reshape(48, 13)
+    ctx = np.arange(6, dtype=np.float32) + 100
+    inputs = strategic.agent_inputs(matrix, ctx)
+    assert {name: x.shape for name, x in inputs.items()} == {
+        "mlmi": (10,),
+        "nwrqk": (10,),
+        "regime": (9,),
+    }
+    column_mean = matrix.mean(axis=0)
+    np.testing.assert_array_equal(inputs["regime"][:3], column_mean[[8, 11, 12]])
+    np.testing.assert_array_equal(inputs["mlmi"][4:], ctx)
+
+
+@pytest.mark.parametrize(
+    ("each", "dominant", "source"),
+    [
+        ([[0.1, 0.2, 0.7], [0.1, 0.1, 0.8], [0.05, 0.25, 0.7]], "consensus", "stable_uncertainty"),
+        ([[0.1, 0.25, 0.65], [0.96, 0.02, 0.02], [0.1, 0.25, 0.65]], "nwrqk", "agent_disagreement"),
+        (
+            [[0.1, 0.35, 0.55], [0.1, 0.1, 0.8], [0.1, 0.2, 0.7]],
+            "consensus",
+            "low_individual_confidence",
+        ),
+    ],
+)
+def test_the_reasoning_names_the_dominant_signal_and_the_uncertainty_source(each, dominant, source):
+    each = np.array(each, dtype=np.float32)
+    p = np.array([0.4, 0.35, 0.25], dtype=np.float32) @ each
+    result = strategic.outcome(p, each)
+    assert (result.dominant_signal, result.uncertainty_source) == (dominant, source)
+    assert [a.name for a in result.agents] == list(STRATEGIC_AGENT_NAMES)
+    assert result.agents[0].confidence == pytest.approx(float(each[0].max()))
+    assert result.direction == [Direction.SHORT, Direction.FLAT, Direction.LONG][int(p.argmax())]
+    assert result.confidence == pytest.approx(float(p.max()))
+    assert result.should_proceed == (result.confidence > 0.65)
+
+
+def test_uncertainty_is_the_normalised_entropy():
+    uniform = np.full(3, 1 / 3, dtype=np.float32)
+    assert strategic.normalised_entropy(uniform) == pytest.approx(1.0, abs=1e-6)
+    assert strategic.normalised_entropy(np.array([0.0, 0.0, 1.0])) == 0.0
+    p = np.array([0.2, 0.3, 0.5])
+    expected = -(0.2 * math.log(0.2) + 0.3 * math.log(0.3) + 0.5 * math.log(0.5)) / math.log(3)
+    assert strategic.normalised_entropy(p) == pytest.approx(expected)
+
+
+def test_a_nan_or_infinite_input_falls_back_to_neutral():
+    torch.manual_seed(9)
+    served = StrategicPolicy(export_strategic(StrategicEnsemble().eval()))
+    inputs = {name: np.zeros(n, dtype=np.float32) for name, (n, _) in STRATEGIC_AGENTS.items()}
+    assert not strategic.outcome(*served.probabilities(inputs)).fallback
+    for bad in (math.nan, math.inf):
+        inputs["regime"][6] = bad  # ln(volatility) of a bar without one
+        result = strategic.outcome(*served.probabilities(inputs))
+        assert result.fallback and result.direction == Direction.FLAT
+        assert (result.confidence, result.should_proceed) == (0.5, False)
+        assert result.probabilities == (0.25, 0.5, 0.25)

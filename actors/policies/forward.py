@@ -42,7 +42,7 @@ def _bias_relu(h: np.ndarray, bias: np.ndarray) -> None:
     width = bias.shape[0]
     for i in range(flat.shape[0]):
         value = flat[i] + bias[i % width]
-        flat[i] = value if value > 0 else np.float32(0)
+        flat[i] = np.float32(0) if value < 0 else value  # NaN stays NaN, as in torch
 
 
 @numba.njit(cache=True)
@@ -52,7 +52,7 @@ def _bias_relu_norm(h: np.ndarray, bias: np.ndarray, gamma: np.ndarray, beta: np
     mean = np.float32(0)
     for i in range(n):
         value = h[i] + bias[i]
-        value = value if value > 0 else np.float32(0)
+        value = np.float32(0) if value < 0 else value  # NaN stays NaN, as in torch
         h[i] = value
         mean += value
     mean /= np.float32(n)
@@ -105,7 +105,7 @@ def _add_relu(h: np.ndarray, bias: np.ndarray) -> None:
                     h[g, r, c]
                     + bias[g, r if bias.shape[1] > 1 else 0, c if bias.shape[2] > 1 else 0]
                 )
-                h[g, r, c] = value if value > 0 else np.float32(0)
+                h[g, r, c] = np.float32(0) if value < 0 else value  # NaN stays NaN
 
 
 @numba.njit(cache=True)
