@@ -11,8 +11,9 @@ import torch
 
 from actors.features.engine import StrategicFeatures, TacticalFeatures
 from actors.matrices import StrategicColumn
-from actors.messages import Direction
+from actors.messages import Direction, SynergyType
 from actors.policies import strategic
+from actors.policies import tactical as tactical_policy
 from actors.policies.forward import (
     STRATEGIC_AGENT_NAMES,
     StrategicPolicy,
@@ -252,3 +253,53 @@ def test_a_nan_or_infinite_input_falls_back_to_neutral():
         assert result.fallback and result.direction == Direction.FLAT
         assert (result.confidence, result.should_proceed) == (0.5, False)
         assert result.probabilities == (0.25, 0.5, 0.25)
+
+
+# --- the tactical decision from the agents ---------------------------------------------
+
+BULLISH_FVG, TRENDING, EXECUTE = [0.1, 0.2, 0.7], [0.1, 0.2, 0.7], [0.1, 0.6, 0.3]
+
+
+def _agents(fvg=BULLISH_FVG, momentum=TRENDING, entry=EXECUTE) -> np.ndarray:
+    return np.array([fvg, momentum, entry], dtype=np.float32)
+
+
+def test_a_bullish_gap_in_an_up_trend_with_the_entry_agent_ready_goes_long():
+    result = tactical_policy.decide(_agents(), momentum_feature=0.3)
+    # long = (.33 x .7 + .33 x .7) / .66 = .7, short .1; gate = 1 - .1; score .66 x .7 + .34 x .9
+    assert (result.long_vote, result.short_vote, result.gate) == pytest.approx((0.7, 0.1, 0.9))
+    assert result.score == pytest.approx(0.66 * 0.7 + 0.34 * 0.9)
+    assert result.direction == Direction.LONG and not result.penalised
+
+
+def test_against_the_strategic_bias_or_the_synergy_the_score_pays_the_penalty():
+    for bias in ({"strategic_direction": Direction.SHORT}, {"synergy_direction": Direction.SHORT}):
+        result = tactical_policy.decide(_agents(), momentum_feature=0.3, **bias)
+        assert result.score == pytest.approx(0.7 * (0.66 * 0.7 + 0.34 * 0.9))
+        assert result.direction == Direction.FLAT and result.penalised
+    agreeing = tactical_policy.decide(_agents(), 0.3, strategic_direction=Direction.LONG)
+    assert agreeing.direction == Direction.LONG and not agreeing.penalised
+
+
+def test_the_trend_gives_the_momentum_agent_its_direction_and_the_synergy_its_weights():
+    # Down trend: "trend" now votes short. With equal weights the votes tie: hold.
+    tie = tactical_policy.decide(_agents(), momentum_feature=-0.3)
+    assert (tie.long_vote, tie.short_vote) == pytest.approx((0.4, 0.4))
+    assert tie.direction == Direction.FLAT and tie.reason == "tie"
+    # TYPE_1 weighs FVG .5, momentum .3, entry .2: long (.35 + .03) / .8, short (.05 + .21) / .8.
+    typed = tactical_policy.decide(_agents(), -0.3, synergy_type=SynergyType.TYPE_1)
+    assert (typed.long_vote, typed.short_vote) == pytest.approx((0.475, 0.325))
+    assert typed.score == pytest.approx(0.8 * 0.475 + 0.2 * 0.9)
+    assert typed.direction == Direction.FLAT  # .56 < .65
+    # No trend: the momentum agent votes for neither side.
+    flat = tactical_policy.decide(_agents(), momentum_feature=0.0)
+    assert (flat.long_vote, flat.short_vote) == pytest.approx((0.35, 0.05))
+
+
+def test_a_waiting_entry_agent_holds_and_nan_holds():
+    waiting = tactical_policy.decide(_agents(entry=[0.9, 0.05, 0.05]), momentum_feature=0.3)
+    assert waiting.gate == pytest.approx(0.1) and waiting.direction == Direction.FLAT
+    nan = _agents()
+    nan[1, 0] = np.nan
+    assert tactical_policy.decide(nan, 0.3).reason == "invalid_input"
+    assert tactical_policy.decide(_agents(), math.nan).direction == Direction.FLAT
