@@ -228,9 +228,17 @@ class MatrixMessage(Message, kw_only=True, gc=False):
 
     @classmethod
     def from_array(
-        cls, matrix: np.ndarray, *, symbol: str, bar_end_ns: int, close: float, atr: float
+        cls,
+        matrix: np.ndarray,
+        *,
+        symbol: str,
+        bar_end_ns: int,
+        close: float,
+        atr: float,
+        **fields: float,
     ) -> Self:
-        """Build from a 2-D array (converted to C-order float32)."""
+        """Build from a 2-D array (converted to C-order float32); `fields` are the
+        subclass's own (a strategic matrix's `volatility`)."""
         if matrix.ndim != 2:
             raise ValueError(f"a matrix message needs a 2-D array, got shape {matrix.shape}")
         rows, cols = matrix.shape
@@ -243,6 +251,7 @@ class MatrixMessage(Message, kw_only=True, gc=False):
             rows=rows,
             cols=cols,
             data=data,
+            **fields,
         )
 
     def array(self) -> np.ndarray:
@@ -262,6 +271,9 @@ class StrategicMatrix(MatrixMessage, array_like=True, gc=False, frozen=False, kw
 
     rows: int = 48
     cols: int = 13
+    volatility: float = NAN
+    """Annualised realized volatility (30 bars) of the latest bar, raw: the matrix holds its
+    z-score, the strategic context its logarithm."""
 
 
 class Synergy(Message, array_like=True, gc=False, frozen=False, kw_only=True, tag=5):

@@ -154,6 +154,8 @@ async def test_the_actor_publishes_matrices_and_synergies_on_a_real_ring(capture
     assert kinds.count(Synergy) > 0
     last = next(m for m in reversed(out.messages) if type(m) is TacticalMatrix)
     assert last.array().shape == (60, 7) and last.origin_ns == 3000
+    strategic = next(m for m in reversed(out.messages) if type(m) is StrategicMatrix)
+    assert strategic.volatility == actor.symbols["ES"].strategic.volatility > 0  # raw, annual
     assert np.isfinite(last.array()).all()
 
 

@@ -52,6 +52,7 @@ SAMPLES: dict[type, msgspec.Struct] = {
         bar_end_ns=1_767_625_200_000_000_000,
         close=4151.0,
         atr=6.5,
+        volatility=0.18,
     ),
     m.Synergy: m.Synergy(
         symbol="ES",

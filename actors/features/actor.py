@@ -122,7 +122,9 @@ class FeaturesActor(ServesInstruments, Actor):
         elif msg.timeframe_s == p.strategic_timeframe_s:
             strategic = state.strategic
             signals = strategic.update(msg.open, msg.high, msg.low, msg.close, msg.volume)
-            self._publish_matrix(StrategicMatrix, strategic.matrix, strategic.atr, msg)
+            self._publish_matrix(
+                StrategicMatrix, strategic.matrix, strategic.atr, msg, strategic.volatility
+            )
             state.strategic_bars += 1
             synergy = state.synergy.on_bar(
                 BarSignals(
@@ -144,12 +146,20 @@ class FeaturesActor(ServesInstruments, Actor):
         assembler: MatrixAssembler,
         atr: float,
         bar: Bar,
+        volatility: float | None = None,
     ) -> None:
-        """Publish the matrix once every row holds a real bar (a model never sees padding)."""
+        """Publish the matrix once every row holds a real bar (a model never sees padding);
+        a strategic one carries the raw `volatility` too."""
         if not assembler.ready:
             return
+        extra = {} if volatility is None else {"volatility": volatility}
         message = kind.from_array(
-            assembler.matrix(), symbol=bar.symbol, bar_end_ns=bar.end_ns, close=bar.close, atr=atr
+            assembler.matrix(),
+            symbol=bar.symbol,
+            bar_end_ns=bar.end_ns,
+            close=bar.close,
+            atr=atr,
+            **extra,
         )
         message.origin_ns = bar.origin_ns
         self.out.publish(message)

@@ -142,6 +142,11 @@ class StrategicFeatures(_Engine):
         """ATR(14) of the latest bar (NaN while warming up)."""
         return float(self.classic.values[Output.ATR])
 
+    @property
+    def volatility(self) -> float:
+        """Annualised realized volatility of the latest bar, raw (NaN while warming up)."""
+        return float(self.classic.values[Output.VOLATILITY_ANNUALIZED])
+
     def update(self, open_: float, high: float, low: float, close: float, volume: float) -> Signals:
         """Add a closed bar: its row goes into `matrix`; return its synergy signals."""
         classic = self.classic.update(high, low, close, volume)
