@@ -26,6 +26,43 @@ LAYER_NORM_EPS = np.float32(1e-5)
 STRATEGIC_AGENT_NAMES = ("mlmi", "nwrqk", "regime")
 TACTICAL_AGENT_NAMES = ("fvg", "momentum", "entry")
 Arrays = Mapping[str, np.ndarray]
+STRATEGIC_INPUTS = {"mlmi": 10, "nwrqk": 10, "regime": 9}
+"""Each strategic agent's input width: its features and the 6 context values."""
+_STRATEGIC_WIDTHS = (256, 128, 64, 3)
+
+
+def strategic_shapes() -> dict[str, tuple[int, ...]]:
+    """Every array `StrategicPolicy` reads, with its shape (what a registry load checks)."""
+    shapes: dict[str, tuple[int, ...]] = {"ensemble.weights": (3,)}
+    for name, inputs in STRATEGIC_INPUTS.items():
+        widths = (inputs, *_STRATEGIC_WIDTHS)
+        for i in range(4):
+            shapes[f"{name}.{i}.w"] = (widths[i + 1], widths[i])
+            shapes[f"{name}.{i}.b"] = (widths[i + 1],)
+        for i in range(3):
+            shapes[f"{name}.{i}.ln_w"] = shapes[f"{name}.{i}.ln_b"] = (widths[i + 1],)
+        shapes[f"{name}.temperature"] = ()
+    return shapes
+
+
+def tactical_shapes(
+    features: int = 7, kernel: int = 3, bins: int = 16
+) -> dict[str, tuple[int, ...]]:
+    """Every array `TacticalPolicy` reads, with its shape."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    layers = {
+        "conv1": ((32, features, kernel), (32,)),
+        "conv2": ((64, 32, kernel), (64,)),
+        "fc1": ((256, 64 * bins), (256,)),
+        "fc2": ((128, 256), (128,)),
+        "head": ((3, 128), (3,)),
+    }
+    for name in TACTICAL_AGENT_NAMES:
+        shapes[f"{name}.scale"] = (features,)
+        for layer, (weight, bias) in layers.items():
+            shapes[f"{name}.{layer}.w"], shapes[f"{name}.{layer}.b"] = weight, bias
+        shapes[f"{name}.temperature"] = ()
+    return shapes
 
 
 @numba.njit(cache=True)

@@ -159,4 +159,4 @@ def export_tactical(agents: TacticalAgents) -> dict[str, np.ndarray]:
 
 
 def _array(tensor: torch.Tensor) -> np.ndarray:
-    return np.ascontiguousarray(tensor.detach().cpu().numpy(), dtype=np.float32)
+    return np.array(tensor.detach().cpu().numpy(), dtype=np.float32, order="C")  # 0-d kept

@@ -1,0 +1,86 @@
+"""The model registry: versions written whole, refused when corrupted or mis-shaped."""
+
+import numpy as np
+import pytest
+import torch
+
+from actors.policies import registry
+from actors.policies.forward import StrategicPolicy, strategic_shapes, tactical_shapes
+from actors.policies.networks import (
+    StrategicEnsemble,
+    TacticalAgents,
+    export_strategic,
+    export_tactical,
+)
+from actors.policies.registry import ModelError
+
+
+@pytest.fixture(scope="module")
+def strategic_arrays() -> dict[str, np.ndarray]:
+    torch.manual_seed(11)
+    return export_strategic(StrategicEnsemble().eval())
+
+
+def _save(root, arrays, version="v1"):
+    metadata = {"created": "2026-12-04T08:00:00Z", "command": "test", "metrics": {}}
+    return registry.save_version(root, "strategic", version, arrays, {"agents": 3}, metadata)
+
+
+def test_the_exports_are_exactly_what_serving_expects(strategic_arrays):
+    """One table of names and shapes ties torch's export to the serving pass."""
+    assert {k: v.shape for k, v in strategic_arrays.items()} == strategic_shapes()
+    torch.manual_seed(12)
+    tactical = export_tactical(TacticalAgents().eval())
+    assert {k: v.shape for k, v in tactical.items()} == tactical_shapes()
+
+
+def test_a_version_round_trips_and_serves_the_same(tmp_path, strategic_arrays):
+    _save(tmp_path, strategic_arrays)
+    assert registry.names(tmp_path) == ["strategic"]
+    assert registry.versions(tmp_path, "strategic") == ["v1"]
+    assert registry.active_version(tmp_path, "strategic") is None
+    with pytest.raises(ModelError, match="no version is active"):
+        registry.load_version(tmp_path, "strategic", None, strategic_shapes())
+    digest = registry.activate(tmp_path, "strategic", "v1")
+    loaded = registry.load_version(tmp_path, "strategic", None, strategic_shapes())
+    assert (loaded.version, loaded.digest, loaded.config) == ("v1", digest, {"agents": 3})
+    inputs = {"mlmi": np.ones(10, np.float32), "nwrqk": np.ones(10, np.float32)}
+    inputs["regime"] = np.ones(9, np.float32)
+    np.testing.assert_array_equal(
+        StrategicPolicy(loaded.arrays).probabilities(inputs)[0],
+        StrategicPolicy(strategic_arrays).probabilities(inputs)[0],
+    )
+    with pytest.raises(ModelError, match="never rewritten"):
+        _save(tmp_path, strategic_arrays)
+
+
+@pytest.mark.parametrize("file", ["weights.npz", "config.json", "metadata.json"])
+def test_one_flipped_byte_or_a_missing_file_is_refused(tmp_path, strategic_arrays, file):
+    directory = _save(tmp_path, strategic_arrays)
+    path = directory / file
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match=f"{file} does not match its sha256"):
+        registry.load_version(tmp_path, "strategic", "v1", strategic_shapes())
+    with pytest.raises(ModelError, match=f"{file} does not match"):
+        registry.activate(tmp_path, "strategic", "v1")  # never activated
+    assert registry.active_version(tmp_path, "strategic") is None
+    path.unlink()
+    with pytest.raises(ModelError, match=f"{file} is missing"):
+        registry.verify(tmp_path, "strategic", "v1")
+
+
+def test_weights_that_do_not_fit_the_model_are_refused_naming_each_array(
+    tmp_path, strategic_arrays
+):
+    arrays = dict(strategic_arrays)
+    arrays["mlmi.0.w"] = np.zeros((256, 9), np.float32)
+    del arrays["regime.temperature"]
+    arrays["stray"] = np.zeros(1, np.float32)
+    _save(tmp_path, arrays)
+    with pytest.raises(ModelError) as error:
+        registry.load_version(tmp_path, "strategic", "v1", strategic_shapes())
+    text = str(error.value)
+    assert "mlmi.0.w: shape (256, 9), expected (256, 10)" in text
+    assert "regime.temperature: missing" in text and "stray: not part of this model" in text
