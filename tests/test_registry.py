@@ -84,3 +84,24 @@ def test_weights_that_do_not_fit_the_model_are_refused_naming_each_array(
     text = str(error.value)
     assert "mlmi.0.w: shape (256, 9), expected (256, 10)" in text
     assert "regime.temperature: missing" in text and "stray: not part of this model" in text
+
+
+def test_the_models_command_lists_verifies_and_activates(tmp_path, strategic_arrays, capsys):
+    from actors.policies.cli import main
+
+    _save(tmp_path, strategic_arrays, "2026-12-04.1")
+    _save(tmp_path, strategic_arrays, "2026-12-04.2")
+    root = ["--root", str(tmp_path)]
+    assert main([*root, "activate", "strategic", "2026-12-04.2"]) == 0
+    assert "strategic 2026-12-04.2: active" in capsys.readouterr().out
+    assert main([*root, "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and lines[2].split()[:3] == ["strategic", "2026-12-04.2", "*"]
+    assert main([*root, "verify", "strategic"]) == 0  # the active one
+    weights = tmp_path / "strategic" / "2026-12-04.1" / "weights.npz"
+    weights.write_bytes(weights.read_bytes()[:-1])
+    assert main([*root, "verify", "strategic", "2026-12-04.1"]) == 1
+    assert "weights.npz does not match its sha256" in capsys.readouterr().err
+    assert main([*root, "activate", "strategic", "2026-12-04.1"]) == 1
+    assert registry.active_version(tmp_path, "strategic") == "2026-12-04.2"
+    assert main([*root, "list", "--json"]) == 1  # one version is refused
