@@ -105,3 +105,28 @@ def test_the_models_command_lists_verifies_and_activates(tmp_path, strategic_arr
     assert main([*root, "activate", "strategic", "2026-12-04.1"]) == 1
     assert registry.active_version(tmp_path, "strategic") == "2026-12-04.2"
     assert main([*root, "list", "--json"]) == 1  # one version is refused
+
+
+def test_fitting_writes_loadable_reproducible_versions_with_their_recipe(tmp_path):
+    """A small fit, twice: the same arguments give the same weights; the metadata says
+    how to make them again."""
+    from actors.policies.cli import main
+    from actors.policies.forward import TacticalPolicy
+
+    args = ["--sessions", "6", "--holdout", "2", "--epochs", "1", "--seed", "3"]
+    for version, root in (("a", tmp_path / "one"), ("a", tmp_path / "two")):
+        assert main(["fit", "--root", str(root), "--version", version, *args, "--activate"]) == 0
+    for name, shapes in (("strategic", strategic_shapes()), ("tactical", tactical_shapes())):
+        one = registry.load_version(tmp_path / "one", name, None, shapes)
+        two = registry.load_version(tmp_path / "two", name, None, shapes)
+        assert one.arrays.keys() == two.arrays.keys()
+        for key in one.arrays:
+            np.testing.assert_array_equal(one.arrays[key], two.arrays[key], err_msg=key)
+        meta = one.metadata
+        assert (
+            meta["command"].startswith("grandmodel models fit ") and "--seed 3" in meta["command"]
+        )
+        assert meta["training_data"]["seed"] == 3 and len(meta["git_commit"]) in (40, 7)
+        assert meta["metrics"]["train_samples"] > 0
+    probabilities = TacticalPolicy(one.arrays).probabilities(np.zeros((60, 7), np.float32))
+    assert probabilities.shape == (3, 3)

@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--root", type=Path, default=registry.SHIPPED_ROOT, help="registry directory"
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser(
+        "fit", help="fit initial versions by imitation (`grandmodel models fit --help`)"
+    )
     listing = commands.add_parser("list", help="every version, verified, the active marked")
     listing.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     check = commands.add_parser("verify", help="check a version (default: the active one)")
@@ -39,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["fit"]:  # imports torch: only this command may
+        from actors.policies.fit import main as fit
+
+        return fit(argv[1:])
     args = build_parser().parse_args(argv)
     root: Path = args.root
     if args.command == "list":
