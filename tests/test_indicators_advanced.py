@@ -324,6 +324,38 @@ def test_nwrqk_equals_reference(series):
     assert np.nansum(np.abs(ref[:, nwrqk.SIGNAL])) >= 2
 
 
+def jdehorty_kernel_regression(close: np.ndarray, x_0: int, h: float, r: float) -> np.ndarray:
+    """A transcription of the public script's `kernel_regression(_src, _size, _h)` with
+    `_size` = 1: `for i = 0 to _size + x_0` (Pine's bounds are inclusive), weight
+    `pow(1 + pow(i, 2) / (pow(_h, 2) * 2 * r), -r)`, `_src[i]` the close i bars back (na,
+    so na out, before the series has them)."""
+    out = np.full(close.size, np.nan)
+    for t in range(close.size):
+        current = cumulative = 0.0
+        for i in range(0, 1 + x_0 + 1):
+            if t - i < 0:
+                current = math.nan
+                break
+            w = math.pow(1 + math.pow(i, 2) / (math.pow(h, 2) * 2 * r), -r)
+            current += close[t - i] * w
+            cumulative += w
+        out[t] = current / cumulative
+    return out
+
+
+@pytest.mark.parametrize("series", SERIES)
+def test_nwrqk_has_the_public_scripts_form_too(series):
+    """`NWRQK.jdehorty` is the script's 27-term regression; the default's 25 terms depart
+    from it (documented in the module)."""
+    close = SERIES[series]().close
+    canonical = NWRQK.jdehorty(x_0=25, h=8.0, r=8.0).run(close)[:, nwrqk.VALUE]
+    script = jdehorty_kernel_regression(close, 25, 8.0, 8.0)
+    np.testing.assert_allclose(canonical, script, rtol=0, atol=1e-9, equal_nan=True)
+    assert np.isnan(canonical[:26]).all() and np.isfinite(canonical[26:]).all()
+    default = NWRQK().run(close)[:, nwrqk.VALUE]
+    assert np.nanmax(np.abs(default[26:] - script[26:])) > 1e-6
+
+
 def test_nwrqk_reference_with_other_parameters():
     close = random_walk(seed=5).close
     assert_same(NWRQK(3.0, 1.5, 40).run(close), nwrqk_reference(close, 3.0, 1.5, 40))

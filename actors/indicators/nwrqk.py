@@ -12,6 +12,15 @@ depend only on i, so they are computed once and each bar costs one O(L) weighted
 Defaults h = 8, alpha = 8, L = 25. On a linear series C_t = a + b t the estimate is the
 same line shifted by a constant lag: value_t = C_t - b * sum(i w_i) / sum(w_i).
 
+Departure from the public original. The indicator follows jdehorty's "Nadaraya-Watson:
+Rational Quadratic Kernel (Non-Repainting)" TradingView script, whose inputs are h
+("Lookback Window", our `bandwidth`), r ("Relative Weighting", our `alpha`) and x_0
+("Start Regression at Bar"). Its loop `for i = 0 to _size + x_0` runs with _size = 1 and
+Pine's inclusive bounds, so it sums x_0 + 2 closes: 27 for x_0 = 25. The default here sums
+`lookback` = 25 (up to 0.04 ATR apart from the script on daily data). `NWRQK.jdehorty(x_0,
+h, r)` is the script's form exactly (lookback = x_0 + 2), checked against a transcription
+of the script's loop in tests/test_indicators_advanced.py.
+
 Slope: slope_t = value_t - value_{t-1}.
 
 Signal: +1 when the slope turns up, -1 when it turns down: the sign of slope_t is nonzero
@@ -121,6 +130,11 @@ class NWRQK(Indicator):
         fresh[:_WEIGHTS] = (lookback, bandwidth, alpha, 0, weights.sum(), _NAN, 0)
         fresh[_WEIGHTS : _WEIGHTS + lookback] = weights
         super().__init__(fresh)
+
+    @classmethod
+    def jdehorty(cls, x_0: int = 25, h: float = 8.0, r: float = 8.0) -> "NWRQK":
+        """The public script's form: its inputs x_0, h and r, and its x_0 + 2 terms."""
+        return cls(bandwidth=h, alpha=r, lookback=x_0 + 2)
 
     @property
     def warmup(self) -> int:
