@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from actors.features.engine import StrategicFeatures, TacticalFeatures
-from actors.matrices import StrategicColumn
 from actors.messages import Direction, SynergyType
 from actors.policies import strategic
 from actors.policies import tactical as tactical_policy
@@ -31,12 +30,8 @@ from actors.policies.networks import (
 from tests.systems import REPO
 
 TOLERANCE = 1e-5
-AGENT_COLUMNS = {
-    "mlmi": [StrategicColumn.MLMI_VALUE, StrategicColumn.MLMI_SIGNAL, 9, 10],
-    "nwrqk": [2, 3, 4, 5],
-    "regime": [8, 11, 12],
-}
-"""The design's column slices (design §6), enough to build real-feature inputs here."""
+NEW_YORK = ZoneInfo("America/New_York")
+MONDAY_10_NY = 1_767_625_200 * 10**9  # 2026-01-05 15:00 UTC = 10:00 in New York
 
 
 def _perturbed(module: torch.nn.Module, seed: int) -> torch.nn.Module:
@@ -84,15 +79,11 @@ def real_matrices() -> tuple[list[np.ndarray], list[np.ndarray]]:
 
 
 def _strategic_inputs(matrix: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Each agent's column means over the 48 rows plus six context values."""
-    context = np.array(
-        [rng.uniform(0.5, 1.0), rng.choice([-1.0, 1.0]), np.log(0.15), 0.5, -0.8, 0.5],
-        dtype=np.float32,
+    """Each agent's inputs as the strategic layer builds them, with a random synergy."""
+    context = strategic.context(
+        rng.uniform(0.5, 1.0), int(rng.choice([-1, 1])), 0.15, MONDAY_10_NY, NEW_YORK
     )
-    return {
-        name: np.concatenate((matrix[:, columns].mean(axis=0), context)).astype(np.float32)
-        for name, columns in AGENT_COLUMNS.items()
-    }
+    return strategic.agent_inputs(matrix, context)
 
 
 def _torch_strategic(ensemble: StrategicEnsemble, inputs: dict[str, np.ndarray]):
@@ -175,9 +166,6 @@ def test_serving_imports_no_torch():
 
 
 # --- the strategic decision around the networks ---------------------------------------
-
-NEW_YORK = ZoneInfo("America/New_York")
-MONDAY_10_NY = 1_767_625_200 * 10**9  # 2026-01-05 15:00 UTC = 10:00 in New York
 
 
 def test_the_context_comes_from_the_bar_time_in_the_exchange_zone():

@@ -41,7 +41,7 @@ class RiskState:
         snapshot = self.snapshot
         if snapshot is None:
             return None
-        positions = [as_json(self.positions[s]) for s in sorted(self.positions)]
+        positions = self._positions_json()
         return {
             "as_of_ns": snapshot.event_ns,
             "positions": positions,
@@ -64,5 +64,8 @@ class RiskState:
             return None
         body = as_json(self.snapshot)
         body["as_of_ns"] = body.pop("event_ns")
-        body["positions"] = [as_json(self.positions[s]) for s in sorted(self.positions)]
+        body["positions"] = self._positions_json()
         return body
+
+    def _positions_json(self) -> list[dict[str, Any]]:
+        return [as_json(self.positions[symbol]) for symbol in sorted(self.positions)]

@@ -73,16 +73,6 @@ def _softmax(logits: np.ndarray, temperature: np.float32) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _bias_relu(h: np.ndarray, bias: np.ndarray) -> None:
-    """h = max(h + bias, 0), in place (h: any shape whose last axis is bias's)."""
-    flat = h.reshape(-1)
-    width = bias.shape[0]
-    for i in range(flat.shape[0]):
-        value = flat[i] + bias[i % width]
-        flat[i] = np.float32(0) if value < 0 else value  # NaN stays NaN, as in torch
-
-
-@numba.njit(cache=True)
 def _bias_relu_norm(h: np.ndarray, bias: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> None:
     """h = LayerNorm(max(h + bias, 0)), in place."""
     n = h.shape[0]
@@ -103,22 +93,10 @@ def _bias_relu_norm(h: np.ndarray, bias: np.ndarray, gamma: np.ndarray, beta: np
 
 
 @numba.njit(cache=True)
-def _windows(x: np.ndarray, kernel: int) -> np.ndarray:
-    """im2col of `x` (channels, length): (length - kernel + 1, channels x kernel), row t
-    holding x[c, t + k] at column c x kernel + k (the layout of a Conv1d weight)."""
-    channels, length = x.shape
-    out = np.empty((length - kernel + 1, channels * kernel), dtype=x.dtype)
-    for t in range(length - kernel + 1):
-        for c in range(channels):
-            for k in range(kernel):
-                out[t, c * kernel + k] = x[c, t + k]
-    return out
-
-
-@numba.njit(cache=True)
 def _grouped_windows(h: np.ndarray, groups: int, kernel: int) -> np.ndarray:
     """im2col per group of `h` (length, groups x channels): (groups, length - kernel + 1,
-    channels x kernel), for group g the windows of its channels, as `_windows` lays them."""
+    channels x kernel): row t of group g holds h[t + k, g x channels + c] at column
+    c x kernel + k, the layout of a Conv1d weight (one group: a single convolution's im2col)."""
     length, total = h.shape
     channels = total // groups
     out = np.empty((groups, length - kernel + 1, channels * kernel), dtype=h.dtype)
@@ -153,10 +131,6 @@ def _softmax_rows(logits: np.ndarray, temperatures: np.ndarray) -> np.ndarray:
     return out
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    return _softmax(np.asarray(logits, dtype=np.float32), np.float32(temperature))
-
-
 class MlpAgent:
     """A strategic agent: three Linear-ReLU-LayerNorm blocks, a Linear head, softmax with
     its temperature."""
@@ -171,7 +145,6 @@ class MlpAgent:
         ]
         self.head = (array("3.w"), array("3.b"))
         self.temperature = np.float32(arrays[f"{name}.temperature"])
-        self.inputs = self.blocks[0][0].shape[1]
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         h = np.asarray(x, dtype=np.float32)
@@ -224,7 +197,7 @@ class TacticalPolicy:
         self.conv1_w = np.ascontiguousarray(
             np.concatenate([w.reshape(w.shape[0], -1).T for w in conv1], axis=1)
         )  # (features x kernel, agents x channels)
-        self.conv1_b = np.concatenate([array(f"{n}.conv1.b") for n in names])
+        self.conv1_b = np.concatenate([array(f"{n}.conv1.b") for n in names])[None, None, :]
         self.channels = conv1[0].shape[0]
         conv2 = [array(f"{n}.conv2.w") for n in names]
         self.conv2_w = np.stack([w.reshape(w.shape[0], -1).T for w in conv2])
@@ -245,9 +218,9 @@ class TacticalPolicy:
 
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
         """Each agent's probabilities, (3 agents, 3)."""
-        x = np.ascontiguousarray(np.asarray(matrix, dtype=np.float32).T)  # (7, rows)
-        h = _windows(x, self.kernel) @ self.conv1_w  # (length, agents x channels)
-        _bias_relu(h, self.conv1_b)
+        x = np.ascontiguousarray(matrix, dtype=np.float32)  # (rows, 7)
+        h = _grouped_windows(x, 1, self.kernel)[0] @ self.conv1_w  # (length, agents x ch.)
+        _add_relu(h[None], self.conv1_b)
         h = _grouped_windows(h, len(TACTICAL_AGENT_NAMES), self.kernel) @ self.conv2_w
         _add_relu(h, self.conv2_b)
         pooled = self.pool @ h  # (agents, bins, channels)

@@ -29,7 +29,10 @@ import numpy as np
 import torch
 from torch import nn
 
-STRATEGIC_AGENTS = {"mlmi": (10, 0.10), "nwrqk": (10, 0.10), "regime": (9, 0.15)}
+from actors.policies.forward import STRATEGIC_INPUTS
+
+DROPOUT = {"mlmi": 0.10, "nwrqk": 0.10, "regime": 0.15}
+STRATEGIC_AGENTS = {name: (STRATEGIC_INPUTS[name], DROPOUT[name]) for name in STRATEGIC_INPUTS}
 """Strategic agent -> (inputs: its features + 6 context values, dropout)."""
 ENSEMBLE_WEIGHTS = (0.40, 0.35, 0.25)
 TACTICAL_AGENTS = {"fvg": 1.0, "momentum": 1.2, "entry": 0.8}
