@@ -264,6 +264,10 @@ class TacticalMatrix(MatrixMessage, array_like=True, gc=False, frozen=False, kw_
 
     rows: int = 60
     cols: int = 7
+    strategic_bar_end_ns: int = 0
+    """End of the latest strategic bar whose matrix the features actor published for this
+    symbol before this one (0: none yet): the strategic decision that a tactical decision
+    on this matrix follows, whatever order two rings deliver them in."""
 
 
 class StrategicMatrix(MatrixMessage, array_like=True, gc=False, frozen=False, kw_only=True, tag=4):

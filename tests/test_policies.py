@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from actors.features.engine import StrategicFeatures, TacticalFeatures
-from actors.messages import Direction, SynergyType
+from actors.messages import Direction, Synergy, SynergyType
 from actors.policies import strategic
 from actors.policies import tactical as tactical_policy
 from actors.policies.forward import (
@@ -80,9 +80,8 @@ def real_matrices() -> tuple[list[np.ndarray], list[np.ndarray]]:
 
 def _strategic_inputs(matrix: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Each agent's inputs as the strategic layer builds them, with a random synergy."""
-    context = strategic.context(
-        rng.uniform(0.5, 1.0), int(rng.choice([-1, 1])), 0.15, MONDAY_10_NY, NEW_YORK
-    )
+    synergy = _synergy(MONDAY_10_NY, rng.uniform(0.5, 1.0), Direction(int(rng.choice([-1, 1]))))
+    context = strategic.context(synergy, 0.15, MONDAY_10_NY, NEW_YORK)
     return strategic.agent_inputs(matrix, context)
 
 
@@ -168,19 +167,42 @@ def test_serving_imports_no_torch():
 # --- the strategic decision around the networks ---------------------------------------
 
 
+def _synergy(bar_end_ns: int, confidence: float, direction: Direction) -> Synergy:
+    return Synergy(
+        symbol="ES",
+        synergy_type=SynergyType.TYPE_1,
+        direction=direction,
+        confidence=confidence,
+        bar_end_ns=bar_end_ns,
+        price=4000.0,
+    )
+
+
 def test_the_context_comes_from_the_bar_time_in_the_exchange_zone():
-    values = strategic.context(0.8, -1, 0.15, MONDAY_10_NY, NEW_YORK)
+    values = strategic.context(
+        _synergy(MONDAY_10_NY, 0.8, Direction.SHORT), 0.15, MONDAY_10_NY, NEW_YORK
+    )
     angle = 2 * math.pi * 10 / 24
     expected = [0.8, -1.0, math.log(0.15), math.sin(angle), math.cos(angle), 0.0]
     np.testing.assert_allclose(values, expected, rtol=1e-6)
     saturday_noon_tokyo = 1_767_841_200 * 10**9  # 2026-01-08 03:00 UTC = 12:00 Tokyo, Thu
-    thursday = strategic.context(0.0, 0, 0.2, saturday_noon_tokyo, ZoneInfo("Asia/Tokyo"))
+    thursday = strategic.context(None, 0.2, saturday_noon_tokyo, ZoneInfo("Asia/Tokyo"))
     assert thursday[3] == pytest.approx(0.0, abs=1e-6) and thursday[4] == -1.0
     assert thursday[5] == pytest.approx(3 / 6)
     low, high = strategic.VOLATILITY_RANGE
     for volatility, ln in ((0.0, math.log(low)), (math.inf, math.log(high))):
-        assert strategic.context(0, 0, volatility, MONDAY_10_NY, NEW_YORK)[2] == np.float32(ln)
-    assert math.isnan(strategic.context(0, 0, math.nan, MONDAY_10_NY, NEW_YORK)[2])
+        assert strategic.context(None, volatility, MONDAY_10_NY, NEW_YORK)[2] == np.float32(ln)
+    assert math.isnan(strategic.context(None, math.nan, MONDAY_10_NY, NEW_YORK)[2])
+
+
+def test_a_synergy_is_context_for_ten_strategic_bars_from_its_own():
+    fired = _synergy(MONDAY_10_NY, 0.9, Direction.LONG)
+    half_hour = 1800 * 10**9
+    assert strategic.active_synergy(fired, MONDAY_10_NY) is fired
+    assert strategic.active_synergy(fired, MONDAY_10_NY + 9 * half_hour) is fired
+    assert strategic.active_synergy(fired, MONDAY_10_NY + 10 * half_hour) is None
+    assert strategic.active_synergy(fired, MONDAY_10_NY - half_hour) is None  # not yet fired
+    assert strategic.active_synergy(None, MONDAY_10_NY) is None
 
 
 def test_each_agent_reads_the_means_of_its_columns_then_the_context():

@@ -6,7 +6,11 @@ Per served symbol (`symbols`, every registered instrument by default) it runs a
 a timeframe it publishes that timeframe's matrix once the assembler is full
 (TacticalMatrix 60x7, StrategicMatrix 48x13); the strategic engine's MLMI, NWRQK and FVG
 signals feed the symbol's synergy detector, whose Synergy messages go out on the same
-port (`features`). Every message carries the bar's symbol and origin_ns (the tick that
+port (`features`), before the strategic matrix of the same bar, so that the strategic
+layer decides on that bar with its synergy. A tactical matrix names the last strategic
+matrix published before it (`strategic_bar_end_ns`): bars of one tick come in timeframe
+order, so at a half-hour boundary the tactical matrix goes first and follows the previous
+half hour's strategic decision. Every message carries the bar's symbol and origin_ns (the tick that
 closed it). The volume profile of LVN bins prices by `lvn_bin_ticks` of the instrument's
 tick size (from the registry).
 
@@ -50,6 +54,7 @@ class SymbolFeaturesState(msgspec.Struct, array_like=True):
     strategic: EngineState
     synergy: SynergyState
     strategic_bars: int
+    strategic_matrix_end_ns: int = 0
 
 
 class FeaturesState(msgspec.Struct, kw_only=True):
@@ -62,10 +67,16 @@ class _SymbolState:
     strategic: StrategicFeatures
     synergy: SynergyDetector
     strategic_bars: int = 0
+    strategic_matrix_end_ns: int = 0
+    """The bar end of the last strategic matrix published (TacticalMatrix.strategic_bar_end_ns)."""
 
     def state(self) -> SymbolFeaturesState:
         return SymbolFeaturesState(
-            self.tactical.state(), self.strategic.state(), self.synergy.state(), self.strategic_bars
+            self.tactical.state(),
+            self.strategic.state(),
+            self.synergy.state(),
+            self.strategic_bars,
+            self.strategic_matrix_end_ns,
         )
 
     def restore(self, saved: SymbolFeaturesState) -> None:
@@ -73,6 +84,7 @@ class _SymbolState:
         self.strategic.restore(saved.strategic)
         self.synergy.restore(saved.synergy)
         self.strategic_bars = saved.strategic_bars
+        self.strategic_matrix_end_ns = saved.strategic_matrix_end_ns
 
 
 class FeaturesActor(ServesInstruments, Actor):
@@ -118,13 +130,16 @@ class FeaturesActor(ServesInstruments, Actor):
         if msg.timeframe_s == p.tactical_timeframe_s:
             tactical = state.tactical
             tactical.update(msg.open, msg.high, msg.low, msg.close, msg.volume)
-            self._publish_matrix(TacticalMatrix, tactical.matrix, tactical.atr, msg)
+            self._publish_matrix(
+                TacticalMatrix,
+                tactical.matrix,
+                tactical.atr,
+                msg,
+                strategic_bar_end_ns=state.strategic_matrix_end_ns,
+            )
         elif msg.timeframe_s == p.strategic_timeframe_s:
             strategic = state.strategic
             signals = strategic.update(msg.open, msg.high, msg.low, msg.close, msg.volume)
-            self._publish_matrix(
-                StrategicMatrix, strategic.matrix, strategic.atr, msg, strategic.volatility
-            )
             state.strategic_bars += 1
             synergy = state.synergy.on_bar(
                 BarSignals(
@@ -139,6 +154,14 @@ class FeaturesActor(ServesInstruments, Actor):
             if synergy is not None:
                 synergy.origin_ns = msg.origin_ns
                 self.out.publish(synergy)
+            if self._publish_matrix(
+                StrategicMatrix,
+                strategic.matrix,
+                strategic.atr,
+                msg,
+                volatility=strategic.volatility,
+            ):
+                state.strategic_matrix_end_ns = msg.end_ns
 
     def _publish_matrix(
         self,
@@ -146,23 +169,23 @@ class FeaturesActor(ServesInstruments, Actor):
         assembler: MatrixAssembler,
         atr: float,
         bar: Bar,
-        volatility: float | None = None,
-    ) -> None:
-        """Publish the matrix once every row holds a real bar (a model never sees padding);
-        a strategic one carries the raw `volatility` too."""
+        **fields: float,
+    ) -> bool:
+        """Publish the matrix once every row holds a real bar (a model never sees padding),
+        with its kind's own `fields`; whether it was published."""
         if not assembler.ready:
-            return
-        extra = {} if volatility is None else {"volatility": volatility}
+            return False
         message = kind.from_array(
             assembler.matrix(),
             symbol=bar.symbol,
             bar_end_ns=bar.end_ns,
             close=bar.close,
             atr=atr,
-            **extra,
+            **fields,
         )
         message.origin_ns = bar.origin_ns
         self.out.publish(message)
+        return True
 
     inputs = {Bar: on_bar}
     outputs = {"features": Port(TacticalMatrix, StrategicMatrix, Synergy, optional=True)}

@@ -39,7 +39,7 @@ from actors.features.actor import BARS_PER_YEAR_OF_DAY_SECONDS
 from actors.features.engine import StrategicFeatures, TacticalFeatures
 from actors.feed.market import MarketParams, SyntheticMarket
 from actors.matrices import TacticalColumn
-from actors.messages import Regime
+from actors.messages import Regime, Synergy
 from actors.policies import registry, strategic
 from actors.policies.forward import STRATEGIC_AGENT_NAMES, TACTICAL_AGENT_NAMES
 from actors.policies.networks import (
@@ -102,7 +102,7 @@ def collect(seed: int, sessions: int) -> Samples:
     baseline = BaselineStrategy(BaselineRule(timeframe_s=TACTICAL_S))
     out = Samples()
     strategic_bars = 0
-    synergy: tuple[float, int] = (0.0, 0)
+    latest: Synergy | None = None
     for session in range(sessions):
         batch = market.next_batch(steps)
         for tick in make_ticks(**batch._asdict()):
@@ -127,11 +127,13 @@ def collect(seed: int, sessions: int) -> Samples:
                         signals.fvg,
                     )
                 )
-                if found is not None:
-                    synergy = (found.confidence, int(found.direction))
+                latest = found or latest
                 if strategic_features.matrix.ready:
                     context = strategic.context(
-                        *synergy, strategic_features.volatility, bar.end_ns, zone
+                        strategic.active_synergy(latest, bar.end_ns),
+                        strategic_features.volatility,
+                        bar.end_ns,
+                        zone,
                     )
                     inputs = strategic.agent_inputs(strategic_features.matrix.matrix(), context)
                     if all(np.isfinite(x).all() for x in inputs.values()):

@@ -9,9 +9,11 @@ six context values:
     ln(volatility), volatility clamped to [1e-4, 10] (ln 0 and ln inf are not inputs),
     sin(2 pi h / 24), cos(2 pi h / 24), weekday / 6,
 
-h the hour (with minutes as its fraction) and weekday (Monday 0) of the bar's end in the
-exchange's time zone: from the bar timestamp, never the wall clock, so a replay decides
-as the live run did.
+the synergy being the symbol's latest while it is active: fired at or before the bar and
+less than five hours (ten strategic bars, the detector's window) before its end, so never
+yesterday's; h the hour (with minutes as its fraction) and weekday (Monday 0) of the
+bar's end in the exchange's time zone: from the bar timestamp, never the wall clock, so a
+replay decides as the live run did.
 
 Outcome. P = sum of w_i P_i (forward.StrategicPolicy); direction = argmax P over
 (bearish, neutral, bullish) -> SHORT, FLAT, LONG; confidence = max P; uncertainty =
@@ -30,10 +32,13 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from actors.messages import Direction
+from actors.messages import Direction, Synergy
 from actors.policies.forward import STRATEGIC_AGENT_NAMES
 
 AGENT_COLUMNS = {"mlmi": (0, 1, 9, 10), "nwrqk": (2, 3, 4, 5), "regime": (8, 11, 12)}
+SYNERGY_TTL_NS = 5 * 3600 * 10**9
+"""A synergy is the context for ten strategic bars (the detector's window), and never
+overnight."""
 PROCEED_ABOVE = 0.65
 LOW_CONFIDENCE = 0.6
 DISAGREEMENT = 0.3
@@ -43,22 +48,29 @@ _DIRECTIONS = (Direction.SHORT, Direction.FLAT, Direction.LONG)
 _LN3 = math.log(3.0)
 
 
+def active_synergy(
+    latest: Synergy | None, bar_end_ns: int, ttl_ns: int = SYNERGY_TTL_NS
+) -> Synergy | None:
+    """The symbol's latest synergy while it holds for the bar ending at `bar_end_ns`: fired
+    at or before that bar and less than `ttl_ns` before it (module docstring)."""
+    if latest is None or not 0 <= bar_end_ns - latest.bar_end_ns < ttl_ns:
+        return None
+    return latest
+
+
 def context(
-    synergy_confidence: float,
-    synergy_direction: int,
-    volatility: float,
-    bar_end_ns: int,
-    zone: ZoneInfo,
+    synergy: Synergy | None, volatility: float, bar_end_ns: int, zone: ZoneInfo
 ) -> np.ndarray:
-    """The six context values (module docstring), float32; a NaN volatility stays NaN."""
+    """The six context values (module docstring) with the active `synergy` (None: none),
+    float32; a NaN volatility stays NaN."""
     low, high = VOLATILITY_RANGE
     clamped = min(max(volatility, low), high) if not math.isnan(volatility) else math.nan
     local = datetime.fromtimestamp(bar_end_ns / 1e9, zone)
     angle = 2.0 * math.pi * (local.hour + local.minute / 60.0) / 24.0
     return np.array(
         [
-            synergy_confidence,
-            synergy_direction,
+            0.0 if synergy is None else synergy.confidence,
+            0 if synergy is None else int(synergy.direction),
             math.log(clamped),
             math.sin(angle),
             math.cos(angle),
