@@ -185,6 +185,9 @@ class Tick(Message, array_like=True, gc=False, frozen=False, kw_only=True, tag=1
     """The synthetic generator's `Regime` label, `UNKNOWN_REGIME` (-1) for real data."""
     bid_size: int = 0
     ask_size: int = 0
+    history: bool = False
+    """Published as history (the feed's `history_sessions`): it warms bars, indicators and
+    matrices, and nothing trades on it."""
 
 
 class Bar(Message, array_like=True, gc=False, frozen=False, kw_only=True, tag=2):
@@ -204,6 +207,8 @@ class Bar(Message, array_like=True, gc=False, frozen=False, kw_only=True, tag=2)
     momentum_5: float = NAN
     """(C_t - C_{t-5}) / C_{t-5} * 100; NaN until 6 bars were seen."""
     ticks: int = 0
+    history: bool = False
+    """Closed by a history tick: nothing trades on it."""
 
 
 MAX_MATRIX_BYTES = 16_384
@@ -268,6 +273,8 @@ class TacticalMatrix(MatrixMessage, array_like=True, gc=False, frozen=False, kw_
     """End of the latest strategic bar whose matrix the features actor published for this
     symbol before this one (0: none yet): the strategic decision that a tactical decision
     on this matrix follows, whatever order two rings deliver them in."""
+    history: bool = False
+    """Of a history bar: decided, never traded on."""
 
 
 class StrategicMatrix(MatrixMessage, array_like=True, gc=False, frozen=False, kw_only=True, tag=4):

@@ -61,9 +61,22 @@ after every test (tests/conftest.py)."""
 
 
 def actor_context(
-    name: str, outputs: dict[str, OutputStream], system: str = TEST_SYSTEM, new_run: bool = False
+    name: str,
+    outputs: dict[str, OutputStream],
+    system: str = TEST_SYSTEM,
+    new_run: bool = False,
+    problems: list[str | None] | None = None,
+    tasks: "list[asyncio.Task[None]] | None" = None,
 ) -> ActorContext:
-    """An ActorContext for driving an actor directly inside a test's event loop."""
+    """An ActorContext for driving an actor directly inside a test's event loop; the
+    problems it reports go to `problems`, the tasks it spawns to `tasks`."""
+
+    def spawn(actor: str, coro: Any) -> "asyncio.Task[None]":
+        task = asyncio.get_running_loop().create_task(coro)
+        if tasks is not None:
+            tasks.append(task)
+        return task
+
     return ActorContext(
         name=name,
         node="test",
@@ -72,5 +85,8 @@ def actor_context(
         outputs=outputs,
         set_timer=lambda actor, timer, interval, repeat: None,
         cancel_timer=lambda actor, timer: None,
-        spawn=lambda actor, coro: asyncio.get_running_loop().create_task(coro),
+        spawn=spawn,
+        report_problem=lambda actor, problem: (
+            problems.append(problem) if problems is not None else None
+        ),
     )

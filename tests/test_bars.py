@@ -152,13 +152,15 @@ def test_a_bar_closes_on_the_first_tick_of_the_next_bucket():
         6,
         3,
     )
-    assert bar.origin_ns == 77
+    assert bar.origin_ns == 77 and not bar.history
     assert math.isnan(bar.atr) and math.isnan(bar.momentum_5)
     # 14:30 + 40 min closes the 14:35 five-minute bar and the 14:30 thirty-minute bar, in
     # the order of the timeframes; the empty 14:40 .. 15:05 buckets yield nothing.
-    closed = builder.on_tick(_tick(2400, 103.0, 1, origin_ns=78))
+    closer = _tick(2400, 103.0, 1, origin_ns=78)
+    closer.history = True  # a history tick closes history bars
+    closed = builder.on_tick(closer)
     assert [(b.timeframe_s, b.start_ns - T0) for b in closed] == [(300, 300 * NS), (1800, 0)]
-    assert [b.origin_ns for b in closed] == [78, 78]
+    assert [(b.origin_ns, b.history) for b in closed] == [(78, True), (78, True)]
     assert (closed[1].open, closed[1].high, closed[1].low, closed[1].close) == (
         100.0,
         102.0,

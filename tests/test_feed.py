@@ -394,6 +394,25 @@ async def test_fast_pace_publishes_the_generator_ticks_and_yields_to_the_loop(ca
     await actor.on_stop()
 
 
+async def test_history_sessions_go_out_unpaced_then_the_pace_applies(capture):
+    """Two sessions of a tick a minute go out at once (780 ticks, flagged history), then
+    real time: the next tick at once, the one after a minute later."""
+    actor, writer = _feed(
+        capture, pace="realtime", tick_interval_s=60.0, history_sessions=2, max_ticks=2000
+    )
+    await actor.on_start()
+    deadline = time.monotonic() + 10
+    while actor.published < 781:
+        assert time.monotonic() < deadline, f"only {actor.published} ticks in 10 s"
+        await asyncio.sleep(0.001)
+    await asyncio.sleep(0.2)  # unpaced, the feed would publish the other 1,219 meanwhile
+    assert actor.published == 781 and not actor._task.done()
+    await actor.on_stop()
+    ticks = writer.messages
+    _assert_ticks_match(ticks, _generate(actor.params, 781))
+    assert [t.history for t in ticks] == [True] * 780 + [False]
+
+
 @pytest.mark.parametrize(
     ("params", "ticks_per_s"),
     [

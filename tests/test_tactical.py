@@ -76,6 +76,11 @@ async def test_the_actor_publishes_intents_on_a_real_ring(capture):
         (Direction.LONG, 1),
         (Direction.SHORT, 2),
     ]
+    history = bar(4 * 300, 4150.0, 0.1)
+    history.history = True  # the feed's warm-up: the swing is taken, nothing traded
+    actor.on_message(history)
+    actor.on_message(bar(5 * 300, 4150.0, 0.1))
+    assert len(out.messages) == 2 and actor.strategies["ES"].last_direction == Direction.LONG
 
 
 def test_unknown_strategy_is_a_config_error():

@@ -170,7 +170,7 @@ class BarBuilder:
         """Add a tick; return the bars it closed (usually none).
 
         Each closed bar's `origin_ns` is the tick's, so the path that the bar starts can
-        be traced back to the tick.
+        be traced back to the tick; a history tick closes history bars.
         """
         price = tick.price
         size = tick.size
@@ -196,6 +196,7 @@ class BarBuilder:
                 continue
             if frame.bucket >= 0:
                 bar = frame.close_bar(self.symbol, tick.origin_ns)
+                bar.history = tick.history
                 if closed is None:
                     closed = [bar]
                 else:

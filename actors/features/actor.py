@@ -136,6 +136,7 @@ class FeaturesActor(ServesInstruments, Actor):
                 tactical.atr,
                 msg,
                 strategic_bar_end_ns=state.strategic_matrix_end_ns,
+                history=msg.history,
             )
         elif msg.timeframe_s == p.strategic_timeframe_s:
             strategic = state.strategic

@@ -43,6 +43,10 @@ class FeedParams(MarketParams, frozen=True, forbid_unknown_fields=True, kw_only=
     """Stop after this many ticks in all (across restarts); 0 = unlimited."""
     batch: AtLeastOne = 256
     """Most ticks published between two yields to the event loop."""
+    history_sessions: Count = 0
+    """Sessions published unpaced and flagged `history` before `pace` applies: they warm
+    the bars, indicators and matrices (the strategic matrix needs 48 half-hour bars, four
+    sessions), so that a first run decides within seconds; no strategy trades on them."""
 
 
 class FeedState(msgspec.Struct, kw_only=True):
@@ -112,17 +116,24 @@ class FeedActor(ServesInstruments, Actor):
         params = self.params
         # Within a session ticks are one interval apart: a longer step is a night or weekend.
         pacer = Pacer(params.pace, params.speed, params.batch, self._market.interval_ns)
+        unpaced = Pacer("fast", 1.0, params.batch)
+        steps = round(params.session_length_s / params.tick_interval_s)
+        history = params.history_sessions * steps * len(params.symbols)
         while (remaining := self._remaining()) != 0:
-            batch = self._market.next_batch(
-                params.batch if remaining is None else min(params.batch, remaining)
-            )
+            count = params.batch if remaining is None else min(params.batch, remaining)
+            if self.published < history:
+                count = min(count, history - self.published)
+            batch = self._market.next_batch(count)
             ticks = make_ticks(**batch._asdict())
-            await pacer.run(batch.event_ns, partial(self._publish, ticks))
+            live = self.published >= history
+            publish = partial(self._publish, ticks, not live)
+            await (pacer if live else unpaced).run(batch.event_ns, publish)
         self.log.info("synthetic feed finished after %d ticks", self.published)
 
-    def _publish(self, ticks: Iterator[Tick], count: int) -> None:
-        """Publish the next `count` of `ticks`."""
+    def _publish(self, ticks: Iterator[Tick], history: bool, count: int) -> None:
+        """Publish the next `count` of `ticks`, flagged as `history` or not."""
         publish = self._out.publish
         for tick in islice(ticks, count):
+            tick.history = history
             publish(tick)
         self.published += count

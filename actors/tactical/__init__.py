@@ -2,5 +2,13 @@
 
 from actors.tactical.actor import TacticalActor, TacticalParams
 from actors.tactical.baseline import BaselineRule, BaselineStrategy
+from actors.tactical.policy_actor import TacticalPolicyActor, TacticalPolicyParams
 
-__all__ = ["BaselineRule", "BaselineStrategy", "TacticalActor", "TacticalParams"]
+__all__ = [
+    "BaselineRule",
+    "BaselineStrategy",
+    "TacticalActor",
+    "TacticalParams",
+    "TacticalPolicyActor",
+    "TacticalPolicyParams",
+]

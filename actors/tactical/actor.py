@@ -75,7 +75,7 @@ class TacticalActor(Actor):
             self.skipped_bars += 1
             return
         intent = strategy.on_bar(bar)
-        if intent is not None:
+        if intent is not None and not bar.history:
             self.out.publish(intent)
 
     inputs = {Bar: on_bar}

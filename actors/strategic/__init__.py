@@ -1,0 +1,3 @@
+from actors.strategic.actor import StrategicActor, StrategicParams
+
+__all__ = ["StrategicActor", "StrategicParams"]
