@@ -1,9 +1,10 @@
 """`grandmodel chaos` and `grandmodel bench chaos`: kill -9 the trading system's processes at
 random moments, then prove that nothing was lost, done twice or booked differently.
 
-The system is the shipped default topology (config/default.toml: the market, hot, audit
-and web nodes) on an accelerated synthetic market, with a strategy that trades often and
-loose risk limits. The kill schedule comes from `--seed` (which node, how long after the
+The system is the shipped default topology (config/default.toml: the market, strategy,
+hot, audit and web nodes, the shipped policies deciding) on an accelerated synthetic
+market with bars every 5 and 30 market seconds, so that they decide often, and loose risk
+limits. The kill schedule comes from `--seed` (which node, how long after the
 previous recovery); where inside its work each process dies is up to the moment.
 
 1. Start, wait until orders flow.
@@ -62,6 +63,12 @@ TRADE_OFTEN = {
 }
 """Bars every 5 market seconds and a strategy that turns on small moves (with a fast
 market: many orders a second)."""
+DECIDE_OFTEN = {
+    "bars": {"timeframes": [5, 30]},
+    "features": {"tactical_timeframe_s": 5, "strategic_timeframe_s": 30},
+}
+"""The shipped decision layers on 5- and 30-second bars: a tactical decision every 5
+market seconds, a strategic one every 30."""
 LOOSE_RISK_LIMITS = {
     "max_orders_per_minute": 1_000_000,
     "daily_loss_limit": 1e12,
@@ -85,7 +92,7 @@ def chaos_config(workdir: Path, name: str, seed: int, max_restarts: int, period_
     config["logging"] = {"level": "warning", "file": str(workdir / "run.jsonl")}
     config["delivery"] = {"quarantine_file": str(workdir / "quarantine.jsonl")}
     params = {
-        **TRADE_OFTEN,
+        **DECIDE_OFTEN,
         "feed": {"pace": "xN", "speed": 2000.0, "seed": seed},
         "risk": {**LOOSE_RISK_LIMITS, "initial_equity": 1e12},
         "journal": {"path": str(workdir / "journal.sqlite")},

@@ -306,7 +306,7 @@ THREE = [{"symbol": s} for s in ("ES", "NQ", "YM")]
         ),
         (
             {"GRANDMODEL__actors__risk__params__position_limits": "{ YM = 2 }"},
-            "actors[4].params.position_limits.YM: unknown instrument 'YM'",
+            "actors[6].params.position_limits.YM: unknown instrument 'YM'",
         ),
         (
             {"GRANDMODEL__actors__feed__params__models": "{ CL = { start_price = 70.0 } }"},
@@ -361,7 +361,7 @@ def test_a_bad_registry_is_named_at_load(tmp_path, instruments, expected):
 
 def test_run_with_an_unknown_symbol_exits_2_naming_it():
     stderr = run_expecting_exit_2([], {"GRANDMODEL__actors__tactical__params__symbols": '["ZN"]'})
-    assert "actors[3].params.symbols[0]: unknown instrument 'ZN'" in stderr
+    assert "actors[5].params.symbols[0]: unknown instrument 'ZN'" in stderr
 
 
 def default_as_dict() -> dict:

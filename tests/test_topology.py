@@ -19,14 +19,17 @@ def test_an_intent_reaches_the_orders_ring_before_the_other_actors_inputs_are_po
     topology = Topology(load_config(environ={}))
     assert _order(topology, "hot") == [
         "ticks->bars",
-        "bars->tactical",
+        "bars->features",
+        "features->tactical",
         "intents->risk",
         "verdicts->execution",
         "venue->risk",  # before bars->risk, as risk declares
         "bars->risk",
+        "strategic->tactical",
         "venue->execution",
     ]
     assert _order(topology, "market") == ["ticks->venue", "orders->venue"]
+    assert _order(topology, "strategy") == ["features->strategic"]
 
 
 def test_an_actor_sees_its_inputs_in_the_order_it_declares_them(tmp_path):
