@@ -17,6 +17,7 @@ SUITES = {
     "data": "bench.data",
     "instructions": "bench.instructions",
     "chaos": "bench.chaos",
+    "policy": "bench.policy",
 }
 
 

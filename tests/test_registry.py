@@ -11,6 +11,8 @@ from actors.policies.networks import (
     TacticalAgents,
     export_strategic,
     export_tactical,
+    import_strategic,
+    import_tactical,
 )
 from actors.policies.registry import ModelError
 
@@ -32,6 +34,20 @@ def test_the_exports_are_exactly_what_serving_expects(strategic_arrays):
     torch.manual_seed(12)
     tactical = export_tactical(TacticalAgents().eval())
     assert {k: v.shape for k, v in tactical.items()} == tactical_shapes()
+
+
+def test_a_version_imports_back_into_the_torch_networks_it_came_from(strategic_arrays):
+    """Registry arrays -> torch (to benchmark or train on from a version) -> the same arrays."""
+    imported = import_strategic(strategic_arrays)
+    assert not imported.training
+    exported = export_strategic(imported)
+    assert exported.keys() == strategic_arrays.keys()
+    for key, array in strategic_arrays.items():
+        np.testing.assert_allclose(exported[key], array, rtol=1e-6, err_msg=key)
+    torch.manual_seed(13)
+    tactical = export_tactical(TacticalAgents().eval())
+    again = export_tactical(import_tactical(tactical))
+    assert all(np.array_equal(again[key], array) for key, array in tactical.items())
 
 
 def test_a_version_round_trips_and_serves_the_same(tmp_path, strategic_arrays):

@@ -24,6 +24,7 @@ Every probability vector is (bearish, neutral, bullish) for the direction agents
 """
 
 import itertools
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -163,3 +164,39 @@ def export_tactical(agents: TacticalAgents) -> dict[str, np.ndarray]:
 
 def _array(tensor: torch.Tensor) -> np.ndarray:
     return np.array(tensor.detach().cpu().numpy(), dtype=np.float32, order="C")  # 0-d kept
+
+
+def import_strategic(arrays: Mapping[str, np.ndarray]) -> StrategicEnsemble:
+    """The ensemble whose `export_strategic` is `arrays` (a registry version), in eval mode."""
+    ensemble = StrategicEnsemble()
+    with torch.no_grad():
+        for name, agent in ensemble.agents.items():
+            linears = [m for m in agent.body if isinstance(m, nn.Linear)] + [agent.head]
+            norms = [m for m in agent.body if isinstance(m, nn.LayerNorm)]
+            for i, linear in enumerate(linears):
+                linear.weight.copy_(_tensor(arrays[f"{name}.{i}.w"]))
+                linear.bias.copy_(_tensor(arrays[f"{name}.{i}.b"]))
+            for i, norm in enumerate(norms):
+                norm.weight.copy_(_tensor(arrays[f"{name}.{i}.ln_w"]))
+                norm.bias.copy_(_tensor(arrays[f"{name}.{i}.ln_b"]))
+            agent.log_temperature.copy_(_tensor(arrays[f"{name}.temperature"]).log())
+        ensemble.raw_weights.copy_(_tensor(arrays["ensemble.weights"]).log())
+    return ensemble.eval()
+
+
+def import_tactical(arrays: Mapping[str, np.ndarray]) -> TacticalAgents:
+    """The agents whose `export_tactical` is `arrays` (a registry version), in eval mode."""
+    agents = TacticalAgents()
+    with torch.no_grad():
+        for name, agent in agents.agents.items():
+            agent.feature_scale.copy_(_tensor(arrays[f"{name}.scale"]))
+            for layer in ("conv1", "conv2", "fc1", "fc2", "head"):
+                module = getattr(agent, layer)
+                module.weight.copy_(_tensor(arrays[f"{name}.{layer}.w"]))
+                module.bias.copy_(_tensor(arrays[f"{name}.{layer}.b"]))
+            agent.temperature.copy_(_tensor(arrays[f"{name}.temperature"]))
+    return agents.eval()
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(array, dtype=np.float32))
