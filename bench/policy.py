@@ -6,9 +6,12 @@ actors/policies/fit.py), cycled. The models are the registry's active versions (
 shipped ones by default). Each case times one whole decision as the actors make it:
 
 - `tactical exported`: the three agents' exported forward pass (forward.TacticalPolicy,
-  what the tactical actor runs) and the decision rule (tactical.decide);
+  incremental from one bar's matrix to the next, what the tactical actor runs) and the
+  decision rule (tactical.decide);
 - `tactical exported, cold caches`: the same after 32 MiB of other data went through
   the caches, as between two bars of a live run where other work runs on the core;
+- `tactical exported, whole matrix`: every convolution window computed (a first
+  decision, or a matrix that is not the previous one moved up a bar);
 - `tactical torch eager`: the same networks in torch (eval, no_grad, one thread) and
   the same rule;
 - `strategic exported` / `strategic torch eager`: the agents' inputs from the matrix and
@@ -32,6 +35,7 @@ from actors.policies import registry, strategic, tactical
 from actors.policies.fit import collect
 from actors.policies.forward import (
     StrategicPolicy,
+    TacticalActivations,
     TacticalPolicy,
     strategic_shapes,
     tactical_shapes,
@@ -83,7 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     exported_strategic = StrategicPolicy(strategic_model.arrays)
     eager_strategic = import_strategic(strategic_model.arrays)
 
+    activations = TacticalActivations(exported_tactical)
+
     def tactical_exported(i: int) -> object:
+        x = matrices[i % len(matrices)]
+        each = exported_tactical.probabilities(x, activations)
+        return tactical.decide(each, float(x[-1, TacticalColumn.MOMENTUM_5]))
+
+    def tactical_exported_whole(i: int) -> object:
         x = matrices[i % len(matrices)]
         each = exported_tactical.probabilities(x)
         return tactical.decide(each, float(x[-1, TacticalColumn.MOMENTUM_5]))
@@ -116,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     cases = (
         ("tactical exported", tactical_exported, nothing),
         ("tactical exported, cold caches", tactical_exported, evict),
+        ("tactical exported, whole matrix", tactical_exported_whole, nothing),
         ("tactical torch eager", tactical_eager, nothing),
         ("strategic exported", strategic_exported, nothing),
         ("strategic torch eager", strategic_eager, nothing),

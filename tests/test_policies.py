@@ -16,8 +16,9 @@ from actors.policies import tactical as tactical_policy
 from actors.policies.forward import (
     STRATEGIC_AGENT_NAMES,
     StrategicPolicy,
+    TacticalActivations,
     TacticalPolicy,
-    pooling_matrix,
+    pooling_bins,
 )
 from actors.policies.networks import (
     STRATEGIC_AGENTS,
@@ -134,11 +135,31 @@ def test_the_exported_tactical_agents_equal_torch(tactical, real_matrices):
     assert worst < TOLERANCE, worst
 
 
+def test_incremental_tactical_decisions_equal_torch_and_whole_ones(tactical, real_matrices):
+    """An instrument's consecutive matrices (each the last moved up one bar) decided
+    incrementally, and a matrix that is not such a move among them (computed whole), are
+    what torch and a from-scratch pass give."""
+    served = TacticalPolicy(export_tactical(tactical))
+    activations = TacticalActivations(served)
+    cases = [matrix.astype(np.float32) for matrix in real_matrices[0][:150]]
+    assert np.array_equal(cases[1][:-1], cases[0][1:])  # the engine's consecutive matrices
+    cases.insert(80, np.random.default_rng(9).standard_normal((60, 7)).astype(np.float32))
+    with torch.no_grad():
+        expected = tactical(torch.from_numpy(np.stack(cases))).numpy()
+    for matrix, want in zip(cases, expected, strict=True):
+        got = served.probabilities(matrix, activations)
+        np.testing.assert_allclose(got, want, rtol=0, atol=TOLERANCE)
+        np.testing.assert_array_equal(got, served.probabilities(matrix))
+    with pytest.raises(ValueError, match="another tactical policy"):
+        TacticalPolicy(export_tactical(tactical)).probabilities(cases[0], activations)
+
+
 @pytest.mark.parametrize("length", [56, 60, 17, 16, 100])
-def test_the_pooling_matrix_is_torchs_adaptive_average_pool(length):
-    x = torch.randn(1, 3, length)
-    expected = torch.nn.AdaptiveAvgPool1d(16)(x)[0].numpy()
-    got = (pooling_matrix(length, 16) @ x[0].numpy().T).T
+def test_the_pooling_bins_are_torchs_adaptive_average_pool(length):
+    x = torch.randn(3, length)
+    expected = torch.nn.AdaptiveAvgPool1d(16)(x[None])[0].numpy()
+    starts, ends = pooling_bins(length, 16)
+    got = np.stack([x[:, s:e].numpy().mean(axis=1) for s, e in zip(starts, ends, strict=True)], 1)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
 
 

@@ -3,15 +3,17 @@
 The same computation as `actors.policies.networks` in eval mode (dropout off), from the
 arrays its `export_*` functions write; tests/test_policies.py holds them equal to torch
 within 1e-5 on random and on real-feature inputs. Hot processes import this module, never
-torch. Matrix products are numpy's (BLAS); everything between them (bias, ReLU, LayerNorm,
-softmax) runs in one compiled numba pass each, since numpy's own elementwise operations
-cost several microseconds each at these sizes (a LayerNorm of 256 values took 33 us).
+torch. The strategic agents: numpy's matrix products (BLAS), everything between them
+(bias, ReLU, LayerNorm, softmax) in one compiled numba pass each, since numpy's own
+elementwise operations cost several microseconds each at these sizes (a LayerNorm of 256
+values took 33 us). The tactical agents: one compiled pass for the whole network
+(`TacticalPolicy`), incremental from one bar to the next.
 
 - LayerNorm: (h - mean) / sqrt(var + 1e-5) * weight + bias, var the biased variance, as
   torch computes it.
-- Conv1d (valid, stride 1) as one matrix product over the sliding windows (im2col).
+- Conv1d: valid, stride 1.
 - AdaptiveAvgPool1d(16) over length L: bin i averages positions floor(i L / 16) up to
-  ceil((i + 1) L / 16), torch's rule, as one matrix product with a fixed pooling matrix.
+  ceil((i + 1) L / 16), torch's rule.
 - Flattening after the pool is channel-major (channel x 16 + bin), as `flatten(1)` of a
   (channels, bins) tensor.
 """
@@ -92,45 +94,6 @@ def _bias_relu_norm(h: np.ndarray, bias: np.ndarray, gamma: np.ndarray, beta: np
         h[i] = (h[i] - mean) * scale * gamma[i] + beta[i]
 
 
-@numba.njit(cache=True)
-def _grouped_windows(h: np.ndarray, groups: int, kernel: int) -> np.ndarray:
-    """im2col per group of `h` (length, groups x channels): (groups, length - kernel + 1,
-    channels x kernel): row t of group g holds h[t + k, g x channels + c] at column
-    c x kernel + k, the layout of a Conv1d weight (one group: a single convolution's im2col)."""
-    length, total = h.shape
-    channels = total // groups
-    out = np.empty((groups, length - kernel + 1, channels * kernel), dtype=h.dtype)
-    for g in range(groups):
-        for t in range(length - kernel + 1):
-            for c in range(channels):
-                for k in range(kernel):
-                    out[g, t, c * kernel + k] = h[t + k, g * channels + c]
-    return out
-
-
-@numba.njit(cache=True)
-def _add_relu(h: np.ndarray, bias: np.ndarray) -> None:
-    """h = max(h + bias, 0) in place; h (groups, rows, columns), bias (groups, 1, columns)
-    or (groups, rows, 1)."""
-    groups, rows, columns = h.shape
-    for g in range(groups):
-        for r in range(rows):
-            for c in range(columns):
-                value = (
-                    h[g, r, c]
-                    + bias[g, r if bias.shape[1] > 1 else 0, c if bias.shape[2] > 1 else 0]
-                )
-                h[g, r, c] = np.float32(0) if value < 0 else value  # NaN stays NaN
-
-
-@numba.njit(cache=True)
-def _softmax_rows(logits: np.ndarray, temperatures: np.ndarray) -> np.ndarray:
-    out = np.empty_like(logits)
-    for g in range(logits.shape[0]):
-        out[g] = _softmax(logits[g].copy(), temperatures[g, 0])
-    return out
-
-
 class MlpAgent:
     """A strategic agent: three Linear-ReLU-LayerNorm blocks, a Linear head, softmax with
     its temperature."""
@@ -155,13 +118,12 @@ class MlpAgent:
         return _softmax(weight @ h + bias, self.temperature)
 
 
-def pooling_matrix(length: int, bins: int) -> np.ndarray:
-    """(bins, length): row i averages torch's AdaptiveAvgPool1d bin i."""
-    matrix = np.zeros((bins, length), dtype=np.float32)
-    for i in range(bins):
-        start, end = (i * length) // bins, math.ceil((i + 1) * length / bins)
-        matrix[i, start:end] = 1.0 / (end - start)
-    return matrix
+def pooling_bins(length: int, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Torch's AdaptiveAvgPool1d bins over `length` positions: bin i averages positions
+    starts[i] up to (excluding) ends[i]."""
+    starts = np.array([(i * length) // bins for i in range(bins)], dtype=np.int64)
+    ends = np.array([math.ceil((i + 1) * length / bins) for i in range(bins)], dtype=np.int64)
+    return starts, ends
 
 
 class StrategicPolicy:
@@ -177,56 +139,211 @@ class StrategicPolicy:
         return self.weights @ each, each
 
 
+class TacticalActivations:
+    """What one instrument's last tactical decision computed, so that the next, on the
+    matrix moved up by one bar, recomputes only the convolution windows the new row
+    touches. Belongs to one `TacticalPolicy` (a swapped model starts afresh)."""
+
+    def __init__(self, policy: "TacticalPolicy") -> None:
+        rows, features = policy.rows, policy.w1.shape[1]
+        self.policy = policy
+        self.matrix = np.zeros((rows, features), np.float32)
+        self.conv1 = np.zeros((rows - policy.kernel + 1, policy.w1.shape[2]), np.float32)
+        agents, _, _, channels = policy.w2.shape
+        length = self.conv1.shape[0] - policy.kernel + 1
+        self.conv2 = np.zeros((agents, length, channels), np.float32)
+        self.filled = np.zeros(1, np.bool_)
+        """Whether the arrays hold a previous decision (False: compute everything)."""
+
+
 class TacticalPolicy:
-    """The three tactical agents over one (rows, 7) matrix, computed together: every layer
-    is one (batched) matrix product for the three agents.
+    """The three tactical agents over one (rows, 7) matrix, in one compiled pass
+    (`_tactical_forward`: loops over weights laid out so that the innermost loop runs over
+    contiguous output channels, no temporaries, no call per layer).
 
     - The agents' per-feature scales are folded into their first convolution's weights
       (conv(x * s) = conv'(x), W'[o, c, k] = W[o, c, k] s[c]), so the three first
-      convolutions share the input's windows and are one product.
-    - The second convolutions, the pooling and the dense layers are stacked per agent and
-      multiplied as batches (`np.matmul` over the leading axis)."""
+      convolutions are one over the shared input.
+    - Incremental: given the instrument's `TacticalActivations`, a matrix equal to the
+      previous one moved up a row (each bar appends a row: tactical matrices of one
+      instrument are) reuses every convolution output but the last of each layer; any
+      other matrix is computed whole. The result is the same either way.
+    - A zero input to a layer (after ReLU) skips its weight row: not read, not added."""
 
     def __init__(self, arrays: Arrays, rows: int = 60) -> None:
         def array(key: str) -> np.ndarray:
             return np.asarray(arrays[key], dtype=np.float32)
 
+        def stacked(layer: str, transpose: tuple[int, ...]) -> np.ndarray:
+            return np.ascontiguousarray(
+                np.stack([array(f"{n}.{layer}.w").transpose(transpose) for n in names])
+            )
+
         names = TACTICAL_AGENT_NAMES
         conv1 = [array(f"{n}.conv1.w") * array(f"{n}.scale")[None, :, None] for n in names]
+        self.rows = rows
         self.kernel = conv1[0].shape[2]
-        self.conv1_w = np.ascontiguousarray(
-            np.concatenate([w.reshape(w.shape[0], -1).T for w in conv1], axis=1)
-        )  # (features x kernel, agents x channels)
-        self.conv1_b = np.concatenate([array(f"{n}.conv1.b") for n in names])[None, None, :]
-        self.channels = conv1[0].shape[0]
-        conv2 = [array(f"{n}.conv2.w") for n in names]
-        self.conv2_w = np.stack([w.reshape(w.shape[0], -1).T for w in conv2])
-        self.conv2_b = np.stack([array(f"{n}.conv2.b") for n in names])[:, None, :]
-        length = rows - 2 * (self.kernel - 1)
-        self.bins = array(f"{names[0]}.fc1.w").shape[1] // conv2[0].shape[0]
-        self.pool = pooling_matrix(length, self.bins)
-        self.dense = [
-            (
-                np.stack([array(f"{n}.{layer}.w") for n in names]),
-                np.stack([array(f"{n}.{layer}.b") for n in names])[:, :, None],
-            )
+        # (kernel, features, agents x channels) and (agents, kernel, channels in, out)
+        self.w1 = np.ascontiguousarray(np.concatenate([w.transpose(2, 1, 0) for w in conv1], 2))
+        self.b1 = np.concatenate([array(f"{n}.conv1.b") for n in names])
+        self.w2 = stacked("conv2", (2, 1, 0))
+        self.b2 = np.stack([array(f"{n}.conv2.b") for n in names])
+        self.dense = tuple(
+            (stacked(layer, (1, 0)), np.stack([array(f"{n}.{layer}.b") for n in names]))
             for layer in ("fc1", "fc2", "head")
-        ]
-        self.temperatures = np.array([arrays[f"{n}.temperature"] for n in names], dtype=np.float32)[
-            :, None
-        ]
+        )  # (agents, inputs, outputs), (agents, outputs)
+        length = rows - 2 * (self.kernel - 1)
+        self.bins = pooling_bins(length, self.dense[0][0].shape[1] // self.w2.shape[3])
+        self.temperatures = np.array([arrays[f"{n}.temperature"] for n in names], np.float32)
+        self._scratch = TacticalActivations(self)
 
-    def probabilities(self, matrix: np.ndarray) -> np.ndarray:
-        """Each agent's probabilities, (3 agents, 3)."""
-        x = np.ascontiguousarray(matrix, dtype=np.float32)  # (rows, 7)
-        h = _grouped_windows(x, 1, self.kernel)[0] @ self.conv1_w  # (length, agents x ch.)
-        _add_relu(h[None], self.conv1_b)
-        h = _grouped_windows(h, len(TACTICAL_AGENT_NAMES), self.kernel) @ self.conv2_w
-        _add_relu(h, self.conv2_b)
-        pooled = self.pool @ h  # (agents, bins, channels)
-        flat = pooled.transpose(0, 2, 1).reshape(len(TACTICAL_AGENT_NAMES), -1, 1)
-        for weight, bias in self.dense[:2]:
-            flat = weight @ flat
-            _add_relu(flat, bias)
-        weight, bias = self.dense[2]
-        return _softmax_rows(((weight @ flat) + bias)[:, :, 0], self.temperatures)
+    def probabilities(
+        self, matrix: np.ndarray, activations: TacticalActivations | None = None
+    ) -> np.ndarray:
+        """Each agent's probabilities, (3 agents, 3); with an instrument's `activations`
+        (of this policy), incrementally."""
+        state = self._scratch if activations is None else activations
+        if state.policy is not self:
+            raise ValueError("these activations belong to another tactical policy")
+        if activations is None:
+            state.filled[0] = False
+        out = np.empty((len(TACTICAL_AGENT_NAMES), 3), np.float32)
+        (f1, fb1), (f2, fb2), (head, head_b) = self.dense
+        _tactical_forward(
+            np.ascontiguousarray(matrix, dtype=np.float32),
+            state.matrix,
+            state.conv1,
+            state.conv2,
+            state.filled,
+            self.w1,
+            self.b1,
+            self.w2,
+            self.b2,
+            self.bins[0],
+            self.bins[1],
+            f1,
+            fb1,
+            f2,
+            fb2,
+            head,
+            head_b,
+            self.temperatures,
+            out,
+        )
+        return out
+
+
+@numba.njit(cache=True)
+def _dense_relu(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sums: np.ndarray, out: np.ndarray
+) -> None:
+    """out = max(weight^T x + bias, 0) for one agent, weight (inputs, outputs); a zero
+    input's row is skipped. Summed in float32 in `sums.shape[0]` partial sums over
+    consecutive blocks of the inputs, then added: a thousand terms in one running sum
+    drift past 1e-5 of torch, blocks of 128 do not."""
+    blocks = sums.shape[0]
+    size = -(-x.shape[0] // blocks)
+    for b in range(blocks):
+        for j in range(out.shape[0]):
+            sums[b, j] = 0
+        for i in range(b * size, min((b + 1) * size, x.shape[0])):
+            value = x[i]
+            if value != 0:
+                for j in range(out.shape[0]):
+                    sums[b, j] += value * weight[i, j]
+    for j in range(out.shape[0]):
+        total = bias[j]
+        for b in range(blocks):
+            total += sums[b, j]
+        out[j] = 0 if total < 0 else total  # NaN stays NaN, as in torch
+
+
+@numba.njit(cache=True)
+def _tactical_forward(
+    x: np.ndarray,
+    previous: np.ndarray,
+    h1: np.ndarray,
+    h2: np.ndarray,
+    filled: np.ndarray,
+    w1: np.ndarray,
+    b1: np.ndarray,
+    w2: np.ndarray,
+    b2: np.ndarray,
+    bin_starts: np.ndarray,
+    bin_ends: np.ndarray,
+    f1: np.ndarray,
+    fb1: np.ndarray,
+    f2: np.ndarray,
+    fb2: np.ndarray,
+    head: np.ndarray,
+    head_b: np.ndarray,
+    temperatures: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    rows, features = x.shape
+    kernel, _, width1 = w1.shape
+    agents, _, channels1, channels2 = w2.shape
+    length1, length2 = h1.shape[0], h2.shape[1]
+    shifted = filled[0]
+    for t in range(rows - 1):
+        for f in range(features):
+            if x[t, f] != previous[t + 1, f]:
+                shifted = False
+    previous[:, :] = x
+    filled[0] = True
+    first1, first2 = 0, 0
+    if shifted:  # reuse every window but the new last one of each layer
+        h1[: length1 - 1] = h1[1:].copy()
+        h2[:, : length2 - 1] = h2[:, 1:].copy()
+        first1, first2 = length1 - 1, length2 - 1
+    for t in range(first1, length1):
+        for o in range(width1):
+            h1[t, o] = b1[o]
+        for k in range(kernel):
+            for f in range(features):
+                value = x[t + k, f]
+                for o in range(width1):
+                    h1[t, o] += value * w1[k, f, o]
+        for o in range(width1):
+            if h1[t, o] < 0:
+                h1[t, o] = 0
+    flat = np.empty(channels2 * bin_starts.shape[0], np.float32)
+    hidden1 = np.empty(f1.shape[2], np.float32)
+    hidden2 = np.empty(f2.shape[2], np.float32)
+    sums = np.empty((8, max(hidden1.shape[0], hidden2.shape[0])), np.float32)
+    for a in range(agents):
+        for t in range(first2, length2):
+            for o in range(channels2):
+                h2[a, t, o] = b2[a, o]
+            for k in range(kernel):
+                for c in range(channels1):
+                    value = h1[t + k, a * channels1 + c]
+                    if value != 0:
+                        for o in range(channels2):
+                            h2[a, t, o] += value * w2[a, k, c, o]
+            for o in range(channels2):
+                if h2[a, t, o] < 0:
+                    h2[a, t, o] = 0
+        bins = bin_starts.shape[0]
+        for b in range(bins):  # flattened channel-major: channel x bins + bin
+            start, end = bin_starts[b], bin_ends[b]
+            for c in range(channels2):
+                total = np.float32(0)
+                for t in range(start, end):
+                    total += h2[a, t, c]
+                flat[c * bins + b] = total / np.float32(end - start)
+        _dense_relu(flat, f1[a], fb1[a], sums, hidden1)
+        _dense_relu(hidden1, f2[a], fb2[a], sums, hidden2)
+        best = -np.inf
+        for j in range(3):
+            logit = head_b[a, j]
+            for i in range(hidden2.shape[0]):
+                logit += hidden2[i] * head[a, i, j]
+            out[a, j] = logit / temperatures[a]
+            best = max(best, out[a, j])
+        total = np.float32(0)
+        for j in range(3):
+            out[a, j] = np.exp(out[a, j] - best)
+            total += out[a, j]
+        for j in range(3):
+            out[a, j] /= total

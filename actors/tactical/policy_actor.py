@@ -1,7 +1,8 @@
 """TacticalPolicyActor: the tactical agents' decision on each 5-minute matrix -> TradeIntent.
 
 On each TacticalMatrix of a served symbol it runs the exported tactical agents
-(forward.TacticalPolicy, no torch) and decides (actors/policies/tactical.py: direction
+(forward.TacticalPolicy, no torch, incremental from the symbol's previous matrix) and
+decides (actors/policies/tactical.py: direction
 from FVG and momentum, the entry agent as the gate, the synergy type's weights, 0.65 to
 execute, x0.7 against the synergy or the strategic bias). An execute in a direction other
 than the last intent's publishes a TradeIntent (one intent per swing, as the baseline):
@@ -41,7 +42,7 @@ from actors.messages import (
     TacticalMatrix,
     TradeIntent,
 )
-from actors.policies.forward import TacticalPolicy, tactical_shapes
+from actors.policies.forward import TacticalActivations, TacticalPolicy, tactical_shapes
 from actors.policies.serving import PolicyParams, ServesPolicy
 from actors.policies.strategic import active_synergy
 from actors.policies.tactical import TacticalDecision, decide
@@ -113,6 +114,8 @@ class TacticalPolicyActor(ServesPolicy, Actor):
         memories = self.state.memories
         self.memories = {s: memories.setdefault(s, PolicyMemory()) for s in self.params.symbols}
         self.decide_ns = self.latency(["decide"]).series("decide").record
+        self._activations: dict[str, TacticalActivations] = {}
+        """Per symbol: the last decision's layers, reused by the next (forward.py)."""
         self.serve(tactical_shapes(), TacticalPolicy)
         for symbol, memory in self.memories.items():
             self._release(symbol, memory)
@@ -201,7 +204,7 @@ class TacticalPolicyActor(ServesPolicy, Actor):
         else:
             started = time.perf_counter_ns()
             if np.isfinite(x).all() and math.isfinite(matrix.atr) and matrix.atr > 0:
-                each = policy.probabilities(x)
+                each = policy.probabilities(x, self._activations_of(matrix.symbol, policy))
             momentum = float(x[-1, TacticalColumn.MOMENTUM_5])
             decision = decide(each, momentum, synergy_type, synergy_direction, bias)
             self.decide_ns(time.perf_counter_ns() - started)
@@ -235,6 +238,13 @@ class TacticalPolicyActor(ServesPolicy, Actor):
                 f"gate {decision.gate:.3f}; strategic bias {bias.name}",
             )
         )
+
+    def _activations_of(self, symbol: str, policy: TacticalPolicy) -> TacticalActivations:
+        """The symbol's activations of the policy served (a swapped model starts afresh)."""
+        activations = self._activations.get(symbol)
+        if activations is None or activations.policy is not policy:
+            activations = self._activations[symbol] = TacticalActivations(policy)
+        return activations
 
     def _publish_intent(
         self,
