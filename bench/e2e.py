@@ -38,6 +38,7 @@ every run; with `--load`, p99 < 500 us sustained at 20,000 ticks/s or more.
 """
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -73,10 +74,24 @@ STAGES = (
     ("execution until publish", "node.hot.handler until publish orders"),
     ("execution->venue", "node.hot.orders->venue"),
 )
+POLICY_STAGES = (
+    # the same with the decision layers (`--policy`): features and the tactical policy
+    ("feed->bars", "node.hot.ticks->bars"),
+    ("bars until publish", "node.hot.handler until publish bars"),
+    ("bars->features", "node.hot.bars->features"),
+    ("features until publish", "node.hot.handler until publish features"),
+    ("features->tactical", "node.hot.features->tactical"),
+    ("tactical until publish", "node.hot.handler until publish intents"),
+    *STAGES[4:],
+)
+MODEL_STAGE = ("tactical model", "tactical.decide")
+"""The tactical policy's own cost (forward pass and decision rule), within `tactical until
+publish`."""
 DETAILS = (
     # what the stages are made of, and what else the nodes spend time on
     ("publish ticks", "node.market.publish ticks"),
     ("publish bars", "node.hot.publish bars"),
+    ("publish features", "node.hot.publish features"),
     ("publish intents", "node.hot.publish intents"),
     ("publish verdicts", "node.hot.publish verdicts"),
     ("publish orders", "node.hot.publish orders"),
@@ -161,13 +176,18 @@ def bench_config(
     wait: str,
     journal: Path | None = None,
     instruments: int = 1,
+    policy: bool = False,
 ) -> str:
     """The default topology, tuned to trade often: 5 s bars, a fast market of
     `instruments` correlated index futures (`INSTRUMENTS`) at `ticks_per_s` in all, loose
     limits, fixed-fractional sizing on a very large account (a coin-flip strategy paying
     spread and fees would otherwise be sized to zero by Kelly or by its shrinking equity).
-    With `journal`, the shipped journal too (its own node on core 0, drop rings)."""
+    With `journal`, the shipped journal too (its own node on core 0, drop rings). With
+    `policy`, the shipped decision layers decide instead of the baseline rule: features
+    and the tactical policy on the order path (5 s bars), the strategic layer on 30 s bars
+    in a node of its own on core 0."""
     registry, feed = _market(instruments, ticks_per_s)
+    decisions = _POLICY_ACTORS if policy else _BASELINE_ACTOR
     audit = (
         f"""
 [[actors]]
@@ -185,7 +205,10 @@ wait = "backoff"
         if journal is not None
         else ""
     )
-    children = '["audit", "market", "hot"]' if journal is not None else '["market", "hot"]'
+    children = ["audit"] if journal is not None else []
+    children += ["market", "strategy", "hot"] if policy else ["market", "hot"]
+    hot = ["bars", "features", "tactical"] if policy else ["bars", "tactical"]
+    hot += ["risk", "execution", "venue"]
     return f"""
 name = "{name}"
 messages = "actors.messages:AnyMessage"
@@ -203,6 +226,7 @@ capacity = 8388608
 [[streams]]
 name = "bars"
 capacity = 1048576
+{_POLICY_STREAMS if policy else ""}
 [[streams]]
 name = "intents"
 capacity = 1048576
@@ -226,19 +250,7 @@ name = "venue"
 cls = "actors.venue:VenueActor"
 inputs = ["ticks", "orders"]
 outputs = {{ reports = "venue" }}
-[[actors]]
-name = "bars"
-cls = "actors.bars:BarsActor"
-inputs = ["ticks"]
-outputs = {{ bars = "bars" }}
-params = {{ timeframes = [5] }}
-[[actors]]
-name = "tactical"
-cls = "actors.tactical:TacticalActor"
-inputs = ["bars"]
-outputs = {{ intents = "intents" }}
-params = {{ timeframe_s = 5, threshold_pct = 0.002, min_atr_fraction = 0.0 }}
-[[actors]]
+{decisions}[[actors]]
 name = "risk"
 cls = "actors.risk:RiskActor"
 inputs = ["intents", "venue", "bars"]
@@ -266,14 +278,69 @@ cores = [0]
 wait = "park"
 [[nodes]]
 name = "hot"
-actors = ["bars", "tactical", "risk", "execution", "venue"]
+actors = {json.dumps(hot)}
 cores = [{1 % (os.cpu_count() or 1)}]
 wait = "{wait}"
-
+{_STRATEGY_NODE if policy else ""}
 {audit}
 [[supervisors]]
 name = "root"
-children = {children}
+children = {json.dumps(children)}
+"""
+
+
+_BASELINE_ACTOR = """
+[[actors]]
+name = "bars"
+cls = "actors.bars:BarsActor"
+inputs = ["ticks"]
+outputs = { bars = "bars" }
+params = { timeframes = [5] }
+[[actors]]
+name = "tactical"
+cls = "actors.tactical:TacticalActor"
+inputs = ["bars"]
+outputs = { intents = "intents" }
+params = { timeframe_s = 5, threshold_pct = 0.002, min_atr_fraction = 0.0 }
+"""
+_POLICY_ACTORS = """
+[[actors]]
+name = "bars"
+cls = "actors.bars:BarsActor"
+inputs = ["ticks"]
+outputs = { bars = "bars" }
+params = { timeframes = [5, 30] }
+[[actors]]
+name = "features"
+cls = "actors.features:FeaturesActor"
+inputs = ["bars"]
+outputs = { features = "features" }
+params = { tactical_timeframe_s = 5, strategic_timeframe_s = 30 }
+[[actors]]
+name = "strategic"
+cls = "actors.strategic:StrategicActor"
+inputs = ["features"]
+outputs = { decisions = "strategic" }
+[[actors]]
+name = "tactical"
+cls = "actors.tactical:TacticalPolicyActor"
+inputs = ["features", "strategic"]
+outputs = { intents = "intents" }
+"""
+_POLICY_STREAMS = """
+[[streams]]
+name = "features"
+capacity = 4194304
+[[streams]]
+name = "strategic"
+capacity = 1048576
+"""
+_STRATEGY_NODE = """
+[[nodes]]
+name = "strategy"
+actors = ["strategic"]
+cores = [0]
+wait = "park"
 """
 
 
@@ -344,6 +411,7 @@ def measure_system(
     seconds: float = 0.0,
     journal: bool = False,
     instruments: int = 1,
+    policy: bool = False,
 ) -> Measurement:
     """Start the bench system on `instruments` instruments (with the journal if asked),
     let `warmup` orders pass, then record until `orders` more orders reached the venue,
@@ -354,7 +422,7 @@ def measure_system(
         journal_path = Path(tmp) / "journal.sqlite" if journal else None
         config.write_text(
             bench_config(
-                name, Path(tmp) / "run.jsonl", ticks_per_s, wait, journal_path, instruments
+                name, Path(tmp) / "run.jsonl", ticks_per_s, wait, journal_path, instruments, policy
             )
         )
         # This process polls the histograms: like the supervisor, off the spinning core.
@@ -442,21 +510,30 @@ def _plot_load(points: list[tuple[float, Histogram]], path: Path) -> None:
     _latency_figure(path, "GrandModel tick_to_order latency versus load", draw)
 
 
-def _add_breakdown(report: SuiteReport, histograms: dict[str, Histogram]) -> None:
-    """The stages of tick_to_order and what they are made of (module docstring)."""
-    for prefix, rows in (("stage", STAGES), ("detail", DETAILS)):
+def _add_breakdown(report: SuiteReport, histograms: dict[str, Histogram], policy: bool) -> None:
+    """The stages of tick_to_order and what they are made of (module docstring); with
+    the policy, its model's own cost as a stage of its own."""
+    stages = POLICY_STAGES if policy else STAGES
+    for prefix, rows in (("stage", stages), ("detail", DETAILS)):
         for label, series in rows:
             if series in histograms and histograms[series].count:
                 report.add_histogram(f"{prefix} {label}", histograms[series])
     medians = [
         report.case(f"stage {label}").p50
-        for label, series in STAGES
+        for label, series in stages
         if series in histograms and histograms[series].count
     ]
     report.notes.append(
         f"the stages add up to each order's tick_to_order; their medians sum to "
         f"{sum(medians):.0f} us (tick_to_order p50 {report.case('tick_to_order').p50:.0f} us)"
     )
+    label, series = MODEL_STAGE
+    if policy and histograms.get(series) is not None and histograms[series].count:
+        report.add_histogram(f"stage {label}", histograms[series])
+        report.notes.append(
+            "stage tactical model: the policy's forward pass and decision rule on every "
+            "tactical matrix (holds included), part of `tactical until publish`"
+        )
 
 
 def _add_peer(report: SuiteReport, ticks: int, orders: int) -> None:
@@ -517,6 +594,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-peer", action="store_true", help="skip NautilusTrader")
     parser.add_argument(
+        "--policy",
+        action="store_true",
+        help="the shipped decision layers decide instead of the baseline rule (default "
+        "1,000 orders, --quick 200; no peer)",
+    )
+    parser.add_argument(
         "--journal", action="store_true", help="run the journal too (its node on core 0)"
     )
     parser.add_argument(
@@ -542,8 +625,11 @@ def main(argv: list[str] | None = None) -> int:
         seconds = 3.0 if args.quick else args.seconds
         _load_sweep(report, args.rates, seconds, args.wait)
         return report.finish(enforce=not args.no_enforce)
-    orders = args.orders or (1_000 if args.quick else 20_000)
-    warmup = max(100, orders // 20)
+    if args.policy:
+        orders = args.orders or (200 if args.quick else 1_000)
+    else:
+        orders = args.orders or (1_000 if args.quick else 20_000)
+    warmup = max(20 if args.policy else 100, orders // 20)
     for count in args.instruments:
         merged = _measure_runs(report, args, count, warmup, orders)
         if count == args.instruments[0]:
@@ -552,7 +638,9 @@ def main(argv: list[str] | None = None) -> int:
             report.notes.append(f"plot ({_instruments(count)}): {RESULTS_DIR / 'e2e.png'}")
     report.notes.append(
         f"{orders} orders per run after {warmup} warm-up orders, market at "
-        f"{args.ticks_per_s:g} ticks/s in all, 5 s bars; the order path (bars to the venue "
+        f"{args.ticks_per_s:g} ticks/s in all, 5 s bars, "
+        f"{'the shipped tactical policy' if args.policy else 'the baseline rule'} deciding; "
+        f"the order path (bars to the venue "
         f"adapter) runs in one node waiting by {args.wait} on core 1, the feed in a parked "
         f"node on core 0{'; the journal in a node of its own on core 0' if args.journal else ''}"
     )
@@ -580,7 +668,13 @@ def _measure_runs(
     label = "" if count == 1 else f" {_instruments(count)}"
     runs = [
         measure_system(
-            args.ticks_per_s, args.wait, warmup, orders, journal=args.journal, instruments=count
+            args.ticks_per_s,
+            args.wait,
+            warmup,
+            orders,
+            journal=args.journal,
+            instruments=count,
+            policy=args.policy,
         )
         for _ in range(args.runs)
     ]
@@ -605,8 +699,8 @@ def _measure_runs(
             report.add_histogram(f"tick_to_order{label} {instrument.symbol}", series)
     report.add_histogram(f"tick_to_submit{label}", merged["venue.tick_to_submit"])
     if count == 1:
-        _add_breakdown(report, merged)
-        if not args.no_peer:
+        _add_breakdown(report, merged, args.policy)
+        if not args.no_peer and not args.policy:
             _add_peer(report, runs[0].ticks, runs[0].orders)
     return merged
 

@@ -6,8 +6,9 @@ actors/policies/fit.py), cycled. The models are the registry's active versions (
 shipped ones by default). Each case times one whole decision as the actors make it:
 
 - `tactical exported`: the three agents' exported forward pass (forward.TacticalPolicy,
-  incremental from one bar's matrix to the next, what the tactical actor runs) and the
-  decision rule (tactical.decide);
+  incremental from one bar's matrix to the next, prepared after the previous decision:
+  what the tactical actor runs on the order path) and the decision rule (tactical.decide);
+- `tactical prepare (after a decision)`: that preparation, off the order path;
 - `tactical exported, cold caches`: the same after 32 MiB of other data went through
   the caches, as between two bars of a live run where other work runs on the core;
 - `tactical exported, whole matrix`: every convolution window computed (a first
@@ -117,16 +118,27 @@ def main(argv: list[str] | None = None) -> int:
 
     other = np.ones(EVICT_BYTES // 8)
 
+    def prepare() -> None:
+        exported_tactical.prepare(activations)
+
     def evict() -> None:
+        prepare()
         other.sum()
 
     def nothing() -> None:
         pass
 
+    def tactical_prepare(i: int) -> None:
+        exported_tactical.prepare(activations)
+
+    def decide_unprepared() -> None:
+        tactical_exported(-1)
+
     report = SuiteReport("policy")
     cases = (
-        ("tactical exported", tactical_exported, nothing),
+        ("tactical exported", tactical_exported, prepare),
         ("tactical exported, cold caches", tactical_exported, evict),
+        ("tactical prepare (after a decision)", tactical_prepare, decide_unprepared),
         ("tactical exported, whole matrix", tactical_exported_whole, nothing),
         ("tactical torch eager", tactical_eager, nothing),
         ("strategic exported", strategic_exported, nothing),

@@ -8,6 +8,7 @@ import itertools
 from pathlib import Path
 
 import msgspec
+import numba
 import numpy as np
 import pytest
 import torch
@@ -399,3 +400,25 @@ async def test_a_newly_activated_version_is_swapped_in_while_deciding(
     assert "still serving tactical/v2" in problems[-1]
     actor.on_message(matrices[200])
     assert _of(records.messages, DecisionRecord)[-1].model_version.startswith("tactical/v2@")
+
+
+async def test_the_warm_up_compiles_everything_the_policy_actors_run(capture, models, features):
+    """A node that compiled on its first message would stall past its heartbeat timeout
+    and be killed, again and again, on a machine without numba's cache (a fresh clone)."""
+    from actors.policies import forward
+
+    kernels = [
+        getattr(forward, name)
+        for name in dir(forward)
+        if isinstance(getattr(forward, name), numba.core.registry.CPUDispatcher)
+    ]
+    TacticalPolicyActor.warm_up()
+    StrategicActor.warm_up()
+    compiled = {kernel: len(kernel.signatures) for kernel in kernels}
+    tactical, _, _ = await _tactical(capture, models, follow_strategic=False)
+    strategic, _ = await _strategic(capture, models)
+    for message in features[:3000]:
+        tactical.on_message(message)
+        strategic.on_message(message)
+    await asyncio.sleep(0)  # the deferred preparations run
+    assert {kernel: len(kernel.signatures) for kernel in kernels} == compiled

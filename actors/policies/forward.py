@@ -139,36 +139,50 @@ class StrategicPolicy:
         return self.weights @ each, each
 
 
+FILLED, PREPARED = 0, 1
+"""`TacticalActivations.flags`: holds a decision's layers; holds the next bar's head start."""
+
+
 class TacticalActivations:
-    """What one instrument's last tactical decision computed, so that the next, on the
-    matrix moved up by one bar, recomputes only the convolution windows the new row
-    touches. Belongs to one `TacticalPolicy` (a swapped model starts afresh)."""
+    """One instrument's layers from its last tactical decision, for the next (see
+    `TacticalPolicy`). Belongs to one policy (a swapped model starts afresh)."""
 
     def __init__(self, policy: "TacticalPolicy") -> None:
         rows, features = policy.rows, policy.w1.shape[1]
+        agents, _, _, channels = policy.w2.shape
         self.policy = policy
         self.matrix = np.zeros((rows, features), np.float32)
+        """The last matrix decided."""
         self.conv1 = np.zeros((rows - policy.kernel + 1, policy.w1.shape[2]), np.float32)
-        agents, _, _, channels = policy.w2.shape
         length = self.conv1.shape[0] - policy.kernel + 1
         self.conv2 = np.zeros((agents, length, channels), np.float32)
-        self.filled = np.zeros(1, np.bool_)
-        """Whether the arrays hold a previous decision (False: compute everything)."""
+        self.partial = np.zeros((agents, FC1_BLOCKS, policy.dense[0][0].shape[2]), np.float32)
+        """The next decision's first dense layer, summed over what it already knows."""
+        self.flags = np.zeros(2, np.bool_)
+
+
+FC1_BLOCKS = 8
+"""The first dense layer sums its 1,024 inputs in 8 blocks (see `_accumulate`)."""
 
 
 class TacticalPolicy:
-    """The three tactical agents over one (rows, 7) matrix, in one compiled pass
-    (`_tactical_forward`: loops over weights laid out so that the innermost loop runs over
-    contiguous output channels, no temporaries, no call per layer).
+    """The three tactical agents over one (rows, 7) matrix, compiled (numba) loops over
+    weights laid out so that the innermost loop runs over contiguous outputs.
 
     - The agents' per-feature scales are folded into their first convolution's weights
       (conv(x * s) = conv'(x), W'[o, c, k] = W[o, c, k] s[c]), so the three first
       convolutions are one over the shared input.
-    - Incremental: given the instrument's `TacticalActivations`, a matrix equal to the
-      previous one moved up a row (each bar appends a row: tactical matrices of one
-      instrument are) reuses every convolution output but the last of each layer; any
-      other matrix is computed whole. The result is the same either way.
-    - A zero input to a layer (after ReLU) skips its weight row: not read, not added."""
+    - A zero input to a layer (after ReLU) skips its weight row: not read, not added.
+    - Incremental, with an instrument's `TacticalActivations`. Each bar appends a row to
+      the instrument's matrix, so the next matrix is this one moved up a row plus a row
+      not yet known. `prepare` (off the order path, after a decision) computes what the
+      next decision can know already: every convolution window but the last of each
+      layer, every pooling bin but the last (the only one holding the last window), and
+      the first dense layer over those bins' inputs, 15/16 of its weights. The next
+      `probabilities`, if its matrix is that move, adds the last windows, the last bin
+      and its share of the dense layer, then the rest of the network; any other matrix
+      is computed whole. Both ways sum in the same order: the same bits either way.
+    """
 
     def __init__(self, arrays: Arrays, rows: int = 60) -> None:
         def array(key: str) -> np.ndarray:
@@ -193,7 +207,8 @@ class TacticalPolicy:
             for layer in ("fc1", "fc2", "head")
         )  # (agents, inputs, outputs), (agents, outputs)
         length = rows - 2 * (self.kernel - 1)
-        self.bins = pooling_bins(length, self.dense[0][0].shape[1] // self.w2.shape[3])
+        starts, ends = pooling_bins(length, self.dense[0][0].shape[1] // self.w2.shape[3])
+        self.bins = (starts, ends, ends > length - 1)  # the last: the bins of the last window
         self.temperatures = np.array([arrays[f"{n}.temperature"] for n in names], np.float32)
         self._scratch = TacticalActivations(self)
 
@@ -202,25 +217,25 @@ class TacticalPolicy:
     ) -> np.ndarray:
         """Each agent's probabilities, (3 agents, 3); with an instrument's `activations`
         (of this policy), incrementally."""
-        state = self._scratch if activations is None else activations
-        if state.policy is not self:
-            raise ValueError("these activations belong to another tactical policy")
+        state = self._own(activations)
         if activations is None:
-            state.filled[0] = False
+            state.flags[:] = False
         out = np.empty((len(TACTICAL_AGENT_NAMES), 3), np.float32)
         (f1, fb1), (f2, fb2), (head, head_b) = self.dense
-        _tactical_forward(
-            np.ascontiguousarray(matrix, dtype=np.float32),
+        _tactical_decide(
+            # a writable copy: one compiled signature whatever the caller holds (a matrix
+            # message's array is a read-only view of its bytes)
+            np.array(matrix, dtype=np.float32, order="C"),
             state.matrix,
             state.conv1,
             state.conv2,
-            state.filled,
+            state.partial,
+            state.flags,
             self.w1,
             self.b1,
             self.w2,
             self.b2,
-            self.bins[0],
-            self.bins[1],
+            *self.bins,
             f1,
             fb1,
             f2,
@@ -232,45 +247,171 @@ class TacticalPolicy:
         )
         return out
 
+    def prepare(self, activations: TacticalActivations) -> None:
+        """Compute the next decision's known part (class docstring); idempotent. Then read
+        through the weights the decision itself will read, so that it finds them in the
+        caches rather than behind the first dense layer's 3 MB the preparation read."""
+        state = self._own(activations)
+        _tactical_prepare(
+            state.conv1, state.conv2, state.partial, state.flags, *self.bins, self.dense[0][0]
+        )
+        self._touched = _touch(self.w2, self.dense[1][0], self.dense[0][0], self.bins[2])
+
+    def _own(self, activations: TacticalActivations | None) -> TacticalActivations:
+        state = self._scratch if activations is None else activations
+        if state.policy is not self:
+            raise ValueError("these activations belong to another tactical policy")
+        return state
+
 
 @numba.njit(cache=True)
 def _dense_relu(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sums: np.ndarray, out: np.ndarray
 ) -> None:
-    """out = max(weight^T x + bias, 0) for one agent, weight (inputs, outputs); a zero
-    input's row is skipped. Summed in float32 in `sums.shape[0]` partial sums over
-    consecutive blocks of the inputs, then added: a thousand terms in one running sum
-    drift past 1e-5 of torch, blocks of 128 do not."""
-    blocks = sums.shape[0]
+    """out = max(weight^T x + bias, 0) for one agent, weight (inputs, outputs), summed in
+    blocks (`_accumulate`)."""
+    sums[:] = 0
+    _accumulate(x, weight, sums, 1, np.ones(1, np.bool_))
+    _relu_of_sums(sums, bias, out)
+
+
+@numba.njit(cache=True)
+def _accumulate(
+    x: np.ndarray, weight: np.ndarray, sums: np.ndarray, bins: int, included: np.ndarray
+) -> None:
+    """sums[block] += weight^T x over the inputs i of each consecutive block whose bin
+    (i mod bins, the channel-major flattening) is `included`; zero inputs skipped. In
+    float32, in blocks: a thousand terms in one running sum drift past 1e-5 of torch,
+    blocks of 128 do not."""
+    blocks, outputs = sums.shape[0], weight.shape[1]
     size = -(-x.shape[0] // blocks)
-    for b in range(blocks):
-        for j in range(out.shape[0]):
-            sums[b, j] = 0
-        for i in range(b * size, min((b + 1) * size, x.shape[0])):
+    for block in range(blocks):
+        for i in range(block * size, min((block + 1) * size, x.shape[0])):
             value = x[i]
-            if value != 0:
-                for j in range(out.shape[0]):
-                    sums[b, j] += value * weight[i, j]
+            if value != 0 and included[i % bins]:
+                for j in range(outputs):
+                    sums[block, j] += value * weight[i, j]
+
+
+@numba.njit(cache=True)
+def _relu_of_sums(sums: np.ndarray, bias: np.ndarray, out: np.ndarray) -> None:
     for j in range(out.shape[0]):
         total = bias[j]
-        for b in range(blocks):
-            total += sums[b, j]
+        for block in range(sums.shape[0]):
+            total += sums[block, j]
         out[j] = 0 if total < 0 else total  # NaN stays NaN, as in torch
 
 
 @numba.njit(cache=True)
-def _tactical_forward(
+def _conv1_window(x: np.ndarray, t: int, w1: np.ndarray, b1: np.ndarray, h1: np.ndarray) -> None:
+    kernel, features, width = w1.shape
+    for o in range(width):
+        h1[t, o] = b1[o]
+    for k in range(kernel):
+        for f in range(features):
+            value = x[t + k, f]
+            for o in range(width):
+                h1[t, o] += value * w1[k, f, o]
+    for o in range(width):
+        if h1[t, o] < 0:
+            h1[t, o] = 0
+
+
+@numba.njit(cache=True)
+def _conv2_window(h1: np.ndarray, t: int, w2: np.ndarray, b2: np.ndarray, h2: np.ndarray) -> None:
+    agents, kernel, channels1, channels2 = w2.shape
+    for a in range(agents):
+        for o in range(channels2):
+            h2[a, t, o] = b2[a, o]
+        for k in range(kernel):
+            for c in range(channels1):
+                value = h1[t + k, a * channels1 + c]
+                if value != 0:
+                    for o in range(channels2):
+                        h2[a, t, o] += value * w2[a, k, c, o]
+        for o in range(channels2):
+            if h2[a, t, o] < 0:
+                h2[a, t, o] = 0
+
+
+@numba.njit(cache=True)
+def _pool(
+    h2: np.ndarray, starts: np.ndarray, ends: np.ndarray, included: np.ndarray, flat: np.ndarray
+) -> None:
+    """flat[c x bins + b] = mean of h2[starts[b]:ends[b], c], for the `included` bins."""
+    bins = starts.shape[0]
+    for b in range(bins):
+        if included[b]:
+            for c in range(h2.shape[1]):
+                total = np.float32(0)
+                for t in range(starts[b], ends[b]):
+                    total += h2[t, c]
+                flat[c * bins + b] = total / np.float32(ends[b] - starts[b])
+
+
+@numba.njit(cache=True)
+def _shift(h1: np.ndarray, h2: np.ndarray) -> None:
+    """Move every window up one position (the next matrix's first windows)."""
+    h1[:-1] = h1[1:].copy()
+    h2[:, :-1] = h2[:, 1:].copy()
+
+
+@numba.njit(cache=True)
+def _touch(w2: np.ndarray, f2: np.ndarray, f1: np.ndarray, last: np.ndarray) -> float:
+    """Read one value per 64-byte line of the decision's weights: the second convolution,
+    the second dense layer and the first dense layer's rows of the last bins (returned,
+    so that the reads are not optimised away)."""
+    total = 0.0
+    for weights in (w2.ravel(), f2.ravel()):
+        for i in range(0, weights.shape[0], 16):
+            total += weights[i]
+    bins = last.shape[0]
+    for a in range(f1.shape[0]):
+        for i in range(f1.shape[1]):
+            if last[i % bins]:
+                for j in range(0, f1.shape[2], 16):
+                    total += f1[a, i, j]
+    return total
+
+
+@numba.njit(cache=True)
+def _tactical_prepare(
+    h1: np.ndarray,
+    h2: np.ndarray,
+    partial: np.ndarray,
+    flags: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    last: np.ndarray,
+    f1: np.ndarray,
+) -> None:
+    if not flags[FILLED] or flags[PREPARED]:
+        return
+    _shift(h1, h2)
+    early = ~last
+    flat = np.empty(f1.shape[1], np.float32)
+    for a in range(h2.shape[0]):
+        _pool(h2[a], starts, ends, early, flat)
+        partial[a] = 0
+        _accumulate(flat, f1[a], partial[a], starts.shape[0], early)
+    flags[PREPARED] = True
+
+
+@numba.njit(cache=True)
+def _tactical_decide(
     x: np.ndarray,
     previous: np.ndarray,
     h1: np.ndarray,
     h2: np.ndarray,
-    filled: np.ndarray,
+    partial: np.ndarray,
+    flags: np.ndarray,
     w1: np.ndarray,
     b1: np.ndarray,
     w2: np.ndarray,
     b2: np.ndarray,
-    bin_starts: np.ndarray,
-    bin_ends: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    last: np.ndarray,
     f1: np.ndarray,
     fb1: np.ndarray,
     f2: np.ndarray,
@@ -281,58 +422,39 @@ def _tactical_forward(
     out: np.ndarray,
 ) -> None:
     rows, features = x.shape
-    kernel, _, width1 = w1.shape
-    agents, _, channels1, channels2 = w2.shape
     length1, length2 = h1.shape[0], h2.shape[1]
-    shifted = filled[0]
+    shifted = flags[FILLED]
     for t in range(rows - 1):
         for f in range(features):
             if x[t, f] != previous[t + 1, f]:
                 shifted = False
-    previous[:, :] = x
-    filled[0] = True
+    prepared = shifted and flags[PREPARED]
     first1, first2 = 0, 0
-    if shifted:  # reuse every window but the new last one of each layer
-        h1[: length1 - 1] = h1[1:].copy()
-        h2[:, : length2 - 1] = h2[:, 1:].copy()
+    if shifted:  # every window but the new last one of each layer is known
+        if not prepared:
+            _shift(h1, h2)
         first1, first2 = length1 - 1, length2 - 1
     for t in range(first1, length1):
-        for o in range(width1):
-            h1[t, o] = b1[o]
-        for k in range(kernel):
-            for f in range(features):
-                value = x[t + k, f]
-                for o in range(width1):
-                    h1[t, o] += value * w1[k, f, o]
-        for o in range(width1):
-            if h1[t, o] < 0:
-                h1[t, o] = 0
-    flat = np.empty(channels2 * bin_starts.shape[0], np.float32)
+        _conv1_window(x, t, w1, b1, h1)
+    for t in range(first2, length2):
+        _conv2_window(h1, t, w2, b2, h2)
+    bins = starts.shape[0]
+    early = ~last
+    flat = np.empty(f1.shape[1], np.float32)
     hidden1 = np.empty(f1.shape[2], np.float32)
     hidden2 = np.empty(f2.shape[2], np.float32)
-    sums = np.empty((8, max(hidden1.shape[0], hidden2.shape[0])), np.float32)
-    for a in range(agents):
-        for t in range(first2, length2):
-            for o in range(channels2):
-                h2[a, t, o] = b2[a, o]
-            for k in range(kernel):
-                for c in range(channels1):
-                    value = h1[t + k, a * channels1 + c]
-                    if value != 0:
-                        for o in range(channels2):
-                            h2[a, t, o] += value * w2[a, k, c, o]
-            for o in range(channels2):
-                if h2[a, t, o] < 0:
-                    h2[a, t, o] = 0
-        bins = bin_starts.shape[0]
-        for b in range(bins):  # flattened channel-major: channel x bins + bin
-            start, end = bin_starts[b], bin_ends[b]
-            for c in range(channels2):
-                total = np.float32(0)
-                for t in range(start, end):
-                    total += h2[a, t, c]
-                flat[c * bins + b] = total / np.float32(end - start)
-        _dense_relu(flat, f1[a], fb1[a], sums, hidden1)
+    first_sums = np.empty((partial.shape[1], hidden1.shape[0]), np.float32)
+    sums = np.empty((partial.shape[1], hidden2.shape[0]), np.float32)
+    for a in range(h2.shape[0]):
+        if prepared:
+            first_sums[:] = partial[a]
+        else:  # the early bins first, then the last: the order `prepare` sums in
+            first_sums[:] = 0
+            _pool(h2[a], starts, ends, early, flat)
+            _accumulate(flat, f1[a], first_sums, bins, early)
+        _pool(h2[a], starts, ends, last, flat)
+        _accumulate(flat, f1[a], first_sums, bins, last)
+        _relu_of_sums(first_sums, fb1[a], hidden1)
         _dense_relu(hidden1, f2[a], fb2[a], sums, hidden2)
         best = -np.inf
         for j in range(3):
@@ -347,3 +469,6 @@ def _tactical_forward(
             total += out[a, j]
         for j in range(3):
             out[a, j] /= total
+    previous[:, :] = x
+    flags[FILLED] = True
+    flags[PREPARED] = False

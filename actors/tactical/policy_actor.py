@@ -1,10 +1,11 @@
 """TacticalPolicyActor: the tactical agents' decision on each 5-minute matrix -> TradeIntent.
 
 On each TacticalMatrix of a served symbol it runs the exported tactical agents
-(forward.TacticalPolicy, no torch, incremental from the symbol's previous matrix) and
-decides (actors/policies/tactical.py: direction
-from FVG and momentum, the entry agent as the gate, the synergy type's weights, 0.65 to
-execute, x0.7 against the synergy or the strategic bias). An execute in a direction other
+(forward.TacticalPolicy, no torch, incremental: after each decision, in the node's next
+quiet moment, it prepares what the symbol's next decision already knows) and decides
+(actors/policies/tactical.py: direction from FVG and momentum, the entry agent as the
+gate, the synergy type's weights, 0.65 to execute, x0.7 against the synergy or the
+strategic bias). An execute in a direction other
 than the last intent's publishes a TradeIntent (one intent per swing, as the baseline):
 stop and target `stop_atr` / `target_atr` ATRs from the close, the id derived from the
 bar so that a redelivered matrix gives the same id and risk drops the duplicate. A
@@ -24,6 +25,7 @@ No usable model, or a non-finite input or output: hold, counted, health degraded
 (serving.py); a new registry version is swapped in while running.
 """
 
+import asyncio
 import math
 import time
 
@@ -105,7 +107,11 @@ class TacticalPolicyActor(ServesPolicy, Actor):
         arrays = {
             k: rng.standard_normal(s).astype(np.float32) for k, s in tactical_shapes().items()
         }
-        TacticalPolicy(arrays).probabilities(np.zeros((60, 7), np.float32))
+        policy = TacticalPolicy(arrays)
+        activations = TacticalActivations(policy)
+        for row in range(2):  # a whole matrix, then one prepared from it
+            policy.probabilities(np.full((60, 7), row, np.float32), activations)
+            policy.prepare(activations)
 
     async def on_start(self) -> None:
         self.intents = self.output("intents")
@@ -114,6 +120,7 @@ class TacticalPolicyActor(ServesPolicy, Actor):
         memories = self.state.memories
         self.memories = {s: memories.setdefault(s, PolicyMemory()) for s in self.params.symbols}
         self.decide_ns = self.latency(["decide"]).series("decide").record
+        self._loop = asyncio.get_running_loop()
         self._activations: dict[str, TacticalActivations] = {}
         """Per symbol: the last decision's layers, reused by the next (forward.py)."""
         self.serve(tactical_shapes(), TacticalPolicy)
@@ -203,8 +210,9 @@ class TacticalPolicyActor(ServesPolicy, Actor):
             decision = TacticalDecision(Direction.FLAT, 0.0, 0.0, 0.0, 0.0, False, "no model")
         else:
             started = time.perf_counter_ns()
+            activations = self._activations_of(matrix.symbol, policy)
             if np.isfinite(x).all() and math.isfinite(matrix.atr) and matrix.atr > 0:
-                each = policy.probabilities(x, self._activations_of(matrix.symbol, policy))
+                each = policy.probabilities(x, activations)
             momentum = float(x[-1, TacticalColumn.MOMENTUM_5])
             decision = decide(each, momentum, synergy_type, synergy_direction, bias)
             self.decide_ns(time.perf_counter_ns() - started)
@@ -238,6 +246,10 @@ class TacticalPolicyActor(ServesPolicy, Actor):
                 f"gate {decision.gate:.3f}; strategic bias {bias.name}",
             )
         )
+        if policy is not None:
+            # The next bar's head start, once the node has handled what this decision set
+            # off (risk, execution: the same node) and has a quiet moment.
+            self._loop.call_soon(policy.prepare, self._activations_of(matrix.symbol, policy))
 
     def _activations_of(self, symbol: str, policy: TacticalPolicy) -> TacticalActivations:
         """The symbol's activations of the policy served (a swapped model starts afresh)."""
