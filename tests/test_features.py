@@ -2,6 +2,7 @@
 
 import msgspec
 import numpy as np
+import pytest
 
 from actors.features import StrategicFeatures, TacticalFeatures
 from actors.indicators.classic import Atr, ClassicIndicators, Output
@@ -95,6 +96,21 @@ def test_each_engine_fills_its_matrix_by_column_name():
     atr = Atr(14)
     last_atr = [atr.update(high, low, close) for _, high, low, close, _ in data][-1]
     assert tactical.atr == strategic.atr == last_atr  # the ATR the matrix messages carry
+
+
+def test_the_strategic_engine_computes_either_mlmi_form():
+    from actors.indicators import mlmi
+    from actors.indicators.mlmi_zeiierman import ZeiiermanMLMI
+
+    data = bars(400)
+    engine = StrategicFeatures(bars_per_year=252 * 13, lvn_bin_width=0.25, mlmi="zeiierman")
+    signals = [engine.update(*row).mlmi for row in data]
+    expected = ZeiiermanMLMI().run(data[:, 3])[:, mlmi.SIGNAL]
+    np.testing.assert_array_equal(signals, np.nan_to_num(expected).astype(int))
+    assert any(signals)
+    default = StrategicFeatures(bars_per_year=252 * 13, lvn_bin_width=0.25)
+    with pytest.raises(ValueError):  # the other form's state is not this engine's
+        default.restore(engine.state())
 
 
 def test_each_engine_builds_only_its_own_matrix():

@@ -19,6 +19,7 @@ from actors.indicators import fvg, lvn, mlmi, mmd, nwrqk
 from actors.indicators.fvg import FVG
 from actors.indicators.lvn import LVN
 from actors.indicators.mlmi import MLMI
+from actors.indicators.mlmi_zeiierman import ZeiiermanMLMI
 from actors.indicators.mmd import MMD
 from actors.indicators.nwrqk import NWRQK
 
@@ -354,6 +355,87 @@ def test_nwrqk_has_the_public_scripts_form_too(series):
     assert np.isnan(canonical[:26]).all() and np.isfinite(canonical[26:]).all()
     default = NWRQK().run(close)[:, nwrqk.VALUE]
     assert np.nanmax(np.abs(default[26:] - script[26:])) > 1e-6
+
+
+def _pine_wma(x: np.ndarray, n: int) -> np.ndarray:
+    """Pine's `ta.wma`: weights n (newest) down to 1; na until n values, na in, na out."""
+    out = np.full(x.size, np.nan)
+    weights = np.arange(1, n + 1, dtype=float)
+    for t in range(n - 1, x.size):
+        out[t] = np.dot(x[t - n + 1 : t + 1], weights) / weights.sum()
+    return out
+
+
+def _pine_rsi(close: np.ndarray, n: int) -> np.ndarray:
+    """Pine's `ta.rsi`: `ta.rma` of the gains and losses (seeded by the SMA of the first n,
+    then alpha 1/n), 100 when the average loss is 0, 0 when the average gain is."""
+    change = np.diff(close, prepend=np.nan)
+    out = np.full(close.size, np.nan)
+    up = down = math.nan
+    for t in range(n, close.size):
+        if t == n:
+            up = max(0.0, 0.0) + np.clip(change[1 : n + 1], 0, None).mean()
+            down = np.clip(-change[1 : n + 1], 0, None).mean()
+        else:
+            up = (max(change[t], 0.0) + (n - 1) * up) / n
+            down = (max(-change[t], 0.0) + (n - 1) * down) / n
+        out[t] = 100.0 if down == 0 else 0.0 if up == 0 else 100.0 - 100.0 / (1.0 + up / down)
+    return out
+
+
+def zeiierman_mlmi_script(close: np.ndarray, k: int) -> np.ndarray:
+    """A transcription of the public script: `MA_quick = ta.wma(close, 5)`, `MA_slow =
+    ta.wma(close, 20)`, `rsi_quick = ta.wma(ta.rsi(close, 5), 20)`, `rsi_slow =
+    ta.wma(ta.rsi(close, 20), 20)`; on `ta.crossover` or `ta.crossunder` of the averages,
+    `storePreviousTrade(rsi_slow, rsi_quick)` (arrays that start as [0]; the result is
+    `close >= previous price ? 1 : -1`); then `knnPredict`: every distance, sorted, the
+    largest of the first k, the sum of the results of every point at that distance or
+    closer (an na distance is not). Returns the prediction and its `ta.wma(_, 20)`."""
+    ma_quick, ma_slow = _pine_wma(close, 5), _pine_wma(close, 20)
+    rsi_quick = _pine_wma(_pine_rsi(close, 5), 20)
+    rsi_slow = _pine_wma(_pine_rsi(close, 20), 20)
+    p1, p2, prices, results = [0.0], [0.0], [0.0], [0.0]
+    prediction = np.full(close.size, np.nan)
+    for t in range(close.size):
+        if t > 0 and (
+            (ma_quick[t] > ma_slow[t] and ma_quick[t - 1] <= ma_slow[t - 1])
+            or (ma_quick[t] < ma_slow[t] and ma_quick[t - 1] >= ma_slow[t - 1])
+        ):
+            results.append(1.0 if close[t] >= prices[-1] else -1.0)
+            p1.append(rsi_slow[t])
+            p2.append(rsi_quick[t])
+            prices.append(close[t])
+        if math.isnan(rsi_slow[t]) or math.isnan(rsi_quick[t]):
+            continue
+        distances = np.sqrt((np.array(p1) - rsi_slow[t]) ** 2 + (np.array(p2) - rsi_quick[t]) ** 2)
+        known = np.sort(distances[~np.isnan(distances)])
+        widest = known[: min(k, known.size)].max()
+        prediction[t] = sum(r for r, d in zip(results, distances, strict=True) if d <= widest)
+    return np.column_stack((prediction, _pine_wma(prediction, 20)))
+
+
+@pytest.mark.parametrize("series", SERIES)
+@pytest.mark.parametrize("k", [200, 7])
+def test_mlmi_has_zeiiermans_form_too(series, k):
+    """`ZeiiermanMLMI` is the public script's prediction, and SIGNAL its crossings of
+    the prediction's WMA; the default MLMI is another indicator (its docstring says how)."""
+    close = SERIES[series]().close
+    got = ZeiiermanMLMI(k=k).run(close)
+    script = zeiierman_mlmi_script(close, k)
+    np.testing.assert_allclose(got[:, mlmi.VALUE], script[:, 0], rtol=0, atol=1e-9, equal_nan=True)
+    assert np.isnan(got[:39, mlmi.VALUE]).all() and np.isfinite(got[39:, mlmi.VALUE]).all()
+    prediction, average = script[:, 0], script[:, 1]
+    above = prediction > average
+    crossings = np.where(
+        np.isnan(average) | np.isnan(np.roll(average, 1)),
+        np.nan,
+        np.where(above & ~np.roll(above, 1), 1.0, 0.0)
+        - np.where(~above & (prediction < average) & np.roll(prediction >= average, 1), 1.0, 0.0),
+    )
+    crossings[0] = np.nan
+    np.testing.assert_array_equal(got[:, mlmi.SIGNAL], crossings)
+    assert np.nansum(np.abs(crossings)) >= 2
+    assert np.nanstd(prediction) > 0  # the vote moves
 
 
 def test_nwrqk_reference_with_other_parameters():

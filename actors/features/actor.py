@@ -23,6 +23,7 @@ this actor (README "Instruments").
 """
 
 from dataclasses import dataclass
+from typing import Literal
 
 import msgspec
 
@@ -45,6 +46,9 @@ class FeaturesParams(InstrumentParams, frozen=True, forbid_unknown_fields=True, 
     """Width of a volume-profile bin, in ticks of the instrument."""
     synergy_window: int = 10
     synergy_min_confidence: float = 0.5
+    mlmi: Literal["knn-rsi", "zeiierman"] = "knn-rsi"
+    """The MLMI form (actors/features/engine.py `MLMI_FORMS`): the shipped models were
+    fitted on the default; `zeiierman` is the public original's."""
 
 
 class SymbolFeaturesState(msgspec.Struct, array_like=True):
@@ -114,7 +118,9 @@ class FeaturesActor(ServesInstruments, Actor):
         bin_width = p.lvn_bin_ticks * p.registry[symbol].tick_size
         return _SymbolState(
             TacticalFeatures(BARS_PER_YEAR_OF_DAY_SECONDS / p.tactical_timeframe_s),
-            StrategicFeatures(BARS_PER_YEAR_OF_DAY_SECONDS / p.strategic_timeframe_s, bin_width),
+            StrategicFeatures(
+                BARS_PER_YEAR_OF_DAY_SECONDS / p.strategic_timeframe_s, bin_width, p.mlmi
+            ),
             SynergyDetector(symbol, p.synergy_window, p.synergy_min_confidence),
         )
 

@@ -28,6 +28,7 @@ from actors.indicators.classic import ClassicIndicators, Output
 from actors.indicators.fvg import FVG
 from actors.indicators.lvn import LVN
 from actors.indicators.mlmi import MLMI
+from actors.indicators.mlmi_zeiierman import ZeiiermanMLMI
 from actors.indicators.mmd import MMD
 from actors.indicators.nwrqk import NWRQK
 from actors.matrices import (
@@ -121,13 +122,21 @@ class TacticalFeatures(_Engine):
         self.matrix.push(row)
 
 
+MLMI_FORMS: dict[str, type[MLMI] | type[ZeiiermanMLMI]] = {
+    "knn-rsi": MLMI,
+    "zeiierman": ZeiiermanMLMI,
+}
+"""The MLMI forms a strategic engine can compute: this project's kNN over raw RSIs (the
+default, which the shipped models were fitted on) and the public original's."""
+
+
 class StrategicFeatures(_Engine):
     """30-minute bars -> the strategic matrix (`matrix`, 48 x 13) and synergy signals."""
 
-    def __init__(self, bars_per_year: float, lvn_bin_width: float) -> None:
+    def __init__(self, bars_per_year: float, lvn_bin_width: float, mlmi: str = "knn-rsi") -> None:
         self.classic = ClassicIndicators(bars_per_year=bars_per_year)
         self.fvg = FVG()
-        self.mlmi = MLMI()
+        self.mlmi = MLMI_FORMS[mlmi]()
         self.nwrqk = NWRQK()
         self.lvn = LVN(lvn_bin_width)
         self.mmd = MMD()

@@ -1,5 +1,19 @@
 """MLMI (machine-learning momentum index): a k-nearest-neighbour vote over RSI features.
 
+This is the default form, this project's own. The public original, Zeiierman's "Machine
+Learning Momentum Index", is available as `ZeiiermanMLMI` (actors/indicators/
+mlmi_zeiierman.py; the features' `mlmi = "zeiierman"` option). This form departs from it:
+- features: the raw RSI(5) and RSI(20), where the original smooths both by a 20-bar WMA;
+- memory: a point every bar, labelled by the sign of the move over the next `horizon`
+  bars once known, where the original stores a point only on a crossing of WMA(close, 5)
+  and WMA(close, 20), labelled by the move since the previous stored point;
+- vote: exactly k voters (ties at the k-th distance to the most recent) and the sum
+  divided by k, where the original sums the labels of every point within the k-th
+  distance (ties all vote), unscaled;
+- the memory keeps the last `memory` (2,000) points; the original's grows without end;
+- SIGNAL: leaving a neutral band, where the original gives none (the canonical form
+  signals crossings of the prediction and its WMA).
+
 Bars are indexed t = 0, 1, ... over *valid* bars only (see "Invalid bars" below).
 
 Features. Two RSIs of the closes with Wilder smoothing, periods `fast` and `slow`, each
