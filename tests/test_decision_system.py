@@ -112,7 +112,7 @@ def policy_config(tmp: Path, models: Path, sessions: int) -> dict[str, Any]:
     ]
     config["nodes"] = [
         {"name": "market", "actors": ["feed", "venue"], "cores": [0], "wait": "park"},
-        {"name": "strategy", "actors": ["strategic"], "cores": [0], "wait": "park"},
+        {"name": "strategy", "actors": ["strategic"], "cores": [0], "wait": "backoff"},
         {
             "name": "hot",
             "actors": ["bars", "features", "tactical", "risk", "execution"],
