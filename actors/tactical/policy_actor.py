@@ -124,8 +124,8 @@ class TacticalPolicyActor(ServesPolicy, Actor):
         self._activations: dict[str, TacticalActivations] = {}
         """Per symbol: the last decision's layers, reused by the next (forward.py)."""
         self.serve(tactical_shapes(), TacticalPolicy)
-        for symbol, memory in self.memories.items():
-            self._release(symbol, memory)
+        for memory in self.memories.values():
+            self._release(memory)
 
     def on_synergy(self, synergy: Synergy) -> None:
         memory = self.memories.get(synergy.symbol)
@@ -144,7 +144,7 @@ class TacticalPolicyActor(ServesPolicy, Actor):
             return  # a decision of a bar already followed by a newer one
         kept.append(decision)
         del kept[:-KEPT_DECISIONS]
-        self._release(decision.symbol, memory)
+        self._release(memory)
 
     def on_matrix(self, matrix: TacticalMatrix) -> None:
         memory = self.memories.get(matrix.symbol)
@@ -152,7 +152,7 @@ class TacticalPolicyActor(ServesPolicy, Actor):
             self.skipped += 1
             return
         synergy = active_synergy(memory.synergy, matrix.bar_end_ns)
-        needs = matrix.strategic_bar_end_ns if self.params.follow_strategic else 0
+        needs = self._needs(matrix)
         if memory.waiting or not self._arrived(memory, needs):
             memory.waiting.append(Waiting(matrix, synergy))
             if len(memory.waiting) > self.params.max_waiting:
@@ -164,9 +164,13 @@ class TacticalPolicyActor(ServesPolicy, Actor):
                     oldest.matrix.strategic_bar_end_ns,
                 )
                 self._decide(memory, oldest.matrix, oldest.synergy, None)
-            self._release(matrix.symbol, memory)
+            self._release(memory)
             return
         self._decide(memory, matrix, synergy, self._followed(memory, needs))
+
+    def _needs(self, matrix: TacticalMatrix) -> int:
+        """The bar end of the strategic decision the matrix follows (0: none)."""
+        return matrix.strategic_bar_end_ns if self.params.follow_strategic else 0
 
     def _arrived(self, memory: PolicyMemory, needs: int) -> bool:
         """Whether the strategic decision of bar end `needs` is here, or will never come
@@ -180,10 +184,10 @@ class TacticalPolicyActor(ServesPolicy, Actor):
         older = [d for d in memory.strategic if d.bar_end_ns <= needs]
         return older[-1] if older else None
 
-    def _release(self, symbol: str, memory: PolicyMemory) -> None:
+    def _release(self, memory: PolicyMemory) -> None:
         """Decide the waiting matrices whose strategic decision has arrived, in order."""
         while memory.waiting:
-            needs = memory.waiting[0].matrix.strategic_bar_end_ns
+            needs = self._needs(memory.waiting[0].matrix)
             if not self._arrived(memory, needs):
                 return
             waiting = memory.waiting.pop(0)
