@@ -17,9 +17,9 @@ tick size (from the registry).
 Each symbol's engines (indicators and matrices) and synergy detector are the actor's
 durable state, keyed by symbol: a restarted actor continues every symbol where its last
 commit left it, and a bar of one symbol never touches another's state. The strategic
-engine's state is the larger (about 120 kB a symbol, MLMI's neighbour memory most of it):
-an actor record holds 1 MiB, so a topology with more than a handful of symbols shards
-this actor (README "Instruments").
+engine's state is the larger (about 70 kB a symbol, MLMI's neighbour memory most of it;
+the tactical engine's is 11 kB): an actor record holds 1 MiB, so a topology with more
+than a dozen symbols shards this actor (README "Instruments").
 """
 
 from dataclasses import dataclass

@@ -52,8 +52,9 @@ State (the conventions of `actors.indicators.classic`): [k, memory, horizon, fas
 threshold, size of an RSI state, bars accepted, points stored (ever), previous value, the
 fast and the slow `Rsi` states, the last horizon + 1 feature pairs and closes (rings, slot
 t mod (horizon + 1)), the memory: `memory` fast RSIs, slow RSIs and labels (rings, slot
-stored mod memory), then 3 * memory + 992 slots of scratch space for the vote (meaningless
-between bars; kept in the state so that a bar allocates nothing)].
+stored mod memory)]. The vote's scratch space (3 * memory + 992 slots, meaningless between
+bars) is the instance's own, outside the state: a bar allocates nothing, and a snapshot
+(what the features actor commits) carries none of it.
 """
 
 import math
@@ -188,10 +189,10 @@ def _vote(
     return vote
 
 
-@numba.njit("UniTuple(float64, 2)(float64[::1], float64)", cache=True)
-def mlmi_update(state: np.ndarray, close: float) -> tuple[float, float]:
-    """Add a close to an `MLMI` state; return (value, signal), NaN while warming up or if
-    skipped."""
+@numba.njit("UniTuple(float64, 2)(float64[::1], float64[::1], float64)", cache=True)
+def mlmi_update(state: np.ndarray, scratch: np.ndarray, close: float) -> tuple[float, float]:
+    """Add a close to an `MLMI` state (with `scratch_size(memory)` slots of `scratch`);
+    return (value, signal), NaN while warming up or if skipped."""
     if not math.isfinite(close):
         return _NAN, _NAN
     k = int(state[_K])
@@ -211,8 +212,6 @@ def mlmi_update(state: np.ndarray, close: float) -> tuple[float, float]:
     mem_fast = state[base : base + memory]
     mem_slow = state[base + memory : base + 2 * memory]
     mem_label = state[base + 2 * memory : base + 3 * memory]
-    base += 3 * memory
-    scratch = state[base : base + 3 * memory + _BUCKETS]
 
     t = int(state[_BARS])
     state[_BARS] = t + 1
@@ -253,12 +252,17 @@ def mlmi_update(state: np.ndarray, close: float) -> tuple[float, float]:
     return value, signal
 
 
-@numba.njit("float64[:, ::1](float64[::1], float64[::1])", cache=True)
-def _run(state: np.ndarray, close: np.ndarray) -> np.ndarray:
+@numba.njit("float64[:, ::1](float64[::1], float64[::1], float64[::1])", cache=True)
+def _run(state: np.ndarray, scratch: np.ndarray, close: np.ndarray) -> np.ndarray:
     out = np.empty((close.shape[0], N_OUTPUTS))
     for i in range(close.shape[0]):
-        out[i, VALUE], out[i, SIGNAL] = mlmi_update(state, close[i])
+        out[i, VALUE], out[i, SIGNAL] = mlmi_update(state, scratch, close[i])
     return out
+
+
+def scratch_size(memory: int) -> int:
+    """The slots of scratch space a vote over `memory` points needs."""
+    return 3 * memory + _BUCKETS
 
 
 class MLMI(Indicator):
@@ -269,7 +273,7 @@ class MLMI(Indicator):
     a non-finite close.
     """
 
-    __slots__ = ()
+    __slots__ = ("scratch",)
     _N_PARAMS = 6
 
     def __init__(
@@ -292,12 +296,12 @@ class MLMI(Indicator):
         slow_state = Rsi(slow).state
         rsi_size = fast_state.size
         pending = horizon + 1
-        scratch = 3 * memory + _BUCKETS
-        fresh = np.zeros(_RSI_STATES + 2 * rsi_size + 3 * pending + 3 * memory + scratch)
+        fresh = np.zeros(_RSI_STATES + 2 * rsi_size + 3 * pending + 3 * memory)
         fresh[:_RSI_STATES] = (k, memory, horizon, fast, slow, threshold, rsi_size, 0, 0, _NAN)
         fresh[_RSI_STATES : _RSI_STATES + rsi_size] = fast_state
         fresh[_RSI_STATES + rsi_size : _RSI_STATES + 2 * rsi_size] = slow_state
         super().__init__(fresh)
+        self.scratch = np.zeros(scratch_size(memory))
 
     @property
     def warmup(self) -> int:
@@ -306,8 +310,8 @@ class MLMI(Indicator):
 
     def update(self, close: float) -> tuple[float, float]:
         """Add a closed bar's close; return (value, signal)."""
-        return mlmi_update(self.state, close)
+        return mlmi_update(self.state, self.scratch, close)
 
     def run(self, close: np.ndarray) -> np.ndarray:
         """Add a series bar by bar (a backfill), continuing the state; (bars, N_OUTPUTS)."""
-        return _run(self.state, np.ascontiguousarray(close, np.float64))
+        return _run(self.state, self.scratch, np.ascontiguousarray(close, np.float64))

@@ -26,8 +26,9 @@ leaves trading to the reader; here SIGNAL is +1 on the bar where the prediction 
 above its WMA, -1 where it crosses below, else 0 (NaN until the WMA is defined).
 
 Departures from the original, all of them:
-- the memory keeps the `memory` most recent points (default 10,000; the original's arrays
-  grow without end); past it the oldest go, the initial (0, 0) point first;
+- the memory keeps the `memory` most recent points (default 2,000, as the default form's;
+  the original's arrays grow without end); past it the oldest go, the initial (0, 0)
+  point first;
 - RSI is `actors.indicators.classic.rsi_update`: Wilder's averages seeded with the mean of
   the first n changes, as Pine's `ta.rsi`, except on a flat market (no gain, no loss),
   where it is 50 and Pine's is 100;
@@ -41,7 +42,8 @@ State: [k, memory, quick_ma, slow_ma, quick_rsi, slow_rsi, trend, signal_ma, bar
 points stored (ever, the initial one included), MA_quick and MA_slow of the bar before,
 prediction and its WMA of the bar before, the quick and slow `Rsi` states, rings of the
 last closes, quick RSIs, slow RSIs and predictions, the memory (p1, p2, close, label;
-slot = stored mod memory), then 2 * memory slots of scratch space].
+slot = stored mod memory)]; the 2 * memory slots of scratch space are the instance's own,
+outside the state (snapshots carry none of it).
 """
 
 import math
@@ -88,9 +90,10 @@ def _wma(ring: np.ndarray, newest: int, count: int, n: int) -> float:
     return total / (n * (n + 1) / 2.0)
 
 
-@numba.njit("UniTuple(float64, 2)(float64[::1], float64)", cache=True)
-def zeiierman_update(state: np.ndarray, close: float) -> tuple[float, float]:
-    """Add a close to a `ZeiiermanMLMI` state; return (value, signal)."""
+@numba.njit("UniTuple(float64, 2)(float64[::1], float64[::1], float64)", cache=True)
+def zeiierman_update(state: np.ndarray, scratch: np.ndarray, close: float) -> tuple[float, float]:
+    """Add a close to a `ZeiiermanMLMI` state (with 2 * memory slots of `scratch`); return
+    (value, signal)."""
     if not math.isfinite(close):
         return _NAN, _NAN
     k, memory = int(state[_K]), int(state[_MEMORY])
@@ -113,8 +116,7 @@ def zeiierman_update(state: np.ndarray, close: float) -> tuple[float, float]:
     mem_p2 = state[base + memory : base + 2 * memory]
     mem_close = state[base + 2 * memory : base + 3 * memory]
     mem_label = state[base + 3 * memory : base + 4 * memory]
-    distance = state[base + 4 * memory : base + 5 * memory]
-    scratch = state[base + 5 * memory : base + 6 * memory]
+    distance = scratch[memory:]
 
     # Rings of the last values, slot t mod size; a NaN (an RSI warming up) in a window
     # makes its WMA NaN.
@@ -174,11 +176,11 @@ def zeiierman_update(state: np.ndarray, close: float) -> tuple[float, float]:
     return prediction, signal
 
 
-@numba.njit("float64[:, ::1](float64[::1], float64[::1])", cache=True)
-def _run(state: np.ndarray, close: np.ndarray) -> np.ndarray:
+@numba.njit("float64[:, ::1](float64[::1], float64[::1], float64[::1])", cache=True)
+def _run(state: np.ndarray, scratch: np.ndarray, close: np.ndarray) -> np.ndarray:
     out = np.empty((close.shape[0], N_OUTPUTS))
     for i in range(close.shape[0]):
-        out[i, VALUE], out[i, SIGNAL] = zeiierman_update(state, close[i])
+        out[i, VALUE], out[i, SIGNAL] = zeiierman_update(state, scratch, close[i])
     return out
 
 
@@ -188,13 +190,13 @@ class ZeiiermanMLMI(Indicator):
     Warm-up: slow_rsi + trend bars for VALUE (40 with the defaults), signal_ma - 1 more
     for SIGNAL. Skipped: a bar with a non-finite close."""
 
-    __slots__ = ()
+    __slots__ = ("scratch",)
     _N_PARAMS = 9
 
     def __init__(
         self,
         k: int = 200,
-        memory: int = 10_000,
+        memory: int = 2000,
         quick_ma: int = 5,
         slow_ma: int = 20,
         quick_rsi: int = 5,
@@ -211,7 +213,7 @@ class ZeiiermanMLMI(Indicator):
         quick_state, slow_state = Rsi(quick_rsi).state, Rsi(slow_rsi).state
         rsi_size = quick_state.size
         rings = max(quick_ma, slow_ma) + 2 * trend + signal_ma
-        fresh = np.zeros(_RSI_STATES + 2 * rsi_size + rings + 6 * memory)
+        fresh = np.zeros(_RSI_STATES + 2 * rsi_size + rings + 4 * memory)
         fresh[:_RSI_STATES] = (
             k,
             memory,
@@ -227,6 +229,7 @@ class ZeiiermanMLMI(Indicator):
         fresh[_RSI_STATES : _RSI_STATES + rsi_size] = quick_state
         fresh[_RSI_STATES + rsi_size : _RSI_STATES + 2 * rsi_size] = slow_state
         super().__init__(fresh)
+        self.scratch = np.zeros(2 * memory)
 
     @property
     def warmup(self) -> int:
@@ -234,8 +237,8 @@ class ZeiiermanMLMI(Indicator):
 
     def update(self, close: float) -> tuple[float, float]:
         """Add a closed bar's close; return (value, signal)."""
-        return zeiierman_update(self.state, close)
+        return zeiierman_update(self.state, self.scratch, close)
 
     def run(self, close: np.ndarray) -> np.ndarray:
         """Add a series bar by bar (a backfill), continuing the state; (bars, N_OUTPUTS)."""
-        return _run(self.state, np.ascontiguousarray(close, np.float64))
+        return _run(self.state, self.scratch, np.ascontiguousarray(close, np.float64))
