@@ -31,10 +31,13 @@ With `--runs N` it measures N consecutive full runs, each held to the budgets. U
 `--no-peer`, NautilusTrader (extra `peers`) runs the equivalent strategy on the same
 number of ticks and orders in the same invocation (bench/peers/nautilus.py) and its
 tick -> order submitted span is reported beside ours. `--load` sweeps the market rate
-instead and writes the latency-versus-load curve. Prints the table, writes
-bench/results/e2e.json and e2e.png (latency by percentile) or e2e-load.png, and exits 1
-when a budget breaks: p99 < 500 us for both spans and p99.9 < 1 ms for tick_to_order in
-every run; with `--load`, p99 < 500 us sustained at 20,000 ticks/s or more.
+instead and writes the latency-versus-load curve. `--policy` puts the shipped decision
+layers on the path instead of the baseline rule (features, the tactical policy, the
+strategic layer beside; the model's own cost as `stage tactical model`). Prints the
+table, writes bench/results/e2e.json and e2e.png (latency by percentile; e2e-policy.*
+with `--policy`) or e2e-load.*, and exits 1 when a budget breaks: p99 < 500 us for both
+spans and p99.9 < 1 ms for tick_to_order in every run; with `--load`, p99 < 500 us
+sustained at 20,000 ticks/s or more.
 """
 
 import argparse
@@ -620,7 +623,8 @@ def main(argv: list[str] | None = None) -> int:
         f"rate (1-{len(INSTRUMENTS)}; default 1,4)",
     )
     args = parser.parse_args(argv)
-    report = SuiteReport("e2e-load" if args.load else "e2e")
+    suite = "e2e-load" if args.load else "e2e-policy" if args.policy else "e2e"
+    report = SuiteReport(suite)
     if args.load:
         seconds = 3.0 if args.quick else args.seconds
         _load_sweep(report, args.rates, seconds, args.wait)
@@ -634,8 +638,9 @@ def main(argv: list[str] | None = None) -> int:
         merged = _measure_runs(report, args, count, warmup, orders)
         if count == args.instruments[0]:
             RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-            _plot_percentiles(merged, RESULTS_DIR / "e2e.png")
-            report.notes.append(f"plot ({_instruments(count)}): {RESULTS_DIR / 'e2e.png'}")
+            plot = RESULTS_DIR / f"{suite}.png"
+            _plot_percentiles(merged, plot)
+            report.notes.append(f"plot ({_instruments(count)}): {plot}")
     report.notes.append(
         f"{orders} orders per run after {warmup} warm-up orders, market at "
         f"{args.ticks_per_s:g} ticks/s in all, 5 s bars, "
