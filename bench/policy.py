@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
 
     def tactical_prepare(i: int) -> None:
-        exported_tactical.prepare(activations)
+        prepare()
 
     def decide_unprepared() -> None:
         tactical_exported(-1)

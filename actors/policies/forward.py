@@ -67,6 +67,13 @@ def tactical_shapes(
     return shapes
 
 
+def random_arrays(shapes: Mapping[str, tuple[int, ...]], seed: int = 0) -> dict[str, np.ndarray]:
+    """Arrays of these shapes (float32, standard normal): a network to compile the passes
+    with (an actor's warm-up) before any registry version is loaded."""
+    rng = np.random.default_rng(seed)
+    return {key: rng.standard_normal(shape).astype(np.float32) for key, shape in shapes.items()}
+
+
 @numba.njit(cache=True)
 def _softmax(logits: np.ndarray, temperature: np.float32) -> np.ndarray:
     scaled = logits / temperature

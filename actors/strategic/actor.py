@@ -33,7 +33,12 @@ from actors.messages import (
     TacticalMatrix,
 )
 from actors.policies import strategic
-from actors.policies.forward import STRATEGIC_INPUTS, StrategicPolicy, strategic_shapes
+from actors.policies.forward import (
+    STRATEGIC_INPUTS,
+    StrategicPolicy,
+    random_arrays,
+    strategic_shapes,
+)
 from actors.policies.serving import PolicyParams, ServesPolicy
 from actors.policies.strategic import StrategicOutcome
 from config.types import Count
@@ -63,10 +68,7 @@ class StrategicActor(ServesPolicy, Actor):
     @classmethod
     def warm_up(cls) -> None:
         """Compile the forward pass's kernels in the zygote."""
-        rng = np.random.default_rng(0)
-        policy = StrategicPolicy(
-            {k: rng.standard_normal(s).astype(np.float32) for k, s in strategic_shapes().items()}
-        )
+        policy = StrategicPolicy(random_arrays(strategic_shapes()))
         policy.probabilities(
             {name: np.zeros(width, np.float32) for name, width in STRATEGIC_INPUTS.items()}
         )

@@ -44,7 +44,12 @@ from actors.messages import (
     TacticalMatrix,
     TradeIntent,
 )
-from actors.policies.forward import TacticalActivations, TacticalPolicy, tactical_shapes
+from actors.policies.forward import (
+    TacticalActivations,
+    TacticalPolicy,
+    random_arrays,
+    tactical_shapes,
+)
 from actors.policies.serving import PolicyParams, ServesPolicy
 from actors.policies.strategic import active_synergy
 from actors.policies.tactical import TacticalDecision, decide
@@ -103,11 +108,7 @@ class TacticalPolicyActor(ServesPolicy, Actor):
     @classmethod
     def warm_up(cls) -> None:
         """Compile the forward pass's kernels in the zygote."""
-        rng = np.random.default_rng(0)
-        arrays = {
-            k: rng.standard_normal(s).astype(np.float32) for k, s in tactical_shapes().items()
-        }
-        policy = TacticalPolicy(arrays)
+        policy = TacticalPolicy(random_arrays(tactical_shapes()))
         activations = TacticalActivations(policy)
         for row in range(2):  # a whole matrix, then one prepared from it
             policy.probabilities(np.full((60, 7), row, np.float32), activations)
@@ -220,6 +221,9 @@ class TacticalPolicyActor(ServesPolicy, Actor):
             momentum = float(x[-1, TacticalColumn.MOMENTUM_5])
             decision = decide(each, momentum, synergy_type, synergy_direction, bias)
             self.decide_ns(time.perf_counter_ns() - started)
+            # The next bar's head start, once this handler and what its intent sets off
+            # (risk, execution: the same node) are done and the node has a quiet moment.
+            self._loop.call_soon(policy.prepare, activations)
             valid = decision.reason != "invalid_input"
             memory.holds_invalid += not valid
             self.decided(matrix.symbol, matrix.bar_end_ns, valid)
@@ -250,10 +254,6 @@ class TacticalPolicyActor(ServesPolicy, Actor):
                 f"gate {decision.gate:.3f}; strategic bias {bias.name}",
             )
         )
-        if policy is not None:
-            # The next bar's head start, once the node has handled what this decision set
-            # off (risk, execution: the same node) and has a quiet moment.
-            self._loop.call_soon(policy.prepare, self._activations_of(matrix.symbol, policy))
 
     def _activations_of(self, symbol: str, policy: TacticalPolicy) -> TacticalActivations:
         """The symbol's activations of the policy served (a swapped model starts afresh)."""
