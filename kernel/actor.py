@@ -77,6 +77,7 @@ class ActorContext:
         new_run: bool = False,
         report_problem: Callable[[str, str | None], None] = lambda actor, problem: None,
         run_id: int = 0,
+        when_idle: Callable[[str, Callable[[], None]], None] | None = None,
     ) -> None:
         self.name = name
         self.node = node
@@ -92,7 +93,13 @@ class ActorContext:
         self._cancel_timer = cancel_timer
         self._spawn = spawn
         self._report_problem = report_problem
+        self._when_idle = when_idle or _soon
         self.log = logging.getLogger(f"actor.{name}")
+
+
+def _soon(actor: str, work: Callable[[], None]) -> None:
+    """Idle work outside a node (tests, tools): at the event loop's next turn."""
+    asyncio.get_running_loop().call_soon(work)
 
 
 class Actor:
@@ -207,6 +214,14 @@ class Actor:
 
     def cancel_timer(self, name: str) -> None:
         self.context._cancel_timer(self.name, name)
+
+    def when_idle(self, work: Callable[[], None]) -> None:
+        """Run `work` at the node's next quiet moment: its inputs empty, before it commits
+        or waits (one piece of work per quiet moment, in order). For what makes a later
+        message faster, computed off its path (the tactical policy prepares the next
+        bar's decision): work that publishes nothing and changes no durable state, since
+        it runs outside any handler and a crash forgets what is still queued."""
+        self.context._when_idle(self.name, work)
 
     def report_problem(self, problem: str | None) -> None:
         """Show `problem` in this actor's health row (`problem` set, `degraded`, the text in

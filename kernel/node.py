@@ -20,6 +20,7 @@ import os
 import signal
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any, NoReturn
@@ -159,6 +160,9 @@ class NodeRuntime:
         """Messages were handled since the last commit round began."""
         self._round: list[HostedActor] = []
         """The actors the commit round in progress has yet to save, last first."""
+        self._idle: deque[tuple[str, Callable[[], None]]] = deque()
+        """Work the actors asked for at the next quiet moment (`Actor.when_idle`), in order."""
+        self._record_idle: Callable[[int], None] | None = None
         self.stopped = asyncio.Event()
         self._heartbeat: asyncio.TimerHandle | None = None
         self.recorder: LatencyRecorder | None = None
@@ -200,6 +204,7 @@ class NodeRuntime:
                 durable.new_run,
                 self._report_problem,
                 self.run_id,
+                self._when_idle,
             )
             self.health.rows["problem"][self.rows[actor_name]] = 0  # this process has none yet
             actor = cls(cls.parse_params(actor_config.params, self.config), context)
@@ -356,6 +361,7 @@ class NodeRuntime:
         self.recorder = self._recorder()
         if self.recorder is not None:
             self._record_commit = self.recorder.series("commit").record
+            self._record_idle = self.recorder.series("idle work").record
         self._attach()
         for name, actor in self.actors.items():
             try:
@@ -431,11 +437,12 @@ class NodeRuntime:
         - `handle <stream>-><actor>`: the handler's run;
         - `publish <stream>`: stamp -> every ring written (encode, outbox, writes);
         - `handler until publish <stream>`: handler begins -> its publish stamp;
-        - `commit`: a commit pass; `gc pause`: a garbage collection.
+        - `commit`: a commit pass; `gc pause`: a garbage collection;
+        - `idle work`: a piece of work an actor asked for at a quiet moment (`when_idle`).
         """
         if not self.spec.trace_latency:
             return None
-        series = ["commit", "gc pause"]
+        series = ["commit", "gc pause", "idle work"]
         for actor in self.spec.actors:
             for ring in self.topology.inputs_of(actor):
                 series += [f"{ring.stream}->{actor}", f"handle {ring.stream}->{actor}"]
@@ -523,6 +530,10 @@ class NodeRuntime:
                     if now - last_yield > YIELD_EVERY_NS:
                         await asyncio.sleep(0)
                         last_yield = clock()
+                elif self._idle:
+                    # Before any commit: the work is for the next message, which may be
+                    # on its way (the next bar's decision, prepared).
+                    self._run_idle()
                 elif self._round or (
                     self._uncommitted
                     and (clock() - self._committed_ns >= interval_ns or self._holding_space())
@@ -585,6 +596,20 @@ class NodeRuntime:
         self._committed_ns = time.monotonic_ns()
         if self._record_commit is not None:
             self._record_commit(self._committed_ns - started)
+
+    def _when_idle(self, actor: str, work: Callable[[], None]) -> None:
+        self._idle.append((actor, work))
+
+    def _run_idle(self) -> None:
+        """One piece of idle work (`Actor.when_idle`); its exception fails the node."""
+        actor, work = self._idle.popleft()
+        started = time.monotonic_ns()
+        try:
+            work()
+        except Exception as error:
+            self.fail(actor, error, "idle work")
+        if self._record_idle is not None:
+            self._record_idle(time.monotonic_ns() - started)
 
     def _holding_space(self) -> bool:
         """Whether this node holds a quarter of some input ring handled but uncommitted:

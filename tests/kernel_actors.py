@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -334,3 +335,34 @@ class HangOnceLedger(Ledger):
             while True:
                 pass
         super().on_number(msg)
+
+
+class IdleNotesParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    notes: str
+    fail_at: int = 0
+    faults_file: str = ""
+
+
+class IdleNotes(Actor):
+    """For each Number, asks for idle work (`when_idle`) that appends "<value> <last value
+    handled when the work ran>" to `notes`; the work for `fail_at` raises, once (its
+    fault is noted in `faults_file`, which outlives restarts)."""
+
+    Params = IdleNotesParams
+
+    async def on_start(self) -> None:
+        self.last = 0
+
+    def on_number(self, msg: Number) -> None:
+        self.last = msg.value
+        self.when_idle(partial(self._note, msg.value))
+
+    def _note(self, value: int) -> None:
+        faults = Path(self.params.faults_file)
+        if value == self.params.fail_at and not faults.exists():
+            faults.write_text("fault\n")
+            raise RuntimeError(f"idle work told to fail at {value}")
+        with Path(self.params.notes).open("a") as notes:
+            notes.write(f"{value} {self.last}\n")
+
+    inputs = {Number: on_number}
