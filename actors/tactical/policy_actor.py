@@ -25,9 +25,9 @@ No usable model, or a non-finite input or output: hold, counted, health degraded
 (serving.py); a new registry version is swapped in while running.
 """
 
-import asyncio
 import math
 import time
+from functools import partial
 
 import msgspec
 import numpy as np
@@ -58,6 +58,9 @@ from kernel.actor import Actor, Port
 
 KEPT_DECISIONS = 4
 """Strategic decisions kept per symbol: the one a waiting matrix names is among them."""
+UNANSWERED = np.full((3, 3), np.nan, np.float32)
+"""The agents' probabilities of a decision no model answered (read-only: shared)."""
+UNANSWERED.flags.writeable = False
 
 
 class TacticalPolicyParams(PolicyParams, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -121,7 +124,6 @@ class TacticalPolicyActor(ServesPolicy, Actor):
         memories = self.state.memories
         self.memories = {s: memories.setdefault(s, PolicyMemory()) for s in self.params.symbols}
         self.decide_ns = self.latency(["decide"]).series("decide").record
-        self._loop = asyncio.get_running_loop()
         self._activations: dict[str, TacticalActivations] = {}
         """Per symbol: the last decision's layers, reused by the next (forward.py)."""
         self.serve(tactical_shapes(), TacticalPolicy)
@@ -209,7 +211,7 @@ class TacticalPolicyActor(ServesPolicy, Actor):
         synergy_type = synergy.synergy_type if synergy is not None else SynergyType.NONE
         synergy_direction = synergy.direction if synergy is not None else Direction.FLAT
         x = matrix.array()
-        each = np.full((3, 3), np.nan, np.float32)
+        each = UNANSWERED
         if policy is None:
             memory.holds_no_model += 1
             decision = TacticalDecision(Direction.FLAT, 0.0, 0.0, 0.0, 0.0, False, "no model")
@@ -223,7 +225,7 @@ class TacticalPolicyActor(ServesPolicy, Actor):
             self.decide_ns(time.perf_counter_ns() - started)
             # The next bar's head start, once this handler and what its intent sets off
             # (risk, execution: the same node) are done and the node has a quiet moment.
-            self._loop.call_soon(policy.prepare, activations)
+            self.when_idle(partial(policy.prepare, activations))
             valid = decision.reason != "invalid_input"
             memory.holds_invalid += not valid
             self.decided(matrix.symbol, matrix.bar_end_ns, valid)
