@@ -23,7 +23,8 @@ caches):
   time until it publishes (`x until publish`: the actor's own work for that message);
 - `detail ...`: what the stages are made of and what else competes for the node:
   `publish s` (stamp -> every ring written), `handle s->a` (a whole handler run, e.g. the
-  venue's tick handling that the order waits behind), commits and garbage collections.
+  venue's tick handling that the order waits behind), commits, idle work (the tactical
+  policy's preparation of its next decision) and garbage collections.
 
 With `--journal` the journal runs too, as in the shipped topology (its own node on core
 0, fed by drop rings), so that its cost to the order path shows against a run without it.
@@ -104,6 +105,7 @@ DETAILS = (
     ("handle venue->risk", "node.hot.handle venue->risk"),
     ("handle venue->execution", "node.hot.handle venue->execution"),
     ("hot commit", "node.hot.commit"),
+    ("hot idle work", "node.hot.idle work"),
     ("hot gc pause", "node.hot.gc pause"),
     ("market commit", "node.market.commit"),
     ("market gc pause", "node.market.gc pause"),
@@ -284,6 +286,7 @@ name = "hot"
 actors = {json.dumps(hot)}
 cores = [{1 % (os.cpu_count() or 1)}]
 wait = "{wait}"
+batch = 1
 {_STRATEGY_NODE if policy else ""}
 {audit}
 [[supervisors]]
