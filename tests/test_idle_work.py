@@ -4,7 +4,8 @@ messages that were waiting, in order; its failure fails the node like a handler'
 from pathlib import Path
 
 from tests.helpers import wait_until
-from tests.systems import RunningSystem, base_config, write_config
+from tests.pipeline import start_pipeline
+from tests.systems import base_config
 
 
 def _config(tmp_path: Path, count: int, **params: object) -> dict:
@@ -33,13 +34,6 @@ def _config(tmp_path: Path, count: int, **params: object) -> dict:
     return config
 
 
-def _run(tmp_path: Path, config: dict) -> RunningSystem:
-    path = write_config(tmp_path / "system.toml", config)
-    system = RunningSystem(path, config["name"], Path(config["logging"]["file"]))
-    system.wait_running()
-    return system
-
-
 def _notes(tmp_path: Path) -> list[tuple[int, int]]:
     path = tmp_path / "notes.txt"
     if not path.exists():
@@ -50,7 +44,7 @@ def _notes(tmp_path: Path) -> list[tuple[int, int]]:
 
 def test_idle_work_runs_once_the_waiting_messages_are_handled_in_order(tmp_path, systems):
     count = 4_000
-    system = _run(tmp_path, _config(tmp_path, count))
+    system = start_pipeline(tmp_path, _config(tmp_path, count))
     systems.append(system)
     wait_until(lambda: len(_notes(tmp_path)) >= count, 60, "every piece of idle work")
     notes = _notes(tmp_path)
@@ -65,7 +59,7 @@ def test_failing_idle_work_fails_its_node_and_the_restart_goes_on(tmp_path, syst
     count = 2_000
     faults = tmp_path / "faults.txt"
     config = _config(tmp_path, count, fail_at=700, faults_file=str(faults))
-    system = _run(tmp_path, config)
+    system = start_pipeline(tmp_path, config)
     systems.append(system)
     wait_until(lambda: {v for v, _ in _notes(tmp_path)} >= set(range(700, count + 1)), 60, "notes")
     assert faults.exists()
