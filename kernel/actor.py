@@ -220,7 +220,8 @@ class Actor:
         or waits (one piece of work per quiet moment, in order). For what makes a later
         message faster, computed off its path (the tactical policy prepares the next
         bar's decision): work that publishes nothing and changes no durable state, since
-        it runs outside any handler and a crash forgets what is still queued."""
+        it runs outside any handler and a crash forgets what is still queued. A node whose
+        inputs never go quiet runs none of it: ask once per need, not once per message."""
         self.context._when_idle(self.name, work)
 
     def report_problem(self, problem: str | None) -> None:

@@ -67,9 +67,11 @@ def actor_context(
     new_run: bool = False,
     problems: list[str | None] | None = None,
     tasks: "list[asyncio.Task[None]] | None" = None,
+    idle: "list[Callable[[], None]] | None" = None,
 ) -> ActorContext:
     """An ActorContext for driving an actor directly inside a test's event loop; the
-    problems it reports go to `problems`, the tasks it spawns to `tasks`."""
+    problems it reports go to `problems`, the tasks it spawns to `tasks`, the idle work it
+    asks for to `idle` (else it runs at the loop's next turn)."""
 
     def spawn(actor: str, coro: Any) -> "asyncio.Task[None]":
         task = asyncio.get_running_loop().create_task(coro)
@@ -89,4 +91,5 @@ def actor_context(
         report_problem=lambda actor, problem: (
             problems.append(problem) if problems is not None else None
         ),
+        when_idle=(lambda actor, work: idle.append(work)) if idle is not None else None,
     )

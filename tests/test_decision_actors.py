@@ -28,7 +28,7 @@ from actors.messages import (
     TradeIntent,
 )
 from actors.policies import registry
-from actors.policies.forward import strategic_shapes, tactical_shapes
+from actors.policies.forward import PREPARED, strategic_shapes, tactical_shapes
 from actors.policies.networks import (
     StrategicEnsemble,
     TacticalAgents,
@@ -144,13 +144,14 @@ async def _strategic(capture, root: Path, problems: list | None = None):
     return actor, out
 
 
-async def _tactical(capture, root: Path, problems=None, tasks=None, **params):
+async def _tactical(capture, root: Path, problems=None, tasks=None, idle=None, **params):
     intents, records = capture("intents", CODEC), capture("decisions", CODEC)
     context = actor_context(
         "tactical",
         {"intents": intents.stream, "decisions": records.stream},
         problems=problems,
         tasks=tasks,
+        idle=idle,
     )
     p = TacticalPolicyParams(symbols=("ES",), models_root=str(root), **params)
     actor = TacticalPolicyActor(p, context)
@@ -320,6 +321,24 @@ async def test_tactical_intents_one_per_swing_with_atr_stops(capture, models, fe
     executed = [r for r in _of(records.messages, DecisionRecord) if r.action != 0]
     assert [r.decision_id for r in executed] == [i.intent_id for i in made]
     assert actor.memories["ES"].intents == len(made)
+
+
+async def test_a_busy_node_is_asked_once_per_symbol_for_the_next_preparation(
+    capture, models, features
+):
+    """Bars decided before the node had a quiet moment ask for one preparation, not one
+    each (a node whose inputs never go quiet would queue them without end), and that one
+    prepares the latest decision's successor."""
+    idle: list = []
+    actor, _, _ = await _tactical(capture, models, idle=idle, follow_strategic=False)
+    matrices = _of(features, TacticalMatrix)
+    for matrix in matrices[:5]:
+        actor.on_message(matrix)
+    assert len(idle) == 1
+    idle.pop()()
+    assert actor._activations["ES"].flags[PREPARED]
+    actor.on_message(matrices[5])
+    assert len(idle) == 1
 
 
 async def test_history_matrices_are_decided_and_never_traded(capture, models, features):

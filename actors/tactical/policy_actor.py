@@ -126,6 +126,8 @@ class TacticalPolicyActor(ServesPolicy, Actor):
         self.decide_ns = self.latency(["decide"]).series("decide").record
         self._activations: dict[str, TacticalActivations] = {}
         """Per symbol: the last decision's layers, reused by the next (forward.py)."""
+        self._preparing: set[str] = set()
+        """Symbols whose next decision's preparation waits for a quiet moment."""
         self.serve(tactical_shapes(), TacticalPolicy)
         for memory in self.memories.values():
             self._release(memory)
@@ -225,7 +227,9 @@ class TacticalPolicyActor(ServesPolicy, Actor):
             self.decide_ns(time.perf_counter_ns() - started)
             # The next bar's head start, once this handler and what its intent sets off
             # (risk, execution: the same node) are done and the node has a quiet moment.
-            self.when_idle(partial(policy.prepare, activations))
+            if matrix.symbol not in self._preparing:  # a node busy for long asks once
+                self._preparing.add(matrix.symbol)
+                self.when_idle(partial(self._prepare, matrix.symbol, activations))
             valid = decision.reason != "invalid_input"
             memory.holds_invalid += not valid
             self.decided(matrix.symbol, matrix.bar_end_ns, valid)
@@ -256,6 +260,11 @@ class TacticalPolicyActor(ServesPolicy, Actor):
                 f"gate {decision.gate:.3f}; strategic bias {bias.name}",
             )
         )
+
+    def _prepare(self, symbol: str, activations: TacticalActivations) -> None:
+        """The next decision's head start, for the symbol's latest activations."""
+        self._preparing.discard(symbol)
+        activations.policy.prepare(activations)
 
     def _activations_of(self, symbol: str, policy: TacticalPolicy) -> TacticalActivations:
         """The symbol's activations of the policy served (a swapped model starts afresh)."""
