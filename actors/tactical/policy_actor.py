@@ -229,7 +229,7 @@ class TacticalPolicyActor(ServesPolicy, Actor):
             # (risk, execution: the same node) are done and the node has a quiet moment.
             if matrix.symbol not in self._preparing:  # a node busy for long asks once
                 self._preparing.add(matrix.symbol)
-                self.when_idle(partial(self._prepare, matrix.symbol, activations))
+                self.when_idle(partial(self._prepare, matrix.symbol))
             valid = decision.reason != "invalid_input"
             memory.holds_invalid += not valid
             self.decided(matrix.symbol, matrix.bar_end_ns, valid)
@@ -261,9 +261,10 @@ class TacticalPolicyActor(ServesPolicy, Actor):
             )
         )
 
-    def _prepare(self, symbol: str, activations: TacticalActivations) -> None:
-        """The next decision's head start, for the symbol's latest activations."""
+    def _prepare(self, symbol: str) -> None:
+        """The next decision's head start, on the symbol's activations as they are now."""
         self._preparing.discard(symbol)
+        activations = self._activations[symbol]
         activations.policy.prepare(activations)
 
     def _activations_of(self, symbol: str, policy: TacticalPolicy) -> TacticalActivations:
