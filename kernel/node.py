@@ -822,9 +822,10 @@ class NodeRuntime:
     # ------------------------------------------------------ timers and tasks
     def _report_problem(self, actor: str, problem: str | None) -> None:
         row = self.rows[actor]
-        self.health.rows["problem"][row] = problem is not None
+        # The text before the flag: a reader that sees the problem also sees why.
         if problem is not None:
             self.health.set_error(row, problem)
+        self.health.rows["problem"][row] = problem is not None
 
     def _set_timer(self, actor: str, name: str, interval_s: float, repeat: bool) -> None:
         self._cancel_timer(actor, name)
