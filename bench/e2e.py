@@ -182,6 +182,7 @@ def bench_config(
     journal: Path | None = None,
     instruments: int = 1,
     policy: bool = False,
+    shards: int = 0,
 ) -> str:
     """The default topology, tuned to trade often: 5 s bars, a fast market of
     `instruments` correlated index futures (`INSTRUMENTS`) at `ticks_per_s` in all, loose
@@ -190,15 +191,44 @@ def bench_config(
     With `journal`, the shipped journal too (its own node on core 0, drop rings). With
     `policy`, the shipped decision layers decide instead of the baseline rule: features
     and the tactical policy on the order path (5 s bars), the strategic layer on 30 s bars
-    in a node of its own on core 0."""
+    in a node of its own on core 0. With `shards`, the layout of config/eight_core.toml
+    (`shard_layout`) instead of one hot node."""
     registry, feed = _market(instruments, ticks_per_s)
-    decisions = _POLICY_ACTORS if policy else _BASELINE_ACTOR
+    symbols = [instrument.symbol for instrument in INSTRUMENTS[:instruments]]
+    groups: dict[str, list[str] | None] = (
+        dict(_shard_groups(symbols, shards)) if shards else {"": None}
+    )
+    per_symbol = "".join(
+        _decision_actors(suffix, group, policy) for suffix, group in groups.items()
+    )
+    streams = "".join(_decision_streams(suffix, policy) for suffix in groups)
+    intents = [f"intents{suffix}" for suffix in groups]
+    bars = [f"bars{suffix}" for suffix in groups]
+    strategic = (
+        f"""
+[[actors]]
+name = "strategic"
+cls = "actors.strategic:StrategicActor"
+inputs = {json.dumps([f"features{suffix}" for suffix in groups])}
+outputs = {{ decisions = "strategic" }}
+[[streams]]
+name = "strategic"
+capacity = 1048576
+[[nodes]]
+name = "strategy"
+actors = ["strategic"]
+cores = [0]
+wait = "backoff"
+"""
+        if policy
+        else ""
+    )
     audit = (
         f"""
 [[actors]]
 name = "journal"
 cls = "actors.journal:JournalActor"
-inputs = ["intents", "verdicts", "orders", "venue"]
+inputs = {json.dumps([*intents, "verdicts", "orders", "venue"])}
 full_policy = "drop"
 params = {{ path = "{journal}" }}
 [[nodes]]
@@ -210,10 +240,10 @@ wait = "backoff"
         if journal is not None
         else ""
     )
+    nodes, placed = shard_layout(groups, wait, policy) if shards else _one_hot_node(policy, wait)
     children = ["audit"] if journal is not None else []
-    children += ["market", "strategy", "hot"] if policy else ["market", "hot"]
-    hot = ["bars", "features", "tactical"] if policy else ["bars", "tactical"]
-    hot += ["risk", "execution", "venue"]
+    children += ["strategy"] if policy else []
+    children += placed
     return f"""
 name = "{name}"
 messages = "actors.messages:AnyMessage"
@@ -228,13 +258,7 @@ preload = ["numpy", "numba", "msgspec", "uvloop", "orjson"]
 [[streams]]
 name = "ticks"
 capacity = 8388608
-[[streams]]
-name = "bars"
-capacity = 1048576
-{_POLICY_STREAMS if policy else ""}
-[[streams]]
-name = "intents"
-capacity = 1048576
+{streams}
 [[streams]]
 name = "verdicts"
 capacity = 1048576
@@ -255,10 +279,11 @@ name = "venue"
 cls = "actors.venue:VenueActor"
 inputs = ["ticks", "orders"]
 outputs = {{ reports = "venue" }}
-{decisions}[[actors]]
+{per_symbol}{strategic}
+[[actors]]
 name = "risk"
 cls = "actors.risk:RiskActor"
-inputs = ["intents", "venue", "bars"]
+inputs = {json.dumps([*intents, "venue", *bars])}
 outputs = {{ verdicts = "verdicts", snapshots = "risk_snapshots" }}
 [actors.params]
 max_orders_per_minute = 1000000
@@ -275,7 +300,63 @@ name = "execution"
 cls = "actors.execution:ExecutionActor"
 inputs = ["verdicts", "venue"]
 outputs = {{ orders = "orders" }}
+{nodes}{audit}
+[[supervisors]]
+name = "root"
+children = {json.dumps(children)}
+"""
 
+
+PORTFOLIO_STAGES = ("risk", "execution", "venue")
+"""The stages that see every symbol: one of each whatever the sharding."""
+
+
+def shard_cores_needed(shards: int) -> int:
+    """Cores the sharded layout pins: core 0 for housekeeping, then the feed, the
+    shards and the portfolio stages one core each."""
+    return 2 + shards + len(PORTFOLIO_STAGES)
+
+
+def _shard_groups(symbols: list[str], shards: int) -> dict[str, list[str]]:
+    """The symbols split into at most `shards` contiguous groups as even as can be, keyed
+    by the suffix of their actors and streams (`_0`, `_1`, ...)."""
+    count = min(shards, len(symbols))
+    base, extra = divmod(len(symbols), count)
+    bounds = [k * base + min(k, extra) for k in range(count + 1)]
+    return {f"_{k}": symbols[bounds[k] : bounds[k + 1]] for k in range(count)}
+
+
+def shard_layout(
+    groups: dict[str, list[str] | None], wait: str, policy: bool
+) -> tuple[str, list[str]]:
+    """The nodes of config/eight_core.toml: housekeeping (supervisor, strategic layer,
+    journal, this process) on core 0, the feed on core 1, each shard's per-symbol stages
+    (bars, features, tactical) on a core of its own from core 2, then risk, execution
+    and the venue adapter on a core each; every one of those waits by `wait` at realtime
+    priority where permitted. The nodes' TOML and their names."""
+    placed = [("market", ["feed"])]
+    placed += [(f"shard{suffix}", _per_symbol_actors(suffix, policy)) for suffix in groups]
+    placed += [(stage, [stage]) for stage in PORTFOLIO_STAGES]
+    nodes = "".join(
+        f"""
+[[nodes]]
+name = "{node}"
+actors = {json.dumps(actors)}
+cores = [{core}]
+wait = "{wait}"
+realtime = true
+batch = 1
+"""
+        for core, (node, actors) in enumerate(placed, start=1)
+    )
+    return nodes, [node for node, _ in placed]
+
+
+def _one_hot_node(policy: bool, wait: str) -> tuple[str, list[str]]:
+    """The two-core layout: the feed parked on core 0, the whole order path (the
+    per-symbol stages, risk, execution and the venue adapter) in one node on core 1."""
+    hot = [*_per_symbol_actors("", policy), *PORTFOLIO_STAGES]
+    nodes = f"""
 [[nodes]]
 name = "market"
 actors = ["feed"]
@@ -287,67 +368,69 @@ actors = {json.dumps(hot)}
 cores = [{1 % (os.cpu_count() or 1)}]
 wait = "{wait}"
 batch = 1
-{_STRATEGY_NODE if policy else ""}
-{audit}
-[[supervisors]]
-name = "root"
-children = {json.dumps(children)}
 """
+    return nodes, ["market", "hot"]
 
 
-_BASELINE_ACTOR = """
+def _per_symbol_actors(suffix: str, policy: bool) -> list[str]:
+    stages = ["bars", "features", "tactical"] if policy else ["bars", "tactical"]
+    return [f"{stage}{suffix}" for stage in stages]
+
+
+def _decision_streams(suffix: str, policy: bool) -> str:
+    names = ["bars", "features", "intents"] if policy else ["bars", "intents"]
+    sizes = {"bars": 1048576, "features": 4194304, "intents": 1048576}
+    return "".join(
+        f"""
+[[streams]]
+name = "{stream}{suffix}"
+capacity = {sizes[stream]}
+"""
+        for stream in names
+    )
+
+
+def _decision_actors(suffix: str, symbols: list[str] | None, policy: bool) -> str:
+    """The per-symbol stages of one shard (`symbols`; every instrument when None): the
+    bars, then the baseline rule, or features and the tactical policy."""
+    served = f"symbols = {json.dumps(symbols)}, " if symbols is not None else ""
+    bars = f"""
 [[actors]]
-name = "bars"
+name = "bars{suffix}"
 cls = "actors.bars:BarsActor"
 inputs = ["ticks"]
-outputs = { bars = "bars" }
-params = { timeframes = [5] }
+outputs = {{ bars = "bars{suffix}" }}
+params = {{ {served}timeframes = {[5, 30] if policy else [5]} }}
+"""
+    if not policy:
+        return (
+            bars
+            + f"""
 [[actors]]
-name = "tactical"
+name = "tactical{suffix}"
 cls = "actors.tactical:TacticalActor"
-inputs = ["bars"]
-outputs = { intents = "intents" }
-params = { timeframe_s = 5, threshold_pct = 0.002, min_atr_fraction = 0.0 }
+inputs = ["bars{suffix}"]
+outputs = {{ intents = "intents{suffix}" }}
+params = {{ {served}timeframe_s = 5, threshold_pct = 0.002, min_atr_fraction = 0.0 }}
 """
-_POLICY_ACTORS = """
+        )
+    return (
+        bars
+        + f"""
 [[actors]]
-name = "bars"
-cls = "actors.bars:BarsActor"
-inputs = ["ticks"]
-outputs = { bars = "bars" }
-params = { timeframes = [5, 30] }
-[[actors]]
-name = "features"
+name = "features{suffix}"
 cls = "actors.features:FeaturesActor"
-inputs = ["bars"]
-outputs = { features = "features" }
-params = { tactical_timeframe_s = 5, strategic_timeframe_s = 30 }
+inputs = ["bars{suffix}"]
+outputs = {{ features = "features{suffix}" }}
+params = {{ {served}tactical_timeframe_s = 5, strategic_timeframe_s = 30 }}
 [[actors]]
-name = "strategic"
-cls = "actors.strategic:StrategicActor"
-inputs = ["features"]
-outputs = { decisions = "strategic" }
-[[actors]]
-name = "tactical"
+name = "tactical{suffix}"
 cls = "actors.tactical:TacticalPolicyActor"
-inputs = ["features", "strategic"]
-outputs = { intents = "intents" }
+inputs = ["features{suffix}", "strategic"]
+outputs = {{ intents = "intents{suffix}" }}
+{f"params = {{ {served.rstrip(', ')} }}" if symbols is not None else ""}
 """
-_POLICY_STREAMS = """
-[[streams]]
-name = "features"
-capacity = 4194304
-[[streams]]
-name = "strategic"
-capacity = 1048576
-"""
-_STRATEGY_NODE = """
-[[nodes]]
-name = "strategy"
-actors = ["strategic"]
-cores = [0]
-wait = "backoff"
-"""
+    )
 
 
 def _orders(system: str) -> int:
@@ -418,6 +501,7 @@ def measure_system(
     journal: bool = False,
     instruments: int = 1,
     policy: bool = False,
+    shards: int = 0,
 ) -> Measurement:
     """Start the bench system on `instruments` instruments (with the journal if asked),
     let `warmup` orders pass, then record until `orders` more orders reached the venue,
@@ -428,7 +512,14 @@ def measure_system(
         journal_path = Path(tmp) / "journal.sqlite" if journal else None
         config.write_text(
             bench_config(
-                name, Path(tmp) / "run.jsonl", ticks_per_s, wait, journal_path, instruments, policy
+                name,
+                Path(tmp) / "run.jsonl",
+                ticks_per_s,
+                wait,
+                journal_path,
+                instruments,
+                policy,
+                shards,
             )
         )
         # This process polls the histograms: like the supervisor, off the spinning core.
@@ -625,7 +716,20 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated instrument counts to measure, each at the same total tick "
         f"rate (1-{len(INSTRUMENTS)}; default 1,4)",
     )
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=0,
+        help="the layout of config/eight_core.toml instead of one hot node: the per-symbol "
+        "stages in up to N shards, each on a core of its own, the feed, risk, execution and "
+        "the venue adapter on a core each (needs N + 5 cores)",
+    )
     args = parser.parse_args(argv)
+    if args.shards and shard_cores_needed(args.shards) > len(os.sched_getaffinity(0)):
+        parser.error(
+            f"--shards {args.shards} pins {shard_cores_needed(args.shards)} cores; this "
+            f"machine lets us use {len(os.sched_getaffinity(0))}"
+        )
     suite = "e2e-load" if args.load else "e2e-policy" if args.policy else "e2e"
     report = SuiteReport(suite)
     if args.load:
@@ -644,13 +748,19 @@ def main(argv: list[str] | None = None) -> int:
             plot = RESULTS_DIR / f"{suite}.png"
             _plot_percentiles(merged, plot)
             report.notes.append(f"plot ({_instruments(count)}): {plot}")
+    layout = (
+        f"the per-symbol stages in up to {args.shards} shards, each on a core of its own from "
+        f"core 2, the feed on core 1, risk, execution and the venue adapter on a core each, "
+        f"every one waiting by {args.wait} (config/eight_core.toml)"
+        if args.shards
+        else f"the order path (bars to the venue adapter) runs in one node waiting by "
+        f"{args.wait} on core 1, the feed in a parked node on core 0"
+    )
     report.notes.append(
         f"{orders} orders per run after {warmup} warm-up orders, market at "
         f"{args.ticks_per_s:g} ticks/s in all, 5 s bars, "
         f"{'the shipped tactical policy' if args.policy else 'the baseline rule'} deciding; "
-        f"the order path (bars to the venue "
-        f"adapter) runs in one node waiting by {args.wait} on core 1, the feed in a parked "
-        f"node on core 0{'; the journal in a node of its own on core 0' if args.journal else ''}"
+        f"{layout}{'; the journal in a node of its own on core 0' if args.journal else ''}"
     )
     return report.finish(enforce=not args.no_enforce)
 
@@ -683,6 +793,7 @@ def _measure_runs(
             journal=args.journal,
             instruments=count,
             policy=args.policy,
+            shards=args.shards,
         )
         for _ in range(args.runs)
     ]
@@ -706,7 +817,7 @@ def _measure_runs(
         if series is not None and series.count:
             report.add_histogram(f"tick_to_order{label} {instrument.symbol}", series)
     report.add_histogram(f"tick_to_submit{label}", merged["venue.tick_to_submit"])
-    if count == 1:
+    if count == 1 and not args.shards:
         _add_breakdown(report, merged, args.policy)
         if not args.no_peer and not args.policy:
             _add_peer(report, runs[0].ticks, runs[0].orders)

@@ -59,3 +59,29 @@ def test_every_ring_of_a_node_is_polled_exactly_once(name):
         mine = {ring.name for ring in topology.rings if ring.node == node}
         order = [ring.name for ring in topology.drain_order(node)]
         assert sorted(order) == sorted(mine)
+
+
+@pytest.mark.parametrize("policy", [False, True])
+def test_the_sharded_bench_layout_serves_every_symbol_once_on_cores_of_its_own(tmp_path, policy):
+    config = tmp_path / "e2e.toml"
+    text = bench_config("topo", tmp_path / "log.jsonl", 2500.0, "spin", None, 4, policy, 3)
+    config.write_text(text)
+    loaded = load_config(config, environ={}, cpus=16)
+    topology = Topology(loaded)
+    shards = [node for node in loaded.nodes if node.name.startswith("shard_")]
+    assert [node.name for node in shards] == ["shard_0", "shard_1", "shard_2"]
+    actors = {actor.name: actor for actor in loaded.actors}
+    served = [[actors[name].params["symbols"] for name in node.actors] for node in shards]
+    assert served == [
+        [["ES", "NQ"]] * len(shards[0].actors),
+        [["YM"]] * len(shards[1].actors),
+        [["RTY"]] * len(shards[2].actors),
+    ], "each symbol in one shard, served by all of its stages"
+    cores = [core for node in loaded.nodes if node.wait == "spin" for core in node.cores]
+    assert sorted(cores) == list(range(1, 8)), "one spinning node per core, core 0 left free"
+    assert _order(topology, "shard_1")[:3] == [
+        "ticks->bars_1",
+        *(["bars_1->features_1", "features_1->tactical_1"] if policy else ["bars_1->tactical_1"]),
+    ]
+    risk_inputs = {ring.stream for ring in topology.rings if ring.consumer == "risk"}
+    assert {f"intents_{k}" for k in range(3)} <= risk_inputs
