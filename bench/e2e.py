@@ -24,7 +24,8 @@ caches):
 - `detail ...`: what the stages are made of and what else competes for the node:
   `publish s` (stamp -> every ring written), `handle s->a` (a whole handler run, e.g. the
   venue's tick handling that the order waits behind), commits, idle work (the tactical
-  policy's preparation of its next decision) and garbage collections.
+  policy's preparation of its next decision), keep warm (the tactical policy reading
+  its weights back into the caches while the node spins idle) and garbage collections.
 
 With `--journal` the journal runs too, as in the shipped topology (its own node on core
 0, fed by drop rings), so that its cost to the order path shows against a run without it.
@@ -106,6 +107,7 @@ DETAILS = (
     ("handle venue->execution", "node.hot.handle venue->execution"),
     ("hot commit", "node.hot.commit"),
     ("hot idle work", "node.hot.idle work"),
+    ("hot keep warm", "node.hot.keep warm"),
     ("hot gc pause", "node.hot.gc pause"),
     ("market commit", "node.market.commit"),
     ("market gc pause", "node.market.gc pause"),

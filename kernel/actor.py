@@ -224,6 +224,16 @@ class Actor:
         inputs never go quiet runs none of it: ask once per need, not once per message."""
         self.context._when_idle(self.name, work)
 
+    def keep_warm(self) -> None:
+        """Override to read what this actor's next order-path message will need (a
+        policy's weights) back into the CPU caches. A spinning node calls it after each
+        spin slice that found no message (about every 200 us while quiet): between two
+        5-minute bars, other work and other tenants of the machine evict a working set
+        that the next decision would otherwise fetch from memory. Reads only, short (a
+        message that arrives meanwhile waits for it), no publish, no state change; its
+        exception fails the node. Nodes that park or back off never call it: after a
+        sleep the caches are cold whatever was read before it."""
+
     def report_problem(self, problem: str | None) -> None:
         """Show `problem` in this actor's health row (`problem` set, `degraded`, the text in
         `last_error`) until it is reported again as None: for a fault the actor survives

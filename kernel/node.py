@@ -43,6 +43,7 @@ from ringbuf import (
     Doorbell,
     RingReader,
     RingWriter,
+    SpinWait,
     UnknownRecordType,
     WaitStrategy,
     make_wait_strategy,
@@ -163,6 +164,9 @@ class NodeRuntime:
         self._idle: deque[tuple[str, Callable[[], None]]] = deque()
         """Work the actors asked for at the next quiet moment (`Actor.when_idle`), in order."""
         self._record_idle: Callable[[int], None] | None = None
+        self._record_warm: Callable[[int], None] | None = None
+        self._warmers: list[tuple[str, Callable[[], None]]] = []
+        """The hosted actors that override `Actor.keep_warm`, in hosting order."""
         self.stopped = asyncio.Event()
         self._heartbeat: asyncio.TimerHandle | None = None
         self.recorder: LatencyRecorder | None = None
@@ -362,6 +366,7 @@ class NodeRuntime:
         if self.recorder is not None:
             self._record_commit = self.recorder.series("commit").record
             self._record_idle = self.recorder.series("idle work").record
+            self._record_warm = self.recorder.series("keep warm").record
         self._attach()
         for name, actor in self.actors.items():
             try:
@@ -369,6 +374,11 @@ class NodeRuntime:
             except Exception as error:
                 self.fail(name, error, "on_start")
             self._commit_actor(self.hosted[name])
+        self._warmers = [
+            (name, actor.keep_warm)
+            for name, actor in self.actors.items()
+            if type(actor).keep_warm is not Actor.keep_warm
+        ]
         # Everything alive now (modules, actors, their state) lives for the whole process:
         # keep it out of the collector so that a full collection stays short on the hot path.
         gc.collect()
@@ -438,11 +448,12 @@ class NodeRuntime:
         - `publish <stream>`: stamp -> every ring written (encode, outbox, writes);
         - `handler until publish <stream>`: handler begins -> its publish stamp;
         - `commit`: a commit pass; `gc pause`: a garbage collection;
-        - `idle work`: a piece of work an actor asked for at a quiet moment (`when_idle`).
+        - `idle work`: a piece of work an actor asked for at a quiet moment (`when_idle`);
+        - `keep warm`: the actors' `keep_warm` calls between two empty spin slices.
         """
         if not self.spec.trace_latency:
             return None
-        series = ["commit", "gc pause", "idle work"]
+        series = ["commit", "gc pause", "idle work", "keep warm"]
         for actor in self.spec.actors:
             for ring in self.topology.inputs_of(actor):
                 series += [f"{ring.stream}->{actor}", f"handle {ring.stream}->{actor}"]
@@ -541,6 +552,9 @@ class NodeRuntime:
                     # One actor per quiet moment, then poll again: a message that came
                     # meanwhile waits for one actor's save at most, not for all of them.
                     self._commit_next()
+                elif self._warmers and isinstance(wait, SpinWait):
+                    await wait.wait_async(readers, between_slices=self._keep_warm)
+                    last_yield = clock()
                 else:
                     await wait.wait_async(readers)
                     last_yield = clock()
@@ -599,6 +613,17 @@ class NodeRuntime:
 
     def _when_idle(self, actor: str, work: Callable[[], None]) -> None:
         self._idle.append((actor, work))
+
+    def _keep_warm(self) -> None:
+        """Every actor's `keep_warm`, between two empty spin slices."""
+        started = time.monotonic_ns()
+        for actor, warm in self._warmers:
+            try:
+                warm()
+            except Exception as error:
+                self.fail(actor, error, "keep warm")
+        if self._record_warm is not None:
+            self._record_warm(time.monotonic_ns() - started)
 
     def _run_idle(self) -> None:
         """One piece of idle work (`Actor.when_idle`); its exception fails the node."""

@@ -13,7 +13,7 @@ has a blocking form (`wait`) and an asyncio form (`wait_async`).
 import asyncio
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from ringbuf._core import ReaderCore, spin_until_available
@@ -75,8 +75,13 @@ class SpinWait:
                 return False
         return True
 
-    async def wait_async(self, readers: Sequence[RingReader]) -> None:
+    async def wait_async(
+        self, readers: Sequence[RingReader], between_slices: Callable[[], None] | None = None
+    ) -> None:
+        """`between_slices`, if given, runs after each slice that found nothing."""
         while not (self._interrupted or _spin_until(readers, self.slice_s)):
+            if between_slices is not None:
+                between_slices()
             await asyncio.sleep(0)
 
     def interrupt(self) -> None:

@@ -366,3 +366,35 @@ class IdleNotes(Actor):
             notes.write(f"{value} {self.last}\n")
 
     inputs = {Number: on_number}
+
+
+class WarmNotesParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    notes: str
+    fail_at: int = 0
+    faults_file: str = ""
+
+
+class WarmNotes(Actor):
+    """Counts the Numbers it handles and its `keep_warm` calls; every 50th call rewrites
+    `notes` with "<calls> <numbers handled>". The call numbered `fail_at` raises, once
+    (its fault is noted in `faults_file`, which outlives restarts)."""
+
+    Params = WarmNotesParams
+
+    async def on_start(self) -> None:
+        self.handled = 0
+        self.calls = 0
+
+    def on_number(self, msg: Number) -> None:
+        self.handled += 1
+
+    def keep_warm(self) -> None:
+        self.calls += 1
+        faults = Path(self.params.faults_file)
+        if self.calls == self.params.fail_at and not faults.exists():
+            faults.write_text("fault\n")
+            raise RuntimeError(f"keep_warm told to fail at call {self.calls}")
+        if self.calls % 50 == 0:
+            Path(self.params.notes).write_text(f"{self.calls} {self.handled}\n")
+
+    inputs = {Number: on_number}

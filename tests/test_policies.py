@@ -152,6 +152,7 @@ def test_incremental_tactical_decisions_equal_torch_and_whole_ones(tactical, rea
         if i % 5:
             served.prepare(activations)
             served.prepare(activations)  # idempotent
+            served.keep_warm()  # reads only
         np.testing.assert_allclose(got, want, rtol=0, atol=TOLERANCE)
         np.testing.assert_array_equal(got, served.probabilities(matrix))
     with pytest.raises(ValueError, match="another tactical policy"):

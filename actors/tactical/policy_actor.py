@@ -261,6 +261,12 @@ class TacticalPolicyActor(ServesPolicy, Actor):
             )
         )
 
+    def keep_warm(self) -> None:
+        """The served model's weights back into the caches while the node spins idle."""
+        policy = self.model.policy
+        if policy is not None:
+            policy.keep_warm()
+
     def _prepare(self, symbol: str) -> None:
         """The next decision's head start, on the symbol's activations as they are now."""
         self._preparing.discard(symbol)
