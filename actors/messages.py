@@ -437,6 +437,25 @@ class PositionSnapshot(Message, array_like=True, gc=False, frozen=False, kw_only
     """Signed contracts x mark x point value, in account currency."""
 
 
+class VarBacktestSummary(msgspec.Struct, gc=False, kw_only=True):
+    """One confidence's VaR backtest over the last periods (actors/risk_monitor/backtest.py):
+    statistics and p-values are NaN while too few periods were seen."""
+
+    confidence: float
+    periods: int
+    hits: int
+    expected_hits: float
+    kupiec_statistic: float
+    kupiec_p_value: float
+    independence_statistic: float
+    independence_p_value: float
+    conditional_coverage_statistic: float
+    conditional_coverage_p_value: float
+    zone: str
+    """Basel traffic light: green, yellow or red."""
+    plus_factor: float
+
+
 class RiskSnapshot(Message, array_like=True, gc=False, frozen=False, kw_only=True, tag=15):
     """Account-level risk state, as published by the risk monitor."""
 
@@ -467,6 +486,22 @@ class RiskSnapshot(Message, array_like=True, gc=False, frozen=False, kw_only=Tru
     """Portfolio realized P&L net of fees, since the book began."""
     unrealized_pnl: float = NAN
     """Portfolio P&L of the open positions at their marks."""
+    var_method: str = ""
+    """How var_95 ... es_99 were estimated (the monitor's `var_method`)."""
+    var_by_method: dict[str, float] = msgspec.field(default_factory=dict)
+    """Every method's figures, "<method>.<var|es>_<95|99>" -> currency."""
+    session_drawdown_pct: float = NAN
+    """Drawdown from the day's equity high, percent."""
+    margin_use: float = NAN
+    """Initial margin of the open positions as a fraction of equity (NaN: margins unknown)."""
+    volatility_ratio: float = NAN
+    """The highest ratio of an instrument's EWMA volatility to its volatility over the
+    lookback (1 = normal)."""
+    correlation_change: float = NAN
+    """The largest change of a pairwise correlation, EWMA against the lookback's."""
+    var_backtests: list[VarBacktestSummary] = msgspec.field(default_factory=list)
+    breakers: list[str] = msgspec.field(default_factory=list)
+    """The circuit breakers tripped in this condition episode, each with its reason."""
 
 
 class DecisionRecord(Message, array_like=True, gc=False, frozen=False, kw_only=True, tag=16):

@@ -270,10 +270,6 @@ capacity = 1048576
 [[streams]]
 name = "venue"
 capacity = 4194304
-[[streams]]
-name = "risk_snapshots"
-capacity = 262144
-full_policy = "drop"
 
 {feed}
 [[actors]]
@@ -286,7 +282,7 @@ outputs = {{ reports = "venue" }}
 name = "risk"
 cls = "actors.risk:RiskActor"
 inputs = {json.dumps([*intents, "venue", *bars])}
-outputs = {{ verdicts = "verdicts", snapshots = "risk_snapshots" }}
+outputs = {{ verdicts = "verdicts" }}
 [actors.params]
 max_orders_per_minute = 1000000
 daily_loss_limit = 1e12

@@ -107,11 +107,26 @@ class Instrument(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     """The venue rejects a limit price further than this from the last trade."""
     adv_contracts: Positive = 100_000.0
     """Average daily volume in contracts: the V of the venue's square-root impact law."""
+    initial_margin: NonNegative = 0.0
+    """Initial margin per contract, in `currency` (the clearing house publishes it and
+    changes it with volatility); 0: unknown, and the risk monitor's margin use is NaN."""
 
 
 DEFAULT_INSTRUMENTS = (
-    Instrument(symbol="ES", tick_size=0.25, point_value=50.0, adv_contracts=100_000.0),
-    Instrument(symbol="NQ", tick_size=0.25, point_value=20.0, adv_contracts=60_000.0),
+    Instrument(
+        symbol="ES",
+        tick_size=0.25,
+        point_value=50.0,
+        adv_contracts=100_000.0,
+        initial_margin=13_000.0,
+    ),
+    Instrument(
+        symbol="NQ",
+        tick_size=0.25,
+        point_value=20.0,
+        adv_contracts=60_000.0,
+        initial_margin=19_000.0,
+    ),
 )
 """E-mini S&P 500 and E-mini Nasdaq-100 futures (CME), regular trading hours."""
 

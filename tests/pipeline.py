@@ -64,7 +64,7 @@ def pipeline_config(tmp: Path, max_ticks: int, **risk: object) -> dict[str, Any]
             "cls": "actors.risk:RiskActor",
             "inputs": ["intents", "venue", "bars"],
             "outputs": {"verdicts": "verdicts"},
-            "params": {**LOOSE_RISK_LIMITS, "snapshot_interval_s": 0.1, **risk},
+            "params": {**LOOSE_RISK_LIMITS, **risk},
         },
         {
             "name": "execution",

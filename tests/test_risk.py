@@ -24,8 +24,6 @@ from actors.messages import (
     DenyReason,
     Direction,
     Fill,
-    PositionSnapshot,
-    RiskSnapshot,
     RiskVerdict,
     TradeIntent,
     TradingState,
@@ -43,7 +41,7 @@ from actors.risk import (
     killswitch_path,
     risk_contracts,
 )
-from actors.risk.actor import SNAPSHOT_TIMER, RiskState
+from actors.risk.actor import RiskState
 from actors.risk.throttle import OrderThrottle
 from kernel.codec import Codec
 from tests.helpers import actor_context
@@ -764,7 +762,7 @@ async def _risk_actor_with_state(
 ) -> tuple[RiskActor, dict]:
     """The actor over real rings, started from `state` (what the kernel restores)."""
     codec = Codec.from_union(AnyMessage)
-    captures = {name: capture(name, codec) for name in ("verdicts", "snapshots")}
+    captures = {"verdicts": capture("verdicts", codec)}
     context = actor_context("risk", {n: c.stream for n, c in captures.items()}, system=system)
     actor = RiskActor(RiskActor.parse_params(params), context)
     actor.state = state
@@ -782,53 +780,6 @@ async def test_the_actor_answers_every_intent_with_its_origin(capture, system):
     assert (ok.origin_ns, ok.intent_ns, ok.seq) == (111, 150, 1) and ok.ts_ns > ok.intent_ns
     assert not bad.approved and bad.reason == DenyReason.NAN_INPUT
     assert (bad.origin_ns, bad.intent_ns, bad.seq) == (222, 250, 2)
-    await actor.on_stop()
-
-
-async def test_the_actor_books_fills_and_publishes_snapshots(capture, system):
-    actor, out = await _risk_actor(capture, system, initial_equity=100_000.0)
-    actor.on_message(bar(5000.0))
-    actor.on_message(fill(LONG, 2, 5000.0, fee=2.0, fill_id="f-1"))
-    actor.on_message(fill(LONG, 2, 5000.0, fee=2.0, fill_id="f-1"))  # redelivered
-    actor.on_message(bar(5010.0, end_ns=T0 + 300 * NS))
-    actor.on_timer(SNAPSHOT_TIMER)
-    risk, position = out["snapshots"].messages
-    assert type(risk) is RiskSnapshot and type(position) is PositionSnapshot
-    assert risk.equity == 100_000.0 - 2.0 + 2 * 10 * 50.0 and risk.net_position == 2
-    assert risk.trading_state == TradingState.ACTIVE and not risk.kill_switch
-    assert risk.event_ns == T0 + 300 * NS and math.isnan(risk.var_99)
-    assert risk.limits["max_position"] == 5.0 and risk.limits["daily_loss_limit"] == 5_000.0
-    assert risk.utilisation["max_position"] == 2 / 5
-    assert risk.utilisation["max_notional"] == 2 * 5010.0 * 50.0 / 2_000_000.0
-    assert risk.utilisation["daily_loss_limit"] == 0.0  # a gain uses none of it
-    assert (position.symbol, position.quantity, position.avg_price) == ("ES", 2, 5000.0)
-    assert (position.mark_price, position.unrealized_pnl) == (5010.0, 1000.0)
-    await actor.on_stop()
-
-
-async def test_the_snapshots_carry_the_portfolio_and_each_symbol(capture, system):
-    """Two symbols with their own point values: per-symbol P&L and notional, and the
-    portfolio's gross and net notional, concentration and P&L in the account snapshot."""
-    actor, out = await _risk_actor(capture, system, initial_equity=100_000.0)
-    actor.on_message(bar(5000.0))
-    actor.on_message(bar(15000.0, "NQ"))
-    actor.on_message(fill(LONG, 2, 5000.0, fee=2.0, fill_id="es-1"))  # ES $50 a point
-    actor.on_message(fill(SHORT, 1, 15000.0, fee=1.0, symbol="NQ", fill_id="nq-1"))  # NQ $20
-    actor.on_message(bar(5010.0, end_ns=T0 + 300 * NS))
-    actor.on_message(bar(14900.0, "NQ", end_ns=T0 + 300 * NS))
-    actor.on_timer(SNAPSHOT_TIMER)
-    risk, *positions = out["snapshots"].messages
-    by_symbol = {p.symbol: p for p in positions}
-    es, nq = by_symbol["ES"], by_symbol["NQ"]
-    assert (es.quantity, es.unrealized_pnl, es.realized_pnl) == (2, 2 * 10 * 50.0, -2.0)
-    assert (nq.quantity, nq.unrealized_pnl, nq.realized_pnl) == (-1, 100 * 20.0, -1.0)
-    assert (es.notional, nq.notional) == (2 * 5010.0 * 50.0, -14900.0 * 20.0)
-    assert risk.gross_notional == 501_000.0 + 298_000.0
-    assert risk.net_notional == 501_000.0 - 298_000.0 and risk.net_position == 1
-    assert risk.concentration == 501_000.0 / 799_000.0
-    assert (risk.realized_pnl, risk.unrealized_pnl) == (-3.0, 3000.0)
-    assert risk.equity == 100_000.0 - 3.0 + 3000.0
-    assert risk.utilisation["max_net_notional"] == 203_000.0 / 1_500_000.0
     await actor.on_stop()
 
 
@@ -856,14 +807,13 @@ async def test_a_fill_nobody_can_book_halts_trading_and_says_why(capture, system
     (verdict,) = out["verdicts"].messages
     assert not verdict.approved and verdict.reason == DenyReason.HALTED
     assert actor.book.position("ES") == 0
-    (snapshot,) = [s for s in out["snapshots"].messages if type(s) is RiskSnapshot]
-    assert snapshot.trading_state == TradingState.HALTED
     state = KillSwitch.open(system).state()
+    assert state.trading_state == TradingState.HALTED
     assert "invalid fill: fill f-bad: price nan" in state.state_reason
     await actor.on_stop()
 
 
-async def test_control_changes_the_state_and_reports_it_at_once(capture, system):
+async def test_control_changes_the_state_in_the_switch_file(capture, system):
     actor, out = await _risk_actor(capture, system)
     actor.on_message(bar(5000.0))
     actor.on_message(Control(command=ControlCommand.HALT, reason="news", operator="alice"))
@@ -873,8 +823,8 @@ async def test_control_changes_the_state_and_reports_it_at_once(capture, system)
     halted, resumed = out["verdicts"].messages
     assert not halted.approved and halted.reason == DenyReason.HALTED
     assert resumed.approved
-    states = [s.trading_state for s in out["snapshots"].messages if type(s) is RiskSnapshot]
-    assert states == [TradingState.HALTED, TradingState.ACTIVE]
+    state = KillSwitch.open(system).state()
+    assert (state.trading_state, state.state_by) == (TradingState.ACTIVE, "alice")
     await actor.on_stop()
 
 
@@ -896,10 +846,10 @@ async def test_a_new_instance_sees_the_engaged_switch_from_shared_memory(capture
     await restarted.on_stop()
 
 
-def test_the_params_are_the_limits_plus_the_report_interval():
-    params = RiskActor.parse_params({"max_position": 3, "snapshot_interval_s": 0.5})
+def test_the_params_are_the_limits():
+    params = RiskActor.parse_params({"max_position": 3})
     assert isinstance(params, RiskParams) and isinstance(params, RiskLimits)
-    assert (params.max_position, params.snapshot_interval_s) == (3, 0.5)
+    assert params.max_position == 3
     assert params.point_values() == {"ES": 50.0, "NQ": 20.0}
     with pytest.raises(msgspec.ValidationError, match="unknown field"):
         RiskActor.parse_params({"verdicts": "v"})

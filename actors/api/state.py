@@ -24,7 +24,7 @@ def as_json(msg: msgspec.Struct) -> dict[str, Any]:
         if field in ENVELOPE:
             continue
         value = getattr(msg, field)
-        out[field] = value.name if isinstance(value, Enum) else value
+        out[field] = value.name if isinstance(value, Enum) else msgspec.to_builtins(value)
     return out
 
 

@@ -3,8 +3,8 @@
 Consumes TradeIntent (answered at once by a RiskVerdict, approved or denied, carrying the
 intent's origin_ns so the order path can be traced), Fill (the book), Bar (marks) and
 Control (HALT -> HALTED, RESUME -> ACTIVE, FLATTEN -> REDUCING; SHUTDOWN is the kernel's).
-Every `snapshot_interval_s`, and at once after a trading-state change, it publishes a
-RiskSnapshot (with each limit and its utilisation) and a PositionSnapshot per symbol seen.
+It publishes nothing else: the risk monitor (actors.risk_monitor), off the order path,
+reports the same book and limits with the portfolio's VaR.
 
 Crash-only restart: the kill switch and the trading state live in shared memory
 (killswitch.py) and are found as they were. Everything else is the actor's durable
@@ -18,15 +18,12 @@ import msgspec
 
 from actors.common.instruments import ServesInstruments
 from actors.messages import (
-    NAN,
     Bar,
     Control,
     ControlCommand,
     Fill,
     OrderAck,
     OrderReject,
-    PositionSnapshot,
-    RiskSnapshot,
     RiskVerdict,
     TradeIntent,
     TradingState,
@@ -35,21 +32,7 @@ from actors.risk.book import BookState, InvalidFill, RiskBook
 from actors.risk.gate import GATE, GateMemory, RiskGate
 from actors.risk.killswitch import KillSwitch
 from actors.risk.limits import RiskLimits
-from config.types import Positive
 from kernel.actor import Actor, Port
-
-SNAPSHOT_TIMER = "snapshot"
-REPORTED_LIMITS = (
-    "max_position",
-    "max_order_size",
-    "max_notional",
-    "max_net_notional",
-    "daily_loss_limit",
-    "max_orders_per_minute",
-    "risk_per_trade_fraction",
-    "price_band_fraction",
-)
-"""The limits a RiskSnapshot lists (the sizing and bookkeeping parameters are not limits)."""
 
 _STATES = {
     ControlCommand.HALT: TradingState.HALTED,
@@ -59,9 +42,7 @@ _STATES = {
 
 
 class RiskParams(RiskLimits, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """The limits, plus how often the actor reports."""
-
-    snapshot_interval_s: Positive = 1.0
+    """The limits."""
 
 
 class RiskState(msgspec.Struct, kw_only=True):
@@ -84,7 +65,6 @@ class RiskActor(ServesInstruments, Actor):
     async def on_start(self) -> None:
         params = self.params
         self._verdicts = self.output("verdicts")
-        self._snapshots = self.output("snapshots")
         self.controls = KillSwitch.open(self.context.system)
         point_values = params.point_values()
         self.book = RiskBook(params.initial_equity, point_values)
@@ -104,7 +84,6 @@ class RiskActor(ServesInstruments, Actor):
             problem = f"positions in instruments not traded here: {', '.join(stray)}"
             self.log.error("trading HALTED: %s", problem)
             self.controls.set_trading_state(TradingState.HALTED, GATE, problem)
-        self._limits = {name: float(getattr(params, name)) for name in REPORTED_LIMITS}
         state = self.controls.state()
         if state.engaged or state.trading_state != TradingState.ACTIVE:
             self.log.warning(
@@ -116,7 +95,6 @@ class RiskActor(ServesInstruments, Actor):
                 state.state_reason,
                 state.state_by,
             )
-        self.set_timer(SNAPSHOT_TIMER, params.snapshot_interval_s)
 
     def on_intent(self, intent: TradeIntent) -> None:
         self._verdicts.publish(self.gate.check(intent))
@@ -127,59 +105,12 @@ class RiskActor(ServesInstruments, Actor):
     def state_to_save(self) -> RiskState:
         return RiskState(book=self.book.state(), gate=self.gate.memory())
 
-    def on_timer(self, name: str) -> None:
-        if name == SNAPSHOT_TIMER:
-            self.publish_snapshots()
-
     async def on_stop(self) -> None:
         # A clean stop with nothing latched leaves nothing behind; an engaged switch or
         # a HALTED/REDUCING state stays for the next run to find.
         if self.controls.at_rest:
             self.controls.unlink()
         self.controls.close()
-
-    def publish_snapshots(self) -> None:
-        book = self.book
-        self._snapshots.publish(
-            RiskSnapshot(
-                trading_state=self.controls.trading_state,
-                kill_switch=self.controls.engaged,
-                equity=book.equity,
-                daily_pnl=book.daily_pnl,
-                drawdown_pct=book.drawdown_pct,
-                gross_notional=book.gross_notional,
-                net_position=book.net_position,
-                # VaR and ES belong to the background monitor, not computed here.
-                var_95=NAN,
-                var_99=NAN,
-                es_95=NAN,
-                es_99=NAN,
-                event_ns=book.event_ns,
-                consecutive_losses=book.stats.consecutive_losses,
-                limits=self._limits,
-                utilisation=self.gate.utilisation(),
-                net_notional=book.net_notional,
-                concentration=book.concentration,
-                realized_pnl=book.realized_pnl,
-                unrealized_pnl=book.unrealized_pnl,
-            )
-        )
-        for held in book.positions.values():
-            point_value = book.point_values.get(held.symbol)
-            if point_value is None:
-                continue
-            self._snapshots.publish(
-                PositionSnapshot(
-                    symbol=held.symbol,
-                    quantity=held.quantity,
-                    avg_price=held.avg_price,
-                    mark_price=held.mark,
-                    realized_pnl=held.realized,
-                    unrealized_pnl=held.unrealized(point_value),
-                    event_ns=book.event_ns,
-                    notional=book.notional(held.symbol),
-                )
-            )
 
     def on_fill(self, fill: Fill) -> None:
         try:
@@ -189,8 +120,7 @@ class RiskActor(ServesInstruments, Actor):
             # sure, so trading stops (HALTED: only cancels) until an operator looks. Not an
             # exception: a redelivery would replay it into a crash loop.
             self.log.error("fill refused, trading HALTED: %s", error)
-            if self.controls.set_trading_state(TradingState.HALTED, GATE, f"invalid fill: {error}"):
-                self.publish_snapshots()
+            self.controls.set_trading_state(TradingState.HALTED, GATE, f"invalid fill: {error}")
             return
         if fresh:
             self.gate.on_fill(fill.symbol, int(fill.side), fill.quantity)
@@ -204,14 +134,10 @@ class RiskActor(ServesInstruments, Actor):
             self.log.warning(
                 "trading state %s by %s: %s", state.name, by, control.reason or "no reason"
             )
-            self.publish_snapshots()
 
     inputs = {TradeIntent: on_intent, Bar: on_bar, Fill: on_fill, Control: on_control}
     ignores = (OrderAck, OrderReject)
     """The venue's stream also carries order acks and rejects: execution's business."""
     optional_inputs = (Control,)
     """Operator controls arrive when a control stream is wired (none in the default)."""
-    outputs = {
-        "verdicts": Port(RiskVerdict),
-        "snapshots": Port(RiskSnapshot, PositionSnapshot, optional=True),
-    }
+    outputs = {"verdicts": Port(RiskVerdict)}

@@ -142,35 +142,10 @@ class RiskGate:
         self.pending.fill(symbol, side, quantity)
 
     def utilisation(self) -> dict[str, float]:
-        """Use of each limit that can fill up, as a fraction of it (1.0 = at the limit), as
-        the gate sees it: pending approvals count like positions. A limit of 0 is full."""
-        limits, book, pending = self.limits, self.book, self.pending
+        """`limit_utilisation` as the gate sees it now."""
         now = self._clock()
-        pending.expire(now)
-        # Per symbol, the worse side (what is held that way plus what is pending that way)
-        # against that symbol's limit; the most used symbol is the utilisation.
-        position_use = max(
-            (
-                max(
-                    held.quantity + pending.quantity(symbol, 1),
-                    pending.quantity(symbol, -1) - held.quantity,
-                )
-                / limit
-                if (limit := limits.position_limit(symbol))
-                else 1.0
-                for symbol, held in book.positions.items()
-            ),
-            default=0.0,
-        )
-        net = abs(book.net_notional + pending.net_notional)
-        used = {
-            "max_notional": (book.gross_notional + pending.notional, limits.max_notional),
-            "max_net_notional": (net, limits.max_net_notional),
-            "daily_loss_limit": (max(0.0, -book.daily_pnl), limits.daily_loss_limit),
-            "max_orders_per_minute": (self._throttle.count(now), limits.max_orders_per_minute),
-        }
-        use = {name: value / limit if limit else 1.0 for name, (value, limit) in used.items()}
-        return {"max_position": position_use, **use}
+        self.pending.expire(now)
+        return limit_utilisation(self.limits, self.book, self.pending, self._throttle.count(now))
 
     def check(self, intent: TradeIntent) -> RiskVerdict:
         controls = self.controls
@@ -283,6 +258,38 @@ class RiskGate:
             intent_ns=intent.ts_ns,
             origin_ns=intent.origin_ns,
         )
+
+
+def limit_utilisation(
+    limits: RiskLimits, book: RiskBook, pending: PendingOrders, orders_last_minute: int
+) -> dict[str, float]:
+    """Use of each limit that can fill up, as a fraction of it (1.0 = at the limit), as the
+    gate counts it: approvals not yet filled (`pending`) count like positions. A limit of
+    0 is full."""
+    # Per symbol, the worse side (what is held that way plus what is pending that way)
+    # against that symbol's limit; the most used symbol is the utilisation.
+    position_use = max(
+        (
+            max(
+                held.quantity + pending.quantity(symbol, 1),
+                pending.quantity(symbol, -1) - held.quantity,
+            )
+            / limit
+            if (limit := limits.position_limit(symbol))
+            else 1.0
+            for symbol, held in book.positions.items()
+        ),
+        default=0.0,
+    )
+    net = abs(book.net_notional + pending.net_notional)
+    used = {
+        "max_notional": (book.gross_notional + pending.notional, limits.max_notional),
+        "max_net_notional": (net, limits.max_net_notional),
+        "daily_loss_limit": (max(0.0, -book.daily_pnl), limits.daily_loss_limit),
+        "max_orders_per_minute": (orders_last_minute, limits.max_orders_per_minute),
+    }
+    use = {name: value / limit if limit else 1.0 for name, (value, limit) in used.items()}
+    return {"max_position": position_use, **use}
 
 
 def _deny(

@@ -21,6 +21,18 @@ import msgspec
 from actors.common.instruments import InstrumentParams
 from config.types import AtLeastOne, Count, Fraction, Positive
 
+REPORTED_LIMITS = (
+    "max_position",
+    "max_order_size",
+    "max_notional",
+    "max_net_notional",
+    "daily_loss_limit",
+    "max_orders_per_minute",
+    "risk_per_trade_fraction",
+    "price_band_fraction",
+)
+"""The limits a RiskSnapshot lists (the sizing and bookkeeping parameters are not limits)."""
+
 
 class RiskLimits(InstrumentParams, frozen=True, forbid_unknown_fields=True, kw_only=True):
     initial_equity: Positive = 250_000.0

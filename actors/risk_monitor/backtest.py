@@ -34,6 +34,8 @@ MIN_PERIODS = 20
 
 
 class Zone(StrEnum):
+    NONE = "none"
+    """Fewer than MIN_PERIODS periods: no zone yet."""
     GREEN = "green"
     YELLOW = "yellow"
     RED = "red"
@@ -150,6 +152,14 @@ class VarBacktest:
         self.confidence = confidence
         self._hits: deque[bool] = deque(maxlen=window)
 
+    def hits(self) -> list[bool]:
+        """The window, oldest first (the state to save: `restore` takes it back)."""
+        return list(self._hits)
+
+    def restore(self, hits: list[bool]) -> None:
+        self._hits.clear()
+        self._hits.extend(hits)
+
     def record(self, var: float, loss: float) -> bool:
         """One period: whether its loss exceeded the VaR forecast for it (a hit). A NaN
         forecast (too little history) is no forecast: the period is not counted."""
@@ -163,7 +173,8 @@ class VarBacktest:
         hits = list(self._hits)
         coverage = 1.0 - self.confidence
         count = sum(hits)
-        zone = traffic_light(count, len(hits), coverage) if hits else Zone.GREEN
+        enough = len(hits) >= MIN_PERIODS
+        zone = traffic_light(count, len(hits), coverage) if enough else Zone.NONE
         basel = len(hits) == BASEL_WINDOW and math.isclose(coverage, 0.01)
         plus = 1.0 if zone is Zone.RED else PLUS_FACTORS.get(count, 0.0)
         return BacktestReport(

@@ -60,7 +60,8 @@ def empirical(losses: np.ndarray, confidence: float) -> RiskEstimate:
         return UNKNOWN
     tail = max(1, math.floor(n * (1.0 - confidence) + 1e-9))
     ordered = np.sort(losses)
-    return RiskEstimate(float(ordered[n - tail - 1]), float(ordered[n - tail :].mean()))
+    # + 0.0: a flat portfolio's losses are -0.0, reported as 0
+    return RiskEstimate(float(ordered[n - tail - 1]) + 0.0, float(ordered[n - tail :].mean()) + 0.0)
 
 
 def parametric(
@@ -93,7 +94,8 @@ def filtered_historical(
         return RiskEstimate(0.0, 0.0)
     usable = sigma[:-1] > 0.0
     standardized = empirical(-pnl[usable] / sigma[:-1][usable], confidence)
-    return RiskEstimate(standardized.var * sigma[-1], standardized.es * sigma[-1])
+    scale = float(sigma[-1])
+    return RiskEstimate(standardized.var * scale, standardized.es * scale)
 
 
 def monte_carlo(
@@ -155,6 +157,14 @@ class EwmaCovariance:
         self._sum *= self.decay
         self._sum += (1.0 - self.decay) * np.outer(returns, returns)
         self.observations += 1
+
+    def weighted_sum(self) -> np.ndarray:
+        """The state to save: the decayed sum of outer products (see `restore`)."""
+        return self._sum.copy()
+
+    def restore(self, weighted_sum: np.ndarray, observations: int) -> None:
+        self._sum = np.array(weighted_sum, dtype=float)
+        self.observations = observations
 
     @property
     def covariance(self) -> np.ndarray:
