@@ -105,8 +105,12 @@ def position(symbol: str, quantity: int, **changes: Any) -> PositionSnapshot:
 
 
 @pytest.fixture
-def system() -> str:
-    return f"test-api-{uuid.uuid4().hex[:10]}"
+def system() -> Iterator[str]:
+    """A unique run name; its segments (the kill switch the API opens) go afterwards."""
+    name = f"test-api-{uuid.uuid4().hex[:10]}"
+    yield name
+    for status in list_segments(f"{name}."):
+        unlink_segment(status.name)
 
 
 @pytest.fixture

@@ -10,11 +10,13 @@ import os
 
 from aiohttp import web
 
+from actors.api.auth import Authenticator, allowed_hosts, load_token
 from actors.api.health import HealthSource
 from actors.api.params import ApiParams
 from actors.api.server import Routes, build_app
 from actors.api.state import RiskState
 from actors.messages import PositionSnapshot, RiskSnapshot
+from actors.risk.killswitch import KillSwitch
 from kernel.actor import Actor
 
 SHUTDOWN_TIMEOUT_S = 2.0
@@ -32,24 +34,36 @@ class ApiActor(Actor):
     params: ApiParams
 
     async def on_start(self) -> None:
+        params = self.params
         self.risk = RiskState()
         self._health = HealthSource(self.context.system)
-        app = build_app(
-            Routes(
-                self.context.system,
-                self._health,
-                self.risk,
-                self.params.execution,
-                self.params.journal,
-            ),
-            self.log,
+        self._switch = KillSwitch.open(self.context.system)
+        auth = Authenticator(load_token(params.token_env, params.token_file), params.token_env)
+        if not auth.enabled:
+            self.log.warning(
+                "no API token configured ($%s or token_file): the mutating endpoints "
+                "(/risk/kill, /risk/reset, /control) are disabled",
+                params.token_env,
+            )
+        self._routes = Routes(
+            self.context.system,
+            self._health,
+            self.risk,
+            params.execution,
+            params.journal,
+            self._switch,
+            auth,
         )
+        # The Host check needs the bound port: it is set once the site listens.
+        self._allowed: set[str] = set()
+        app = build_app(self._routes, self.log, self._allowed)
         # No access log: a scraper polling every few seconds would flood the run's log.
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.params.host, self.params.port)
         await site.start()
         self.port: int = self._runner.addresses[0][1]
+        self._allowed.update(allowed_hosts(self.params.host, self.port))
         host = f"[{self.params.host}]" if ":" in self.params.host else self.params.host
         self.log.info("api listening on http://%s:%d", host, self.port)
         if self.params.port_file is not None:
@@ -64,6 +78,7 @@ class ApiActor(Actor):
     async def on_stop(self) -> None:
         await self._runner.cleanup()
         self._health.close()
+        self._switch.close()
         if self.params.port_file is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.params.port_file)

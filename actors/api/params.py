@@ -24,6 +24,11 @@ class ApiParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     """The execution actor whose committed order counts /metrics exports."""
     journal: str = "journal"
     """The journal actor whose committed row counts /metrics exports (none: no such rows)."""
+    token_env: str = "GRANDMODEL_API_TOKEN"
+    """The environment variable holding the bearer token of the mutating endpoints."""
+    token_file: str | None = None
+    """A file whose first line is the token, read when `token_env` is unset. Neither:
+    the mutating endpoints are disabled (said at start and in every refusal)."""
 
     def __post_init__(self) -> None:
         try:

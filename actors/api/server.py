@@ -1,17 +1,24 @@
-"""The aiohttp application: routes for /health, /risk, /positions, /metrics, JSON errors.
+"""The aiohttp application: the read endpoints, the operator's controls, the OpenAPI
+document, JSON errors.
 
 Every answer is JSON except the Prometheus text of /metrics. A request the router
-rejects (404, 405) and a handler that raises (500, logged) both get a JSON error body:
-a bad request or a bug in a handler must never take the node down with it.
+rejects (404, 405), a body that is too large (413) or invalid (400), a foreign Host (403)
+and a handler that raises (500, logged) all get a JSON error body: a bad request or a bug
+in a handler must never take the node down with it. The mutating endpoints need the
+bearer token (auth.py); their bodies are decoded into the Structs of controls.py.
 """
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+import typing
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any, Literal, TypeVar
 
+import msgspec
 import orjson
 from aiohttp import web
 
+from actors.api import controls
+from actors.api.auth import Authenticator
 from actors.api.health import HealthSource, Row, all_running
 from actors.api.metrics import (
     CONTENT_TYPE,
@@ -20,8 +27,22 @@ from actors.api.metrics import (
     committed_order_counts,
     render,
 )
+from actors.api.openapi import (
+    BacktestBody,
+    Endpoint,
+    HealthBody,
+    LimitsBody,
+    PositionsBody,
+    RiskBody,
+    document,
+)
 from actors.api.state import RiskState
+from actors.risk.killswitch import KillSwitch
 from kernel.latency import read_histograms
+
+MAX_BODY_BYTES = 16 * 1024
+"""A control's body is a few hundred bytes: anything much larger is refused (413)."""
+Body = TypeVar("Body", bound=msgspec.Struct)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -33,6 +54,20 @@ def json_response(
     return web.Response(
         body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
     )
+
+
+def host_middleware(
+    allowed: Collection[str],
+) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """Refuse a request whose Host header is not this server's (DNS rebinding)."""
+
+    @web.middleware
+    async def check_host(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.headers.get("Host", "") not in allowed:
+            return json_response({"error": "Host header does not name this server"}, 403)
+        return await handler(request)
+
+    return check_host
 
 
 def error_middleware(
@@ -52,6 +87,10 @@ def error_middleware(
             )
         except web.HTTPNotFound as exc:
             return json_response({"error": f"no endpoint {request.path}"}, status=exc.status)
+        except web.HTTPRequestEntityTooLarge as exc:
+            return json_response(
+                {"error": f"body larger than {MAX_BODY_BYTES} bytes"}, status=exc.status
+            )
         except web.HTTPException as exc:
             return json_response({"error": exc.reason}, status=exc.status)
         except Exception:
@@ -71,12 +110,73 @@ class Routes:
         risk: RiskState,
         execution: str = "execution",
         journal: str = "journal",
+        switch: KillSwitch | None = None,
+        auth: Authenticator | None = None,
     ) -> None:
         self.system = system
         self.health = health
         self.risk = risk
         self.execution = execution
         self.journal = journal
+        self.switch = switch
+        """The system's kill switch (None: the controls answer 503)."""
+        self.auth = auth or Authenticator(None, "GRANDMODEL_API_TOKEN")
+        self.openapi: dict[str, Any] = {}
+
+    async def _authorized_body(
+        self, request: web.Request, kind: type[Body]
+    ) -> tuple[Body | None, web.Response | None]:
+        """The request's body as `kind`, or the refusal to answer with (auth first)."""
+        refusal = self.auth.refusal(request)
+        if refusal is not None:
+            status, reason = refusal
+            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+            return None, json_response({"error": reason}, status, headers)
+        if self.switch is None:
+            return None, json_response({"error": "no kill switch attached"}, 503)
+        raw = await request.read()
+        try:
+            return msgspec.json.decode(raw, type=kind), None
+        except msgspec.ValidationError as error:
+            return None, json_response({"error": f"invalid body: {_explained(error, kind)}"}, 400)
+        except msgspec.DecodeError as error:
+            return None, json_response({"error": f"body is not JSON: {error}"}, 400)
+
+    async def _control(
+        self,
+        request: web.Request,
+        kind: type[Body],
+        apply: Callable[[KillSwitch, Any], controls.ControlAnswer],
+    ) -> web.Response:
+        body, refusal = await self._authorized_body(request, kind)
+        if refusal is not None:
+            return refusal
+        assert self.switch is not None and body is not None
+        return json_response(msgspec.to_builtins(apply(self.switch, body)))
+
+    async def post_kill(self, request: web.Request) -> web.Response:
+        return await self._control(request, controls.KillRequest, controls.engage)
+
+    async def post_reset(self, request: web.Request) -> web.Response:
+        return await self._control(request, controls.ResetRequest, controls.reset)
+
+    async def post_control(self, request: web.Request) -> web.Response:
+        return await self._control(request, controls.ControlRequest, controls.control)
+
+    async def get_limits(self, request: web.Request) -> web.Response:
+        body = self.risk.to_json()
+        if body is None:
+            return json_response({"error": "no risk snapshot yet"}, status=503)
+        return json_response({"limits": body["limits"], "utilisation": body["utilisation"]})
+
+    async def get_var_backtest(self, request: web.Request) -> web.Response:
+        body = self.risk.to_json()
+        if body is None:
+            return json_response({"error": "no risk snapshot yet"}, status=503)
+        return json_response({"var_method": body["var_method"], "backtests": body["var_backtests"]})
+
+    async def get_openapi(self, request: web.Request) -> web.Response:
+        return json_response(self.openapi)
 
     def _rows(self) -> tuple[list[Row], str | None]:
         """The health rows, or none and why when the system's table does not exist."""
@@ -119,10 +219,120 @@ class Routes:
         return web.Response(body=text, headers={"Content-Type": CONTENT_TYPE})
 
 
-def build_app(routes: Routes, log: logging.Logger) -> web.Application:
-    app = web.Application(middlewares=[error_middleware(log)])
-    app.router.add_get("/health", routes.get_health)
-    app.router.add_get("/risk", routes.get_risk)
-    app.router.add_get("/positions", routes.get_positions)
-    app.router.add_get("/metrics", routes.get_metrics)
+def _explained(error: msgspec.ValidationError, kind: type) -> str:
+    """msgspec's message, with the accepted values when a field takes only a few."""
+    text = str(error)
+    field = text.rpartition("`$.")[2].rstrip("`")
+    annotation = typing.get_type_hints(kind).get(field)
+    if typing.get_origin(annotation) is Literal:
+        return f"{text} (one of {', '.join(map(str, typing.get_args(annotation)))})"
+    return text
+
+
+NO_SNAPSHOT = "no risk snapshot yet (the monitor publishes one as it starts)"
+
+
+def endpoints(routes: Routes) -> list[tuple[Endpoint, Handler]]:
+    """Every route with what the OpenAPI document says of it."""
+    return [
+        (
+            Endpoint(
+                "GET",
+                "/health",
+                "every actor's health row",
+                HealthBody,
+                unavailable="an actor is not running",
+            ),
+            routes.get_health,
+        ),
+        (
+            Endpoint(
+                "GET",
+                "/risk",
+                "the risk snapshot with every position",
+                RiskBody,
+                unavailable=NO_SNAPSHOT,
+            ),
+            routes.get_risk,
+        ),
+        (
+            Endpoint(
+                "GET",
+                "/risk/limits",
+                "the gate's limits and their use",
+                LimitsBody,
+                unavailable=NO_SNAPSHOT,
+            ),
+            routes.get_limits,
+        ),
+        (
+            Endpoint(
+                "GET",
+                "/risk/var/backtest",
+                "the VaR backtests",
+                BacktestBody,
+                unavailable=NO_SNAPSHOT,
+            ),
+            routes.get_var_backtest,
+        ),
+        (
+            Endpoint(
+                "GET",
+                "/positions",
+                "each position and the portfolio's totals",
+                PositionsBody,
+                unavailable=NO_SNAPSHOT,
+            ),
+            routes.get_positions,
+        ),
+        (Endpoint("GET", "/metrics", "Prometheus text", None), routes.get_metrics),
+        (
+            Endpoint(
+                "POST",
+                "/risk/kill",
+                "engage the kill switch",
+                controls.ControlAnswer,
+                controls.KillRequest,
+                mutating=True,
+            ),
+            routes.post_kill,
+        ),
+        (
+            Endpoint(
+                "POST",
+                "/risk/reset",
+                "reset the kill switch",
+                controls.ControlAnswer,
+                controls.ResetRequest,
+                mutating=True,
+            ),
+            routes.post_reset,
+        ),
+        (
+            Endpoint(
+                "POST",
+                "/control",
+                "HALT or RESUME trading",
+                controls.ControlAnswer,
+                controls.ControlRequest,
+                mutating=True,
+            ),
+            routes.post_control,
+        ),
+    ]
+
+
+def build_app(
+    routes: Routes, log: logging.Logger, allowed_hosts: Collection[str] | None = None
+) -> web.Application:
+    """The application; with `allowed_hosts`, a request with another Host is refused."""
+    middlewares = [error_middleware(log)]
+    if allowed_hosts is not None:
+        middlewares.insert(0, host_middleware(allowed_hosts))
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
+    table = endpoints(routes)
+    for endpoint, handler in table:
+        app.router.add_route(endpoint.method, endpoint.path, handler)
+    routes.openapi = document([endpoint for endpoint, _ in table])
+    app.router.add_get("/openapi.json", routes.get_openapi)
     return app

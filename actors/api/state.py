@@ -14,6 +14,7 @@ from kernel.messages import Message
 
 ENVELOPE = frozenset(Message.__struct_fields__)
 """Transport fields (seq, ts_ns, origin_ns): about the stream, not the risk state."""
+# (actors.api.openapi derives the answers' schemas from the same rule: `json_form`)
 
 
 def as_json(msg: msgspec.Struct) -> dict[str, Any]:
@@ -26,6 +27,21 @@ def as_json(msg: msgspec.Struct) -> dict[str, Any]:
         value = getattr(msg, field)
         out[field] = value.name if isinstance(value, Enum) else msgspec.to_builtins(value)
     return out
+
+
+class Portfolio(msgspec.Struct, frozen=True, kw_only=True):
+    """The /positions body's totals, from the account snapshot."""
+
+    symbols: int
+    """Symbols with a position."""
+    net_position: int
+    gross_notional: float | None
+    net_notional: float | None
+    concentration: float | None
+    realized_pnl: float | None
+    unrealized_pnl: float | None
+    daily_pnl: float | None
+    equity: float | None
 
 
 class RiskState:
@@ -42,20 +58,21 @@ class RiskState:
         if snapshot is None:
             return None
         positions = self._positions_json()
+        portfolio = Portfolio(
+            symbols=sum(1 for p in positions if p["quantity"]),
+            net_position=snapshot.net_position,
+            gross_notional=snapshot.gross_notional,
+            net_notional=snapshot.net_notional,
+            concentration=snapshot.concentration,
+            realized_pnl=snapshot.realized_pnl,
+            unrealized_pnl=snapshot.unrealized_pnl,
+            daily_pnl=snapshot.daily_pnl,
+            equity=snapshot.equity,
+        )
         return {
             "as_of_ns": snapshot.event_ns,
             "positions": positions,
-            "portfolio": {
-                "symbols": sum(1 for p in positions if p["quantity"]),
-                "net_position": snapshot.net_position,
-                "gross_notional": snapshot.gross_notional,
-                "net_notional": snapshot.net_notional,
-                "concentration": snapshot.concentration,
-                "realized_pnl": snapshot.realized_pnl,
-                "unrealized_pnl": snapshot.unrealized_pnl,
-                "daily_pnl": snapshot.daily_pnl,
-                "equity": snapshot.equity,
-            },
+            "portfolio": msgspec.to_builtins(portfolio),
         }
 
     def to_json(self) -> dict[str, Any] | None:
