@@ -209,3 +209,11 @@ async def test_no_body_ever_gives_a_5xx(http, body, path):
         http, path, raw=json.dumps(body, allow_nan=True).encode(), headers=AUTH
     )
     assert status < 500, answer
+
+
+async def test_the_switch_can_be_engaged_letting_reducing_orders_through(http, system):
+    kill = {"reason": "exchange outage", "operator": "alice", "reducing_allowed": True}
+    status, body, _ = await call(http, "/risk/kill", kill, AUTH)
+    assert status == 200 and body["kill_switch"]["reducing_allowed"] is True
+    with KillSwitch.open(system) as switch:
+        assert switch.engaged and switch.reducing_allowed

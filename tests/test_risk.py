@@ -513,6 +513,20 @@ def test_the_kill_switch_beats_everything_and_reset_reopens(make_gate, controls)
     assert gate.check(intent(intent_id="k")).approved  # a switch deny remembers no id
 
 
+def test_the_gate_lets_only_reducing_intents_through_when_the_switch_allows_them(make_gate):
+    gate = make_gate(max_order_size=5)
+    fill_into(gate, fill(LONG, 3, 5000.0))
+    gate.controls.engage("venue disconnect", "ops", reducing_allowed=True)
+    opening = gate.check(intent())
+    assert denied(opening, DenyReason.KILL_SWITCH) and opening.detail == "venue disconnect"
+    closing = gate.check(intent(direction=SHORT, stop_price=5006.0))
+    assert closing.approved and closing.quantity == 3, closing  # closes, never flips
+    gate.controls.reset("ops")
+    gate.controls.engage("runaway strategy", "ops")  # reducing not allowed: nothing passes
+    assert denied(gate.check(intent(direction=SHORT, stop_price=5006.0)), DenyReason.KILL_SWITCH)
+    assert gate.controls.state().reducing_allowed is False
+
+
 def test_utilisation_counts_pending_and_the_day_loss(make_gate, clock):
     gate = make_gate(max_orders_per_minute=4)
     fill_into(gate, fill(SHORT, 1, 5000.0, fee=250.0))

@@ -27,6 +27,8 @@ Operator = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._@-]{1,64}$")]
 class KillRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     reason: Reason
     operator: Operator
+    reducing_allowed: bool = False
+    """Let orders that only reduce a position through while engaged."""
 
 
 class ResetRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -58,7 +60,7 @@ def by(operator: str) -> str:
 
 
 def engage(switch: KillSwitch, request: KillRequest) -> ControlAnswer:
-    changed = switch.engage(request.reason, by(request.operator))
+    changed = switch.engage(request.reason, by(request.operator), request.reducing_allowed)
     return _answer(changed, switch)
 
 

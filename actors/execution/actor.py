@@ -42,7 +42,12 @@ from actors.reconcile.books import (
     must_reconcile,
     reconciliation_failed,
 )
-from actors.risk.killswitch import KillSwitch, restrict_to_reducing, restriction_by
+from actors.risk.killswitch import (
+    KillSwitch,
+    reduces_exposure,
+    restrict_to_reducing,
+    restriction_by,
+)
 from config.types import Count, Positive
 from kernel.actor import Actor, Port
 
@@ -100,6 +105,9 @@ class ExecutionCounts(msgspec.Struct, kw_only=True):
     committed with the inputs they count (the API's /metrics reads them)."""
     rejects: dict[str, int] = {}
     """Reject reason name -> venue rejects applied to an order."""
+    kill_switch_blocked: int = 0
+    """Approved verdicts not sent because the kill switch was engaged (approved before it
+    was, or only reducing ones let through and this one was not)."""
 
     def count(self, event: str, side: int, amount: int = 1) -> None:
         key = f"{event}:{_SIDE_NAMES[side]}"
@@ -146,8 +154,8 @@ class ExecutionActor(ServesInstruments, Actor):
             self._add(order)
         self.counts = state.counts
         self.positions = {saved.symbol: Position.from_state(saved) for saved in state.positions}
-        with KillSwitch.open(self.context.system) as switch:
-            restricted = restriction_by(switch, self.name)
+        self._switch = KillSwitch.open(self.context.system)
+        restricted = restriction_by(self._switch, self.name)
         if restricted is not None:
             self._show_restriction(restricted)
         resend: list[Order] = []
@@ -174,11 +182,12 @@ class ExecutionActor(ServesInstruments, Actor):
     def on_timer(self, name: str) -> None:
         if name == RECONCILE_TIMER:
             self._reconcile()
-        elif name == RESTRICTION_TIMER:
-            with KillSwitch.open(self.context.system) as switch:
-                if restriction_by(switch, self.name) is None:  # an operator has looked
-                    self.report_problem(None)
-                    self.cancel_timer(RESTRICTION_TIMER)
+        elif name == RESTRICTION_TIMER and restriction_by(self._switch, self.name) is None:
+            self.report_problem(None)  # an operator has looked
+            self.cancel_timer(RESTRICTION_TIMER)
+
+    async def on_stop(self) -> None:
+        self._switch.close()
 
     def _show_restriction(self, reason: str) -> None:
         """Trading REDUCING because of this actor: its health row says why for as long
@@ -259,6 +268,14 @@ class ExecutionActor(ServesInstruments, Actor):
             counts.redelivered += 1
             self.log.info("verdict for intent %r re-delivered: already sent", verdict.intent_id)
             return
+        if self._blocked(verdict):
+            counts.kill_switch_blocked += 1
+            self.log.warning(
+                "verdict for intent %r not sent: kill switch engaged (%s)",
+                verdict.intent_id,
+                self._switch.reason,
+            )
+            return
         order = Order(
             client_order_id=order_id,
             intent_id=verdict.intent_id,
@@ -270,6 +287,17 @@ class ExecutionActor(ServesInstruments, Actor):
         counts.orders += 1
         counts.count("order", order.side)
         self._add(order)
+
+    def _blocked(self, verdict: RiskVerdict) -> bool:
+        """Whether the kill switch stops this order here: engaged, and the order is not one
+        that only reduces this actor's position while reducing orders are let through."""
+        switch = self._switch
+        if not switch.engaged:
+            return False
+        held = self.positions.get(verdict.symbol)
+        position = held.quantity if held is not None else 0
+        reducing = reduces_exposure(position, int(verdict.direction), verdict.quantity)
+        return not (switch.reducing_allowed and reducing)
 
     def _send(self, order: Order, origin_ns: int = 0, intent_ns: int = 0) -> None:
         """Publish the request of `order` (a market IOC: the IMMEDIATE strategy)."""

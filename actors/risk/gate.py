@@ -149,7 +149,8 @@ class RiskGate:
 
     def check(self, intent: TradeIntent) -> RiskVerdict:
         controls = self.controls
-        if controls.engaged:
+        engaged = controls.engaged
+        if engaged and not controls.reducing_allowed:
             return _deny(intent, _KILL_SWITCH, controls.reason)
         if not self._intent_ids.add(intent.intent_id):
             return _deny(intent, _DUPLICATE_ID, "intent_id seen before")
@@ -187,6 +188,8 @@ class RiskGate:
                 return _deny(intent, _DAILY_LOSS_LIMIT, breach)
         if state is _REDUCING and not reducing:
             return _deny(intent, _REDUCING_ONLY, f"position {held}")
+        if engaged and not reducing:  # engaged, letting only risk-reducing orders through
+            return _deny(intent, _KILL_SWITCH, controls.reason)
 
         mark = book.mark(symbol)
         if not abs(price - mark) <= limits.price_band_fraction * mark:  # NaN mark: deny
@@ -206,7 +209,7 @@ class RiskGate:
         if closable < 0:  # not max(0, ...): a builtin call with two arguments costs ~80 ns
             closable = 0
         kelly = math.nan
-        closing = direction == _FLAT or state is _REDUCING
+        closing = direction == _FLAT or state is _REDUCING or engaged
         if closing:
             quantity, stop_distance, detail = closable, math.nan, _CLOSING
         else:

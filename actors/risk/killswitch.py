@@ -14,8 +14,9 @@ eight u64 words, then NUL-padded UTF-8 text; offsets below are from the payload.
 
     word 0 engaged (0 / 1)      word 4 trading state (TradingState)
     word 1 engage count         word 5 state_changed_at_ns (wall clock)
-    word 2 engaged_at_ns        word 6, 7 reserved
-    word 3 reset_at_ns          (wall clock times)
+    word 2 engaged_at_ns
+    word 3 reset_at_ns          word 6 risk-reducing orders allowed while engaged (0 / 1)
+                                word 7 reserved (wall clock times)
     text: reason, engaged_by, reset_by, state_reason, state_by
 
 Readers take no lock: the hot path reads one aligned word through a memoryview. Writers
@@ -42,7 +43,7 @@ VERSION = 2  # 2: the common segment header replaces the file's own magic and ve
 SIZE = 4096
 _PAYLOAD = SIZE - shm.HEADER_BYTES
 
-_ENGAGED, _COUNT, _ENGAGED_AT, _RESET_AT, _STATE, _STATE_AT = range(6)
+_ENGAGED, _COUNT, _ENGAGED_AT, _RESET_AT, _STATE, _STATE_AT, _REDUCING_ALLOWED = range(7)
 _TEXT = {  # name: (byte offset in the payload, bytes)
     "reason": (64, 256),
     "engaged_by": (320, 64),
@@ -77,6 +78,14 @@ class KillSwitchState(msgspec.Struct, frozen=True, kw_only=True):
     state_changed_at_ns: int
     state_reason: str
     state_by: str
+    reducing_allowed: bool = False
+    """Whether orders that only reduce a position pass while the switch is engaged."""
+
+
+def reduces_exposure(position: int, side: int, quantity: int) -> bool:
+    """Whether an order of `quantity` on `side` (+1 buy, -1 sell) only reduces `position`
+    (never flips it): what an engaged switch lets through when `reducing_allowed`."""
+    return position * side < 0 and quantity <= abs(position)
 
 
 def killswitch_name(system: str) -> str:
@@ -123,21 +132,29 @@ class KillSwitch:
         return _TRADING_STATES[self._words[_STATE]]
 
     @property
+    def reducing_allowed(self) -> bool:
+        """Whether the engaged switch lets orders that only reduce a position through."""
+        return self._words[_REDUCING_ALLOWED] != 0
+
+    @property
     def reason(self) -> str:
         """Why the switch was last engaged (kept after a reset, for the audit)."""
         return self._read_text("reason")
 
-    def engage(self, reason: str, by: str) -> bool:
+    def engage(self, reason: str, by: str, reducing_allowed: bool = False) -> bool:
         """Latch the switch; True if this call engaged it, False if it already was.
+        With `reducing_allowed`, orders that only reduce a position still pass (risk,
+        execution and the venue adapter each check it against their own book).
 
-        A second engage keeps the first one's reason and time: the audit trail needs
-        what tripped it, not the last of the alarms that followed.
+        A second engage keeps the first one's reason, time and policy: the audit trail
+        needs what tripped it, not the last of the alarms that followed.
         """
         with self._locked():
             if self._words[_ENGAGED]:
                 return False
             self._write_text("reason", reason)
             self._write_text("engaged_by", by)
+            self._words[_REDUCING_ALLOWED] = int(reducing_allowed)
             self._words[_ENGAGED_AT] = time.time_ns()
             self._words[_COUNT] += 1
             self._words[_ENGAGED] = 1
@@ -243,6 +260,7 @@ class KillSwitch:
             state_changed_at_ns=words[_STATE_AT],
             state_reason=self._read_text("state_reason"),
             state_by=self._read_text("state_by"),
+            reducing_allowed=words[_REDUCING_ALLOWED] != 0,
         )
 
     @property

@@ -7,6 +7,7 @@ import msgspec
 from actors.common.instruments import ServesInstruments
 from actors.common.positions import PositionState
 from actors.messages import CancelRequest, Fill, OrderAck, OrderReject, OrderRequest, Tick
+from actors.risk.killswitch import KillSwitch, reduces_exposure
 from actors.venue.book import BookState
 from actors.venue.ledger import Outcome, VenueReply
 from actors.venue.venue import ExchangeParams, SimulatedVenue
@@ -50,6 +51,7 @@ class VenueActor(ServesInstruments, Actor):
 
     async def on_start(self) -> None:
         self._out = self.output("reports")
+        self._switch = KillSwitch.open(self.context.system)
         state = self.state
         self.venue = SimulatedVenue(self.params, state.outcomes, state.books, state.positions)
         for reply in self._resent:
@@ -66,6 +68,9 @@ class VenueActor(ServesInstruments, Actor):
             for symbol in self.params.symbols
         }
 
+    async def on_stop(self) -> None:
+        self._switch.close()
+
     def state_to_save(self) -> VenueState:
         venue = self.venue
         return VenueState(
@@ -81,8 +86,20 @@ class VenueActor(ServesInstruments, Actor):
 
     def on_order(self, order: OrderRequest) -> None:
         self.on_order_received(order, time.monotonic_ns())
-        for reply in self.venue.on_order(order, self._clock_ns):
+        for reply in self.venue.on_order(order, self._clock_ns, self._refusal(order)):
             self._out.publish(reply)
+
+    def _refusal(self, order: OrderRequest) -> str | None:
+        """Why the kill switch stops `order` at this adapter (None: it passes): engaged,
+        unless reducing orders pass and this one only reduces the account's position."""
+        switch = self._switch
+        if not switch.engaged:
+            return None
+        held = self.venue.account.get(order.symbol)
+        position = held.quantity if held is not None else 0
+        if switch.reducing_allowed and reduces_exposure(position, int(order.side), order.quantity):
+            return None
+        return f"kill switch engaged: {switch.reason}"
 
     def on_cancel(self, cancel: CancelRequest) -> None:
         for reply in self.venue.on_cancel(cancel, self._clock_ns):

@@ -191,15 +191,23 @@ class SimulatedVenue:
         book = self.books[symbol] = SymbolBook(p.sigma_decay, p.session_s, p.max_gap_s)
         return book
 
-    def on_order(self, order: OrderRequest, now_event_ns: int) -> list[VenueReply]:
+    def on_order(
+        self, order: OrderRequest, now_event_ns: int, refusal: str | None = None
+    ) -> list[VenueReply]:
         """The replies to `order` at market time `now_event_ns`: [reject] or [ack, fill],
-        or for an id seen before, the replies it got then."""
+        or for an id seen before, the replies it got then. A `refusal` (the adapter's kill
+        switch, with its reason) rejects a new order as KILL_SWITCH."""
         self.stats.orders += 1
         known = self.ledger.replies(order.client_order_id)
         if known is not None and is_final(known):
             self.stats.repeats += 1
             return known
-        replies = self._decide(order, now_event_ns)
+        if refusal is not None:
+            replies: list[VenueReply] = [
+                self._reject(order, RejectReason.KILL_SWITCH, now_event_ns, refusal)
+            ]
+        else:
+            replies = self._decide(order, now_event_ns)
         for reply in replies:
             if isinstance(reply, Fill):
                 self._book_fill(reply)
