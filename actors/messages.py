@@ -94,6 +94,7 @@ class DenyReason(IntEnum):
     EMERGENCY = 16
     NET_NOTIONAL_LIMIT = 17
     UNKNOWN_SYMBOL = 18
+    RESTRICTED_INSTRUMENT = 19
 
 
 class RejectReason(IntEnum):

@@ -210,6 +210,13 @@ def _unknown_symbol(gate: RiskGate) -> RiskVerdict:
     return gate.check(intent(symbol="RTY"))  # not in the registry
 
 
+def _restricted_instrument(gate: RiskGate) -> RiskVerdict:
+    fill_into(gate, fill(LONG, 2, 5000.0))
+    closing = gate.check(intent(direction=SHORT, stop_price=5006.0))
+    assert closing.approved and closing.quantity == 2, "a restricted position may close"
+    return gate.check(intent())  # but not grow
+
+
 def _daily_loss_limit(gate: RiskGate) -> RiskVerdict:
     fill_into(gate, fill(LONG, 2, 5000.0))
     gate.book.on_bar(bar(4940.0, end_ns=T0 + 300 * NS))  # 2 x 60 points x $50 = -$6,000
@@ -245,6 +252,7 @@ SCENARIOS: dict[DenyReason, Callable[[RiskGate], RiskVerdict]] = {
     DenyReason.NOTIONAL_LIMIT: _notional_limit,
     DenyReason.NET_NOTIONAL_LIMIT: _net_notional_limit,
     DenyReason.UNKNOWN_SYMBOL: _unknown_symbol,
+    DenyReason.RESTRICTED_INSTRUMENT: _restricted_instrument,
     DenyReason.DAILY_LOSS_LIMIT: _daily_loss_limit,
     DenyReason.ORDER_RATE_LIMIT: _order_rate_limit,
     DenyReason.DUPLICATE_ID: _duplicate_id,
@@ -256,6 +264,7 @@ LIMITS: dict[DenyReason, dict[str, object]] = {
     DenyReason.NOTIONAL_LIMIT: {"max_notional": 500_000.0},
     DenyReason.NET_NOTIONAL_LIMIT: {"max_net_notional": 400_000.0},
     DenyReason.ORDER_RATE_LIMIT: {"max_orders_per_minute": 3, "max_position": 100},
+    DenyReason.RESTRICTED_INSTRUMENT: {"restricted_symbols": ["ES"], "max_order_size": 5},
 }
 
 

@@ -84,6 +84,7 @@ _POSITION_LIMIT = DenyReason.POSITION_LIMIT
 _NOTIONAL_LIMIT = DenyReason.NOTIONAL_LIMIT
 _NET_NOTIONAL_LIMIT = DenyReason.NET_NOTIONAL_LIMIT
 _UNKNOWN_SYMBOL = DenyReason.UNKNOWN_SYMBOL
+_RESTRICTED = DenyReason.RESTRICTED_INSTRUMENT
 _ORDER_SIZE_LIMIT = DenyReason.ORDER_SIZE_LIMIT
 _GUARDED = ("price", "atr", "score", "confidence", "stop_price")
 _POSITIVE = ("price", "atr")
@@ -190,6 +191,9 @@ class RiskGate:
             return _deny(intent, _REDUCING_ONLY, f"position {held}")
         if engaged and not reducing:  # engaged, letting only risk-reducing orders through
             return _deny(intent, _KILL_SWITCH, controls.reason)
+        restricted = symbol in limits.restricted_symbols
+        if restricted and not reducing:
+            return _deny(intent, _RESTRICTED, f"{symbol} is on the restricted list")
 
         mark = book.mark(symbol)
         if not abs(price - mark) <= limits.price_band_fraction * mark:  # NaN mark: deny
@@ -209,7 +213,7 @@ class RiskGate:
         if closable < 0:  # not max(0, ...): a builtin call with two arguments costs ~80 ns
             closable = 0
         kelly = math.nan
-        closing = direction == _FLAT or state is _REDUCING or engaged
+        closing = direction == _FLAT or state is _REDUCING or engaged or restricted
         if closing:
             quantity, stop_distance, detail = closable, math.nan, _CLOSING
         else:

@@ -63,6 +63,9 @@ class RiskLimits(InstrumentParams, frozen=True, forbid_unknown_fields=True, kw_o
     """Share of the full Kelly fraction used (quarter Kelly)."""
     min_kelly_trades: AtLeastOne = 20
     """Closed round trips needed before Kelly statistics are trusted."""
+    restricted_symbols: tuple[str, ...] = ()
+    """Instruments on the restricted list (compliance, a corporate event): a position in
+    them may only be reduced, never opened or grown (`RESTRICTED_INSTRUMENT`)."""
     pending_ttl_s: Positive = 300.0
     """How long an approved, unfilled quantity counts against the limits. Risk sees no
     cancels or expiries yet, so without a horizon an unfilled order would block forever."""
@@ -71,6 +74,8 @@ class RiskLimits(InstrumentParams, frozen=True, forbid_unknown_fields=True, kw_o
         yield from super().symbol_references()
         for symbol in self.position_limits:
             yield f"position_limits.{symbol}", symbol
+        for i, symbol in enumerate(self.restricted_symbols):
+            yield f"restricted_symbols[{i}]", symbol
 
     def position_limit(self, symbol: str) -> int:
         """The most contracts `symbol` may hold, long or short."""
