@@ -18,6 +18,7 @@ SUITES = {
     "instructions": "bench.instructions",
     "chaos": "bench.chaos",
     "policy": "bench.policy",
+    "risk": "bench.risk",
 }
 
 
