@@ -12,6 +12,8 @@ from itertools import count
 from pathlib import Path
 
 import msgspec
+import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -42,6 +44,7 @@ from actors.risk import (
     risk_contracts,
 )
 from actors.risk.actor import RiskState
+from actors.risk.sizing import NormalVolatility, volatility_adjustment
 from actors.risk.throttle import OrderThrottle
 from kernel.codec import Codec
 from tests.helpers import actor_context
@@ -373,6 +376,45 @@ def test_kelly_shrinks_the_risk_once_enough_trades_closed(make_gate):
     assert later.kelly_fraction == pytest.approx(quarter, rel=1e-9)
     assert later.approved and later.quantity == math.floor(quarter * gate.book.equity / 100.0)
     assert later.quantity == 6
+
+
+def test_kelly_is_scaled_by_the_volatility_against_its_normal(make_gate):
+    gate = make_gate(max_order_size=20, max_position=20, max_notional=1e9, max_net_notional=1e9)
+    _round_trips(gate, wins=10, losses=10, win_points=1.02)
+    unscaled = gate.check(intent(atr=1.0)).kelly_fraction  # no bars seen: adjustment 1
+    for k in range(30):  # a normal ATR of 5 points at 5000: 0.1 %
+        gate.on_bar(msgspec.structs.replace(bar(5000.0, end_ns=T0 + k * NS), atr=5.0))
+    gate.on_bar(msgspec.structs.replace(bar(5000.0), timeframe_s=1800, atr=50.0))  # ignored
+    assert gate.normal_volatility.by_symbol["ES"] == pytest.approx(0.001)
+    twice = gate.check(intent(atr=10.0))  # twice the normal volatility: half the Kelly
+    assert twice.kelly_fraction == pytest.approx(unscaled / 2, rel=1e-9)
+    calm = gate.check(intent(atr=1.0))  # a fifth of it: capped at twice the Kelly
+    assert calm.kelly_fraction == pytest.approx(unscaled * 2, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("normal", "current", "adjustment"),
+    [
+        (0.001, 0.002, 0.5),
+        (0.001, 0.001, 1.0),
+        (0.001, 0.0004, 2.0),
+        (math.nan, 0.001, 1.0),
+        (0.001, 0.0, 1.0),
+        (0.0, 0.001, 1.0),
+    ],
+)
+def test_the_volatility_adjustment_known_answers(normal, current, adjustment):
+    assert volatility_adjustment(normal, current) == adjustment
+
+
+def test_the_normal_volatility_is_pandas_ewm_of_atr_over_close():
+    rng = np.random.default_rng(3)
+    atrs, closes = rng.uniform(2, 8, 400), rng.uniform(4900, 5100, 400)
+    normal = NormalVolatility(bars=50)
+    for atr, close in zip(atrs, closes, strict=True):
+        normal.on_bar("ES", atr, close)
+    want = pd.Series(atrs / closes).ewm(span=50, adjust=False).mean().iloc[-1]
+    assert normal.by_symbol["ES"] == pytest.approx(want, rel=1e-12)
 
 
 def test_no_edge_means_zero_size(make_gate):

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import msgspec
 import numpy as np
 import pytest
+from scipy import stats
 
 from actors.messages import (
     AnyMessage,
@@ -232,6 +233,31 @@ async def test_a_volatility_spike_reduces_once_per_episode_and_never_loosens(cap
     actor.on_timer(SNAPSHOT_TIMER)
     assert switch.trading_state == TradingState.HALTED
     await actor.on_stop()
+
+
+async def test_a_var_over_its_limit_reduces(capture, system):
+    actor, out = await _monitor(capture, system, var_limit=1_000.0)
+    closes = _random_walk(60, seed=6, scale=0.002)
+    _walk(actor, closes)
+    actor.on_message(fill(LONG, 1, closes[-1][0], fill_id="one"))
+    actor.on_timer(SNAPSHOT_TIMER)
+    one = _risk(out)[-1].var_99
+    assert one < 1_000.0 and KillSwitch.open(system).trading_state == TradingState.ACTIVE
+    actor.on_message(fill(LONG, 4, closes[-1][0], fill_id="four more"))
+    actor.on_timer(SNAPSHOT_TIMER)
+    assert _risk(out)[-1].var_99 == pytest.approx(5 * one, rel=1e-9)  # linear in size
+    state = KillSwitch.open(system).state()
+    assert state.trading_state == TradingState.REDUCING and "99% VaR" in state.state_reason
+    await actor.on_stop()
+
+
+def test_one_contract_fits_the_default_var_limit():
+    """The defaults hang together: one ES contract's 99 % VaR over a 5-minute period of
+    0.1 % volatility is far inside `var_limit`, the notional cap's book is not."""
+    params = RiskMonitorActor.parse_params({})
+    one_contract = stats.norm.ppf(0.99) * 4150.0 * 50.0 * 0.001
+    assert one_contract < params.var_limit / 4
+    assert stats.norm.ppf(0.99) * params.limits.max_notional * 0.001 > params.var_limit
 
 
 async def test_a_correlation_shock_reduces(capture, system):

@@ -101,6 +101,7 @@ class RiskActor(ServesInstruments, Actor):
 
     def on_bar(self, bar: Bar) -> None:
         self.book.on_bar(bar)
+        self.gate.on_bar(bar)
 
     def state_to_save(self) -> RiskState:
         return RiskState(book=self.book.state(), gate=self.gate.memory())

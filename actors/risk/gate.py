@@ -33,7 +33,9 @@ Sizing. An intent to go LONG or SHORT in the ACTIVE state opens risk: contracts 
 floor(risk fraction x equity / (stop_atr_multiple x ATR x the symbol's point value)). The
 risk fraction is `risk_per_trade_fraction` until `min_kelly_trades` round trips have
 closed; after that, the fractional Kelly fraction when lower (Kelly may shrink the risk,
-never grow it past the ceiling, and no edge means no trade). A FLAT intent, or any intent
+never grow it past the ceiling, and no edge means no trade), scaled by the volatility
+adjustment min(normal / current, 2): current = the intent's ATR / price, normal = the
+symbol's EWMA of ATR / close over `volatility_bars` bars (sizing.py). A FLAT intent, or any intent
 the REDUCING state lets through, closes: its size is what is held and not already being
 closed.
 
@@ -50,12 +52,17 @@ from collections.abc import Callable
 import msgspec
 
 from actors.common.recent import RecentIds
-from actors.messages import DenyReason, Direction, RiskVerdict, TradeIntent, TradingState
+from actors.messages import Bar, DenyReason, Direction, RiskVerdict, TradeIntent, TradingState
 from actors.risk.book import RiskBook
 from actors.risk.killswitch import KillSwitch
 from actors.risk.limits import RiskLimits
 from actors.risk.pending import Approval, PendingOrders
-from actors.risk.sizing import kelly_fraction, risk_contracts
+from actors.risk.sizing import (
+    NormalVolatility,
+    kelly_fraction,
+    risk_contracts,
+    volatility_adjustment,
+)
 from actors.risk.throttle import OrderThrottle
 
 REMEMBERED_INTENTS = 100_000
@@ -103,6 +110,8 @@ class GateMemory(msgspec.Struct, kw_only=True):
     (records saved before this form hold a list of ints, read the same)."""
     intent_ids: list[msgspec.Raw] = []
     """The newest intent ids (`RecentIds.saved`)."""
+    normal_volatility: dict[str, float] = {}
+    """Per symbol, the EWMA of ATR / close (`NormalVolatility`)."""
 
 
 class RiskGate:
@@ -125,6 +134,7 @@ class RiskGate:
         self._clock = clock
         self._intent_ids = RecentIds(REMEMBERED_INTENTS, PERSISTED_INTENTS, memory.intent_ids)
         self._throttle = OrderThrottle(limits.max_orders_per_minute, memory.approvals_ns)
+        self.normal_volatility = NormalVolatility(limits.volatility_bars, memory.normal_volatility)
         # Per symbol, looked up once per intent: (point value, position limit).
         self._terms = {
             symbol: (instrument.point_value, limits.position_limit(symbol))
@@ -137,7 +147,14 @@ class RiskGate:
             pending=self.pending.to_list(),
             approvals_ns=self._throttle.to_bytes(),
             intent_ids=self._intent_ids.saved(),
+            normal_volatility=dict(self.normal_volatility.by_symbol),
         )
+
+    def on_bar(self, bar: Bar) -> None:
+        """A closed bar of the intents' timeframe: its ATR moves the symbol's normal
+        volatility."""
+        if bar.timeframe_s == self.limits.volatility_timeframe_s:
+            self.normal_volatility.on_bar(bar.symbol, bar.atr, bar.close)
 
     def on_fill(self, symbol: str, side: int, quantity: int) -> None:
         self.pending.fill(symbol, side, quantity)
@@ -220,7 +237,12 @@ class RiskGate:
             risk_fraction, detail = limits.risk_per_trade_fraction, _FIXED
             stats = book.stats
             if stats.trades >= limits.min_kelly_trades:
-                kelly = limits.kelly_fraction * kelly_fraction(stats.win_rate, stats.payoff_ratio)
+                normal = self.normal_volatility.by_symbol.get(symbol, math.nan)
+                kelly = (
+                    limits.kelly_fraction
+                    * kelly_fraction(stats.win_rate, stats.payoff_ratio)
+                    * volatility_adjustment(normal, atr / price)
+                )
                 if kelly < risk_fraction:
                     risk_fraction, detail = kelly, _KELLY
             stop_distance = limits.stop_atr_multiple * atr

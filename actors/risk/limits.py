@@ -61,6 +61,11 @@ class RiskLimits(InstrumentParams, frozen=True, forbid_unknown_fields=True, kw_o
     """Deny an intent whose price is further than this from the last mark."""
     kelly_fraction: Fraction = 0.25
     """Share of the full Kelly fraction used (quarter Kelly)."""
+    volatility_bars: AtLeastOne = 250
+    """Bars of the EWMA of ATR / close that is each symbol's normal volatility: Kelly is
+    scaled by min(normal / the intent's ATR / price, 2)."""
+    volatility_timeframe_s: AtLeastOne = 300
+    """The bars that EWMA reads: those the intents' ATR comes from (the tactical bars)."""
     min_kelly_trades: AtLeastOne = 20
     """Closed round trips needed before Kelly statistics are trusted."""
     restricted_symbols: tuple[str, ...] = ()

@@ -1,4 +1,5 @@
-"""Position sizing: Kelly fraction from trade statistics, contracts from risk per trade."""
+"""Position sizing: Kelly fraction from trade statistics, its volatility adjustment,
+contracts from risk per trade."""
 
 import math
 
@@ -32,3 +33,34 @@ def risk_contracts(
     if budget <= 0.0:
         return 0
     return math.floor(budget / (stop_distance * point_value) + EPSILON)
+
+
+MAX_VOLATILITY_ADJUSTMENT = 2.0
+"""The documents' cap: calm markets may at most double the Kelly fraction."""
+
+
+def volatility_adjustment(normal: float, current: float) -> float:
+    """min(normal / current, 2): a trade in a market more volatile than its normal is
+    sized down in proportion, one in a calmer market up to twice. 1 when either is
+    unknown (NaN, not positive): never divide by a zero volatility."""
+    if not (normal > 0.0 and current > 0.0):
+        return 1.0
+    return min(normal / current, MAX_VOLATILITY_ADJUSTMENT)
+
+
+class NormalVolatility:
+    """Per symbol, an EWMA of the bar's ATR as a fraction of its close: the volatility a
+    trade's is compared with (`volatility_adjustment`)."""
+
+    def __init__(self, bars: int, saved: dict[str, float] | None = None) -> None:
+        self._alpha = 2.0 / (bars + 1)
+        self.by_symbol: dict[str, float] = dict(saved or {})
+
+    def on_bar(self, symbol: str, atr: float, close: float) -> None:
+        if not (atr > 0.0 and close > 0.0 and math.isfinite(atr / close)):
+            return
+        fraction = atr / close
+        known = self.by_symbol.get(symbol)
+        self.by_symbol[symbol] = (
+            fraction if known is None else known + self._alpha * (fraction - known)
+        )

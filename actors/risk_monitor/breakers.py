@@ -5,6 +5,7 @@
 | drawdown | drawdown from the equity peak >= `max_drawdown_pct` | HALTED + kill switch |
 | daily loss | loss since the day began >= the gate's `daily_loss_limit` | HALTED + kill switch |
 | consecutive losses | `max_consecutive_losses` losing round trips in a row | HALTED |
+| VaR | one period's 99 % VaR >= `var_limit` | REDUCING |
 | volatility | an instrument's volatility >= `volatility_ratio_limit` x its normal | REDUCING |
 | correlation shock | a pairwise correlation moved by >= `correlation_shock` | REDUCING |
 
@@ -27,6 +28,7 @@ class BreakerLimits:
     max_consecutive_losses: int
     volatility_ratio_limit: float
     correlation_shock: float
+    var_limit: float
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class Figures:
     consecutive_losses: int
     volatility_ratio: float
     correlation_change: float
+    var_99: float
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ def conditions(limits: BreakerLimits, figures: Figures) -> list[Trip]:
     if figures.consecutive_losses >= limits.max_consecutive_losses:
         reason = f"{figures.consecutive_losses} losing trades in a row"
         held.append(Trip("consecutive_losses", TradingState.HALTED, False, reason))
+    if figures.var_99 >= limits.var_limit:
+        reason = f"99% VaR {figures.var_99:.0f} >= {limits.var_limit:g}"
+        held.append(Trip("var", TradingState.REDUCING, False, reason))
     if figures.volatility_ratio >= limits.volatility_ratio_limit:
         reason = (
             f"volatility {figures.volatility_ratio:.2f}x normal "
