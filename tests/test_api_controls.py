@@ -217,3 +217,12 @@ async def test_the_switch_can_be_engaged_letting_reducing_orders_through(http, s
     assert status == 200 and body["kill_switch"]["reducing_allowed"] is True
     with KillSwitch.open(system) as switch:
         assert switch.engaged and switch.reducing_allowed
+
+
+async def test_flatten_asks_the_risk_actor_to_close_every_position(http, system):
+    flatten = {"command": "FLATTEN", "reason": "end of day", "operator": "alice"}
+    status, body, _ = await call(http, "/control", flatten, AUTH)
+    assert status == 200 and body["kill_switch"]["flatten_requests"] == 1
+    assert body["kill_switch"]["trading_state"] == "REDUCING"
+    with KillSwitch.open(system) as switch:
+        assert switch.flatten_requests == 1

@@ -283,6 +283,37 @@ def test_kill_switch_blocks_every_order_and_survives_a_risk_restart(tmp_path, sy
     assert system.terminate()[0] == 0
 
 
+def _positions(tmp_path: Path) -> dict[str, int]:
+    """Each symbol's position from every fill journaled."""
+    held: dict[str, int] = {}
+    for row in journaled(tmp_path).fills:
+        held[row["symbol"]] = held.get(row["symbol"], 0) + row["side"] * row["quantity"]
+    return held
+
+
+def test_flatten_closes_every_position_through_execution(tmp_path, systems):
+    """The market stops after 3,000 ticks with a position open (the seeded run always ends
+    short NQ): with no more bars, no strategy intent can close it, only FLATTEN."""
+    ticks = 3_000
+    system = start_pipeline(tmp_path, pipeline_config(tmp_path, ticks))
+    systems.append(system)
+    wait_quiescent(system, ticks)
+    wait_until(lambda: any(_positions(tmp_path).values()), 30, "the last fills journaled")
+    held = {symbol: quantity for symbol, quantity in _positions(tmp_path).items() if quantity}
+    with KillSwitch.open(system.name) as switch:
+        assert switch.request_flatten("pytest", "end of the test") == 1
+        assert switch.trading_state is TradingState.REDUCING
+        wait_until(lambda: not any(_positions(tmp_path).values()), 30, "every position closed")
+        assert "FLATTEN: end of the test" in switch.state().state_reason
+    flattening = {
+        v["symbol"]: (v["direction"], v["quantity"])
+        for v in journaled(tmp_path).verdicts
+        if v["intent_id"].startswith("flatten-1-")
+    }
+    assert flattening == {s: (-1 if q > 0 else 1, abs(q)) for s, q in held.items()}
+    assert system.terminate()[0] == 0
+
+
 @pytest.mark.parametrize(
     ("actor", "point", "nth"),
     [

@@ -43,7 +43,7 @@ from actors.risk import (
     killswitch_path,
     risk_contracts,
 )
-from actors.risk.actor import RiskState
+from actors.risk.actor import FLATTEN_TIMER, RiskState
 from actors.risk.sizing import NormalVolatility, volatility_adjustment
 from actors.risk.throttle import OrderThrottle
 from kernel.codec import Codec
@@ -891,6 +891,41 @@ async def test_control_changes_the_state_in_the_switch_file(capture, system):
     state = KillSwitch.open(system).state()
     assert (state.trading_state, state.state_by) == (TradingState.ACTIVE, "alice")
     await actor.on_stop()
+
+
+async def test_flatten_closes_every_position_once_per_request(capture, system):
+    actor, out = await _risk_actor(capture, system)
+    actor.on_message(bar(5000.0))
+    actor.on_message(bar(15000.0, "NQ"))
+    actor.on_message(fill(LONG, 2, 5000.0, fill_id="es"))
+    actor.on_message(fill(SHORT, 1, 15000.0, symbol="NQ", fill_id="nq"))
+    actor.on_timer(FLATTEN_TIMER)
+    assert out["verdicts"].messages == [], "nothing asked yet"
+    with KillSwitch.open(system) as switch:
+        assert switch.request_flatten("api:alice", "risk officer") == 1
+    actor.on_timer(FLATTEN_TIMER)
+    actor.on_timer(FLATTEN_TIMER)  # answered once
+    es, nq = sorted(out["verdicts"].messages, key=lambda v: v.symbol)
+    assert (es.intent_id, es.direction, es.quantity) == ("flatten-1-ES", SHORT, 2)
+    assert (nq.intent_id, nq.direction, nq.quantity) == ("flatten-1-NQ", LONG, 1)
+    assert es.approved and es.detail == "FLATTEN #1" and es.price == 5000.0
+    state = KillSwitch.open(system).state()
+    assert state.trading_state == TradingState.REDUCING
+    assert state.state_reason == "FLATTEN: risk officer" and state.flatten_requests == 1
+    # A restarted actor knows the request was answered; a control message asks again.
+    saved = msgspec.msgpack.decode(msgspec.msgpack.encode(actor.state_to_save()), type=RiskState)
+    await actor.on_stop()
+    again, out = await _risk_actor_with_state(capture, system, saved)
+    again.on_timer(FLATTEN_TIMER)
+    assert out["verdicts"].messages == []
+    again.on_message(Control(command=ControlCommand.FLATTEN, reason="again", operator="bob"))
+    assert out["verdicts"].messages == [], "what is being closed is not closed twice"
+    again.on_message(fill(SHORT, 1, 5000.0, fill_id="es-out"))  # half the ES closed
+    again.on_message(fill(SHORT, 1, 5000.0, fill_id="es-new"))  # an older order: short again
+    again.on_message(Control(command=ControlCommand.FLATTEN, reason="again", operator="bob"))
+    assert out["verdicts"].messages == []  # ES: 0 held, NQ: its close still pending
+    assert KillSwitch.open(system).flatten_requests == 3
+    await again.on_stop()
 
 
 async def test_a_new_instance_sees_the_engaged_switch_from_shared_memory(capture, system):

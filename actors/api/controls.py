@@ -36,8 +36,9 @@ class ResetRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
 
 
 class ControlRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    command: Literal["HALT", "RESUME"]
-    """HALT: only cancels pass; RESUME: trading ACTIVE again."""
+    command: Literal["HALT", "RESUME", "FLATTEN"]
+    """HALT: only cancels pass; RESUME: trading ACTIVE again; FLATTEN: REDUCING, and the
+    risk actor closes every position (within 100 ms)."""
     reason: Reason
     operator: Operator
 
@@ -70,6 +71,9 @@ def reset(switch: KillSwitch, request: ResetRequest) -> ControlAnswer:
 
 
 def control(switch: KillSwitch, request: ControlRequest) -> ControlAnswer:
+    if request.command == "FLATTEN":
+        switch.request_flatten(by(request.operator), request.reason)
+        return _answer(True, switch)
     state = _COMMANDS[request.command]
     changed = switch.set_trading_state(state, by(request.operator), request.reason)
     return _answer(changed, switch)

@@ -2,7 +2,9 @@
 
 Consumes TradeIntent (answered at once by a RiskVerdict, approved or denied, carrying the
 intent's origin_ns so the order path can be traced), Fill (the book), Bar (marks) and
-Control (HALT -> HALTED, RESUME -> ACTIVE, FLATTEN -> REDUCING; SHUTDOWN is the kernel's).
+Control (HALT -> HALTED, RESUME -> ACTIVE, FLATTEN -> REDUCING and every position closed;
+SHUTDOWN is the kernel's). A FLATTEN asked through the kill-switch file (the API's) is
+seen within `FLATTEN_POLL_S`: one approved closing verdict per open position.
 It publishes nothing else: the risk monitor (actors.risk_monitor), off the order path,
 reports the same book and limits with the portfolio's VaR.
 
@@ -34,11 +36,10 @@ from actors.risk.killswitch import KillSwitch
 from actors.risk.limits import RiskLimits
 from kernel.actor import Actor, Port
 
-_STATES = {
-    ControlCommand.HALT: TradingState.HALTED,
-    ControlCommand.RESUME: TradingState.ACTIVE,
-    ControlCommand.FLATTEN: TradingState.REDUCING,
-}
+_STATES = {ControlCommand.HALT: TradingState.HALTED, ControlCommand.RESUME: TradingState.ACTIVE}
+FLATTEN_TIMER = "flatten"
+FLATTEN_POLL_S = 0.1
+"""How often the kill-switch file is read for a FLATTEN request (one word)."""
 
 
 class RiskParams(RiskLimits, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -95,6 +96,16 @@ class RiskActor(ServesInstruments, Actor):
                 state.state_reason,
                 state.state_by,
             )
+        self.set_timer(FLATTEN_TIMER, FLATTEN_POLL_S)
+
+    def on_timer(self, name: str) -> None:
+        if name == FLATTEN_TIMER:
+            self._flatten()
+
+    def _flatten(self) -> None:
+        for verdict in self.gate.flatten():
+            self.log.warning("FLATTEN: closing %d %s", verdict.quantity, verdict.symbol)
+            self._verdicts.publish(verdict)
 
     def on_intent(self, intent: TradeIntent) -> None:
         self._verdicts.publish(self.gate.check(intent))
@@ -127,10 +138,14 @@ class RiskActor(ServesInstruments, Actor):
             self.gate.on_fill(fill.symbol, int(fill.side), fill.quantity)
 
     def on_control(self, control: Control) -> None:
+        by = control.operator or "unknown operator"
+        if control.command == ControlCommand.FLATTEN:
+            self.controls.request_flatten(by, control.reason or "no reason")
+            self._flatten()
+            return
         state = _STATES.get(control.command)
         if state is None:
             return
-        by = control.operator or "unknown operator"
         if self.controls.set_trading_state(state, by, control.reason):
             self.log.warning(
                 "trading state %s by %s: %s", state.name, by, control.reason or "no reason"

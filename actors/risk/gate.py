@@ -112,6 +112,8 @@ class GateMemory(msgspec.Struct, kw_only=True):
     """The newest intent ids (`RecentIds.saved`)."""
     normal_volatility: dict[str, float] = {}
     """Per symbol, the EWMA of ATR / close (`NormalVolatility`)."""
+    flattened: int = 0
+    """The FLATTEN requests already answered with closing verdicts (`RiskGate.flatten`)."""
 
 
 class RiskGate:
@@ -135,6 +137,7 @@ class RiskGate:
         self._intent_ids = RecentIds(REMEMBERED_INTENTS, PERSISTED_INTENTS, memory.intent_ids)
         self._throttle = OrderThrottle(limits.max_orders_per_minute, memory.approvals_ns)
         self.normal_volatility = NormalVolatility(limits.volatility_bars, memory.normal_volatility)
+        self._flattened = memory.flattened
         # Per symbol, looked up once per intent: (point value, position limit).
         self._terms = {
             symbol: (instrument.point_value, limits.position_limit(symbol))
@@ -148,7 +151,44 @@ class RiskGate:
             approvals_ns=self._throttle.to_bytes(),
             intent_ids=self._intent_ids.saved(),
             normal_volatility=dict(self.normal_volatility.by_symbol),
+            flattened=self._flattened,
         )
+
+    def flatten(self) -> list[RiskVerdict]:
+        """When a FLATTEN request is outstanding (the kill-switch file counts them), one
+        approved closing verdict per open position, for what is held and not already being
+        closed; the request is then answered. An IOC that finds too little liquidity leaves
+        a rest, which the next request closes. Ids `flatten-<request>-<symbol>`: a verdict
+        re-published after a crash makes the same order, which execution sends once."""
+        requested = self.controls.flatten_requests
+        if requested <= self._flattened:
+            return []
+        self._flattened = requested
+        now = self._clock()
+        self.pending.expire(now)
+        verdicts = []
+        for symbol, held in self.book.positions.items():
+            quantity = held.quantity
+            side = -1 if quantity > 0 else 1
+            open_rest = abs(quantity) - self.pending.quantity(symbol, side)
+            terms = self._terms.get(symbol)
+            if not quantity or open_rest <= 0 or terms is None:
+                continue
+            mark = held.mark
+            self.pending.add(now, symbol, side, open_rest, mark * terms[0])
+            verdicts.append(
+                RiskVerdict(
+                    intent_id=f"flatten-{requested}-{symbol}",
+                    symbol=symbol,
+                    approved=True,
+                    reason=_NONE,
+                    direction=_SIDES[side],
+                    quantity=open_rest,
+                    price=mark,
+                    detail=f"FLATTEN #{requested}",
+                )
+            )
+        return verdicts
 
     def on_bar(self, bar: Bar) -> None:
         """A closed bar of the intents' timeframe: its ATR moves the symbol's normal

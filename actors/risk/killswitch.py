@@ -16,7 +16,7 @@ eight u64 words, then NUL-padded UTF-8 text; offsets below are from the payload.
     word 1 engage count         word 5 state_changed_at_ns (wall clock)
     word 2 engaged_at_ns
     word 3 reset_at_ns          word 6 risk-reducing orders allowed while engaged (0 / 1)
-                                word 7 reserved (wall clock times)
+                                word 7 FLATTEN requests so far (wall clock times)
     text: reason, engaged_by, reset_by, state_reason, state_by
 
 Readers take no lock: the hot path reads one aligned word through a memoryview. Writers
@@ -43,7 +43,9 @@ VERSION = 2  # 2: the common segment header replaces the file's own magic and ve
 SIZE = 4096
 _PAYLOAD = SIZE - shm.HEADER_BYTES
 
-_ENGAGED, _COUNT, _ENGAGED_AT, _RESET_AT, _STATE, _STATE_AT, _REDUCING_ALLOWED = range(7)
+(_ENGAGED, _COUNT, _ENGAGED_AT, _RESET_AT, _STATE, _STATE_AT, _REDUCING_ALLOWED, _FLATTEN) = range(
+    8
+)
 _TEXT = {  # name: (byte offset in the payload, bytes)
     "reason": (64, 256),
     "engaged_by": (320, 64),
@@ -80,6 +82,8 @@ class KillSwitchState(msgspec.Struct, frozen=True, kw_only=True):
     state_by: str
     reducing_allowed: bool = False
     """Whether orders that only reduce a position pass while the switch is engaged."""
+    flatten_requests: int = 0
+    """FLATTEN requests so far (the risk actor closes every position once per request)."""
 
 
 def reduces_exposure(position: int, side: int, quantity: int) -> bool:
@@ -180,6 +184,18 @@ class KillSwitch:
             self._set_state(state, by, reason)
             return True
 
+    @property
+    def flatten_requests(self) -> int:
+        return self._words[_FLATTEN]
+
+    def request_flatten(self, by: str, reason: str) -> int:
+        """Ask for every position to be closed: trading REDUCING (from any state: a HALT
+        would stop the closing orders too), then the request counted; its number."""
+        with self._locked():
+            self._set_state(TradingState.REDUCING, by, f"FLATTEN: {reason}")
+            self._words[_FLATTEN] += 1
+            return self._words[_FLATTEN]
+
     def restrict_to_reducing(self, by: str, reason: str) -> bool:
         """REDUCING from ACTIVE, or from a hold for reconciliation (trading is ACTIVE
         underneath: the fault must outlast the hold); True if this call changed the state.
@@ -261,6 +277,7 @@ class KillSwitch:
             state_reason=self._read_text("state_reason"),
             state_by=self._read_text("state_by"),
             reducing_allowed=words[_REDUCING_ALLOWED] != 0,
+            flatten_requests=words[_FLATTEN],
         )
 
     @property
