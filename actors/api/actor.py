@@ -53,6 +53,7 @@ class ApiActor(Actor):
             params.journal,
             self._switch,
             auth,
+            params.journal_path,
         )
         # The Host check needs the bound port: it is set once the site listens.
         self._allowed: set[str] = set()
@@ -71,6 +72,7 @@ class ApiActor(Actor):
 
     def on_risk_snapshot(self, snapshot: RiskSnapshot) -> None:
         self.risk.snapshot = snapshot
+        self._routes.broadcast_risk()
 
     def on_position_snapshot(self, position: PositionSnapshot) -> None:
         self.risk.positions[position.symbol] = position

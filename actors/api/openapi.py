@@ -7,6 +7,7 @@ shape's type from the message type itself, so the document follows the messages.
 """
 
 import enum
+import types
 import typing
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -14,7 +15,8 @@ from typing import Any, Literal
 import msgspec
 
 from actors.api.state import ENVELOPE, Portfolio
-from actors.messages import PositionSnapshot, RiskSnapshot, VarBacktestSummary
+from actors.execution.orders import Order
+from actors.messages import Fill, PositionSnapshot, RiskSnapshot, VarBacktestSummary
 
 
 class ErrorBody(msgspec.Struct, frozen=True):
@@ -28,7 +30,12 @@ def _json_type(annotation: Any) -> Any:
         return Literal[tuple(member.name for member in annotation)]  # type: ignore[misc]
     if annotation is float:
         return float | None
+    if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
+        return json_form(annotation, annotation.__name__.removesuffix("Summary"))
     origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        members = tuple(_json_type(member) for member in typing.get_args(annotation))
+        return typing.Union[members]  # noqa: UP007 (built from a tuple)
     if origin is dict:
         key, value = typing.get_args(annotation)
         return dict[key, _json_type(value)]  # type: ignore[valid-type]
@@ -45,7 +52,10 @@ def json_form(
     extra: list[tuple[str, Any]] | None = None,
 ) -> type[msgspec.Struct]:
     """A Struct of `message`'s domain fields in their JSON form (`_json_type`), some
-    renamed, plus `extra` fields: the schema of what `as_json` makes of it."""
+    renamed, plus `extra` fields: the schema of what `as_json` makes of it. One type per
+    name, so that a message nested in two answers is one schema component."""
+    if name in _JSON_FORMS:
+        return _JSON_FORMS[name]
     renames = renames or {}
     hints = typing.get_type_hints(message)
     fields = [
@@ -53,11 +63,16 @@ def json_form(
         for field in message.__struct_fields__
         if field not in ENVELOPE
     ]
-    return msgspec.defstruct(name, [*fields, *(extra or [])], kw_only=True)
+    form = msgspec.defstruct(name, [*fields, *(extra or [])], kw_only=True)
+    _JSON_FORMS[name] = form
+    return form
+
+
+_JSON_FORMS: dict[str, type[msgspec.Struct]] = {}
 
 
 PositionBody = json_form(PositionSnapshot, "Position")
-VarBacktestBody = json_form(VarBacktestSummary, "VarBacktest")
+VarBacktestBody = _json_type(VarBacktestSummary)
 RiskBody = json_form(
     RiskSnapshot,
     "Risk",
@@ -82,6 +97,21 @@ class LimitsBody(msgspec.Struct, frozen=True, kw_only=True):
 class BacktestBody(msgspec.Struct, frozen=True, kw_only=True):
     var_method: str
     backtests: list[VarBacktestBody]  # type: ignore[valid-type]
+
+
+OrderBody = json_form(Order, "Order")
+FillBody = json_form(Fill, "Fill")
+
+
+class OrdersBody(msgspec.Struct, frozen=True, kw_only=True):
+    working: list[OrderBody]  # type: ignore[valid-type]
+    finished: list[OrderBody]  # type: ignore[valid-type]
+    """Newest first, at most `limit` (100; up to 1,000)."""
+
+
+class FillsBody(msgspec.Struct, frozen=True, kw_only=True):
+    fills: list[FillBody]  # type: ignore[valid-type]
+    """Oldest first from `since_ns`, at most `limit`."""
 
 
 class HealthBody(msgspec.Struct, frozen=True, kw_only=True):

@@ -24,6 +24,8 @@ class ApiParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     """The execution actor whose committed order counts /metrics exports."""
     journal: str = "journal"
     """The journal actor whose committed row counts /metrics exports (none: no such rows)."""
+    journal_path: str | None = "state/journal.sqlite"
+    """The journal /fills reads (read-only); None: /fills answers 503."""
     token_env: str = "GRANDMODEL_API_TOKEN"
     """The environment variable holding the bearer token of the mutating endpoints."""
     token_file: str | None = None

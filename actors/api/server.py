@@ -8,6 +8,8 @@ in a handler must never take the node down with it. The mutating endpoints need 
 bearer token (auth.py); their bodies are decoded into the Structs of controls.py.
 """
 
+import asyncio
+import contextlib
 import logging
 import typing
 from collections.abc import Awaitable, Callable, Collection
@@ -19,6 +21,7 @@ from aiohttp import web
 
 from actors.api import controls
 from actors.api.auth import Authenticator
+from actors.api.blotter import MAX_ROWS, committed_orders, journal_fills, order_json
 from actors.api.health import HealthSource, Row, all_running
 from actors.api.metrics import (
     CONTENT_TYPE,
@@ -30,13 +33,16 @@ from actors.api.metrics import (
 from actors.api.openapi import (
     BacktestBody,
     Endpoint,
+    FillsBody,
     HealthBody,
     LimitsBody,
+    OrdersBody,
     PositionsBody,
     RiskBody,
     document,
 )
 from actors.api.state import RiskState
+from actors.journal.query import JournalError
 from actors.risk.killswitch import KillSwitch
 from kernel.latency import read_histograms
 
@@ -112,6 +118,7 @@ class Routes:
         journal: str = "journal",
         switch: KillSwitch | None = None,
         auth: Authenticator | None = None,
+        journal_path: str | None = None,
     ) -> None:
         self.system = system
         self.health = health
@@ -121,7 +128,9 @@ class Routes:
         self.switch = switch
         """The system's kill switch (None: the controls answer 503)."""
         self.auth = auth or Authenticator(None, "GRANDMODEL_API_TOKEN")
+        self.journal_path = journal_path
         self.openapi: dict[str, Any] = {}
+        self.pushers: set[LatestPusher] = set()
 
     async def _authorized_body(
         self, request: web.Request, kind: type[Body]
@@ -178,6 +187,58 @@ class Routes:
     async def get_openapi(self, request: web.Request) -> web.Response:
         return json_response(self.openapi)
 
+    async def get_orders(self, request: web.Request) -> web.Response:
+        limit = _int_query(request, "limit", 100, 1, MAX_ROWS)
+        committed = committed_orders(self.system, self.execution)
+        if committed is None:
+            return json_response({"error": "execution has committed no order table yet"}, 503)
+        working, finished = committed
+        return json_response(
+            {
+                "working": [order_json(order) for order in working],
+                "finished": [order_json(order) for order in finished[:limit]],
+            }
+        )
+
+    async def get_fills(self, request: web.Request) -> web.Response:
+        limit = _int_query(request, "limit", 100, 1, MAX_ROWS)
+        since_ns = _int_query(request, "since_ns", 0, 0, 2**63 - 1)
+        if self.journal_path is None:
+            return json_response({"error": "no journal_path configured"}, 503)
+        try:
+            fills = journal_fills(self.journal_path, since_ns or None, limit)
+        except JournalError as error:
+            return json_response({"error": str(error)}, 503)
+        return json_response({"fills": fills})
+
+    async def ws_risk(self, request: web.Request) -> web.StreamResponse:
+        """Each new risk snapshot (the latest one first), as the /risk body; a client too
+        slow for every one gets the newest when it is ready (snapshots replace each other)."""
+        socket = web.WebSocketResponse(heartbeat=30.0)
+        await socket.prepare(request)
+        pusher = LatestPusher(socket)
+        self.pushers.add(pusher)
+        body = self.risk.to_json()
+        if body is not None:
+            pusher.offer(orjson.dumps(body).decode())
+        try:
+            async for _ in socket:  # the client says nothing that matters; wait for close
+                pass
+        finally:
+            self.pushers.discard(pusher)
+            pusher.close()
+        return socket
+
+    def broadcast_risk(self) -> None:
+        """A new snapshot: offer it to every /ws/risk client."""
+        if not self.pushers:
+            return
+        body = self.risk.to_json()
+        if body is not None:
+            text = orjson.dumps(body).decode()
+            for pusher in self.pushers:
+                pusher.offer(text)
+
     def _rows(self) -> tuple[list[Row], str | None]:
         """The health rows, or none and why when the system's table does not exist."""
         try:
@@ -217,6 +278,46 @@ class Routes:
         )
         text = render(rows, read_histograms(self.system), self.risk, counts, journal)
         return web.Response(body=text, headers={"Content-Type": CONTENT_TYPE})
+
+
+class LatestPusher:
+    """Sends one socket the newest text offered, never a queue of stale ones."""
+
+    def __init__(self, socket: web.WebSocketResponse) -> None:
+        self._socket = socket
+        self._latest: str | None = None
+        self._ready = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._send())
+
+    def offer(self, text: str) -> None:
+        self._latest = text
+        self._ready.set()
+
+    async def _send(self) -> None:
+        while not self._socket.closed:
+            await self._ready.wait()
+            self._ready.clear()
+            text, self._latest = self._latest, None
+            if text is not None:
+                with contextlib.suppress(ConnectionResetError):
+                    await self._socket.send_str(text)
+
+    def close(self) -> None:
+        self._task.cancel()
+
+
+def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter within [low, high]; a 400 naming it otherwise."""
+    text = request.query.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise web.HTTPBadRequest(reason=f"query {name}: an integer from {low} to {high}")
+    return value
 
 
 def _explained(error: msgspec.ValidationError, kind: type) -> str:
@@ -288,6 +389,26 @@ def endpoints(routes: Routes) -> list[tuple[Endpoint, Handler]]:
         (Endpoint("GET", "/metrics", "Prometheus text", None), routes.get_metrics),
         (
             Endpoint(
+                "GET",
+                "/orders",
+                "working and recently finished orders",
+                OrdersBody,
+                unavailable="no order table committed yet",
+            ),
+            routes.get_orders,
+        ),
+        (
+            Endpoint(
+                "GET",
+                "/fills",
+                "fills from the journal",
+                FillsBody,
+                unavailable="no readable journal",
+            ),
+            routes.get_fills,
+        ),
+        (
+            Endpoint(
                 "POST",
                 "/risk/kill",
                 "engage the kill switch",
@@ -335,4 +456,5 @@ def build_app(
         app.router.add_route(endpoint.method, endpoint.path, handler)
     routes.openapi = document([endpoint for endpoint, _ in table])
     app.router.add_get("/openapi.json", routes.get_openapi)
+    app.router.add_get("/ws/risk", routes.ws_risk)
     return app
