@@ -4,6 +4,8 @@ monitor's snapshots, and every answer decodes as the OpenAPI document says."""
 
 import asyncio
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -75,4 +77,43 @@ async def test_the_blotter_and_the_risk_stream_of_a_running_system(tmp_path, sys
         }
         async with http.get("/orders", params={"limit": "0"}) as response:
             assert response.status == 400 and "limit" in json.loads(await response.text())["error"]
+    assert system.terminate()[0] == 0
+
+
+TOKEN = "schemathesis-token-0123456789"
+
+
+def test_schemathesis_finds_no_server_error_and_no_answer_outside_its_schema(
+    tmp_path, systems, monkeypatch
+):
+    """Schemathesis (its CLI, every check) generates requests from /openapi.json of a
+    running system, the controls included (with the token): no 5xx, every answer as
+    documented, every invalid request refused with a 4xx."""
+    monkeypatch.setenv("GRANDMODEL_API_TOKEN", TOKEN)
+    system = start_pipeline(tmp_path, _with_monitor_and_api(tmp_path))
+    systems.append(system)
+    wait_until((tmp_path / "api.port").exists, 30, "the API to listen")
+    port = int((tmp_path / "api.port").read_text())
+    wait_until(lambda: len(journaled(tmp_path).fills) >= 1, 60, "a fill journaled")
+    cli = Path(sys.executable).parent / "schemathesis"
+    done = subprocess.run(
+        [
+            str(cli),
+            "run",
+            f"http://127.0.0.1:{port}/openapi.json",
+            "--checks",
+            "all",
+            "--header",
+            f"Authorization: Bearer {TOKEN}",
+            "--max-examples",
+            "30",
+            "--seed",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout[-4000:]
     assert system.terminate()[0] == 0
