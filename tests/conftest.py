@@ -2,11 +2,13 @@ import json
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
+from actors.api import ApiActor
 from actors.risk.killswitch import KillSwitch
 from kernel.codec import Codec
 from ringbuf import Lifetime, list_segments, unlink_segment
@@ -130,3 +132,10 @@ def _remove_durable_state_of_test_runs() -> Iterator[None]:
             status.stale or status.lifetime is Lifetime.DURABLE
         ):
             unlink_segment(status.name)
+
+
+@pytest.fixture
+async def http(api: ApiActor) -> AsyncIterator[aiohttp.ClientSession]:
+    """A client of the module's `api` fixture (an ApiActor listening on 127.0.0.1)."""
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{api.port}") as session:
+        yield session

@@ -145,12 +145,6 @@ async def api(system: str, tmp_path: Path) -> AsyncIterator[ApiActor]:
     await actor.on_stop()
 
 
-@pytest.fixture
-async def http(api: ApiActor) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(f"http://127.0.0.1:{api.port}") as session:
-        yield session
-
-
 async def get_json(http: aiohttp.ClientSession, path: str, method: str = "GET") -> tuple[int, Any]:
     async with http.request(method, path) as response:
         assert response.content_type == "application/json"

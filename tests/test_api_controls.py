@@ -40,12 +40,6 @@ async def api(system: str, tmp_path: Path, monkeypatch) -> AsyncIterator[ApiActo
     await actor.on_stop()
 
 
-@pytest.fixture
-async def http(api: ApiActor) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(f"http://127.0.0.1:{api.port}") as session:
-        yield session
-
-
 async def call(
     http: aiohttp.ClientSession,
     path: str,
