@@ -81,6 +81,17 @@ LOOSE_RISK_LIMITS = {
 }
 """Risk limits that let the strategy trade (sizing stays fixed-fractional: Kelly would
 size a coin-flip strategy to zero)."""
+QUIET_BREAKERS = {
+    "timeframe_s": 5,
+    "max_drawdown_pct": 100.0,
+    "max_consecutive_losses": 10**9,
+    "var_limit": 1e15,
+    "volatility_ratio_limit": 1e9,
+    "correlation_shock": 3.0,
+}
+"""Circuit breakers that never trip (a correlation moves by 2 at most): the run tests
+delivery, and a coin-flip strategy would halt itself within a minute (5 losses in a
+row), leaving nothing to deliver."""
 
 
 def chaos_config(workdir: Path, name: str, seed: int, max_restarts: int, period_s: float) -> dict:
@@ -96,7 +107,12 @@ def chaos_config(workdir: Path, name: str, seed: int, max_restarts: int, period_
         "feed": {"pace": "xN", "speed": 2000.0, "seed": seed},
         "risk": {**LOOSE_RISK_LIMITS, "initial_equity": 1e12},
         "journal": {"path": str(workdir / "journal.sqlite")},
-        "api": {"port": 0, "port_file": str(workdir / "api.port")},
+        "monitor": QUIET_BREAKERS,
+        "api": {
+            "port": 0,
+            "port_file": str(workdir / "api.port"),
+            "journal_path": str(workdir / "journal.sqlite"),
+        },
     }
     for actor in config["actors"]:
         actor["params"] = params.get(actor["name"], actor.get("params", {}))
