@@ -31,7 +31,7 @@ def _json_type(annotation: Any) -> Any:
     if annotation is float:
         return float | None
     if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
-        return json_form(annotation, annotation.__name__.removesuffix("Summary"))
+        return json_form(annotation, annotation.__name__)
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         members = tuple(_json_type(member) for member in typing.get_args(annotation))

@@ -168,6 +168,7 @@ class RiskMonitorActor(ServesInstruments, Actor):
         self._forecast: tuple[np.ndarray, dict[float, float]] | None = None
         """The latest exposures and their VaR per confidence (`_estimate`): what the open
         period is backtested against when its bar closes."""
+        self._volatility = self._volatility_figures()
         self._estimate()
         self.publish_snapshots()
         self.set_timer(SNAPSHOT_TIMER, params.snapshot_interval_s)
@@ -234,18 +235,20 @@ class RiskMonitorActor(ServesInstruments, Actor):
                 for confidence, backtest in self.backtests.items():
                     backtest.record(forecasts[confidence], loss)
         self.covariance.update(period_returns)
+        self._volatility = self._volatility_figures()
         self._estimate()
 
     def _estimate(self) -> None:
         """Every method's VaR and ES of the current exposures, and the forecast the open
         period will be backtested against."""
         exposures = self.exposures()
+        history = self.returns.matrix()
         estimates = {}
         for confidence in CONFIDENCES:
             level = round(confidence * 100)
             for method in VAR_METHODS:
                 if exposures.any():
-                    estimate = self._estimate_by(method, exposures, confidence)
+                    estimate = self._estimate_by(method, exposures, history, confidence)
                 else:  # nothing held, nothing at risk, whatever the history
                     estimate = var.RiskEstimate(0.0, 0.0)
                 estimates[f"{method}.var_{level}"] = estimate
@@ -257,15 +260,15 @@ class RiskMonitorActor(ServesInstruments, Actor):
         )
 
     def _estimate_by(
-        self, method: str, exposures: np.ndarray, confidence: float
+        self, method: str, exposures: np.ndarray, history: np.ndarray, confidence: float
     ) -> var.RiskEstimate:
         periods = self.covariance.observations
         if method == "parametric":
             return var.parametric(exposures, self.covariance.covariance, confidence, periods)
         if method == "historical":
-            return var.historical(exposures, self.returns.matrix(), confidence)
+            return var.historical(exposures, history, confidence)
         if method == "filtered_historical":
-            return var.filtered_historical(exposures, self.returns.matrix(), confidence)
+            return var.filtered_historical(exposures, history, confidence)
         return var.monte_carlo(
             exposures,
             self.covariance.covariance,
@@ -277,7 +280,8 @@ class RiskMonitorActor(ServesInstruments, Actor):
         )
 
     def _volatility_figures(self) -> tuple[float, float, float]:
-        """(volatility ratio, largest correlation change, correlation score)."""
+        """(volatility ratio, largest correlation change, correlation score): they move
+        only when a period ends, so they are computed then, not for every snapshot."""
         history = self.returns.matrix()
         if history.shape[0] < var.MIN_OBSERVATIONS:
             return NAN, NAN, NAN
@@ -300,7 +304,7 @@ class RiskMonitorActor(ServesInstruments, Actor):
         day = book.event_ns // 86_400_000_000_000
         high = book.equity if day != self._session[0] else max(self._session[1], book.equity)
         self._session = (day, high)
-        volatility_ratio, correlation_change, correlation_score = self._volatility_figures()
+        volatility_ratio, correlation_change, correlation_score = self._volatility
         held, new = self.breakers.evaluate(
             Figures(
                 book.drawdown_pct,
